@@ -73,10 +73,12 @@ __all__ = [
     "SentMessage",
     "ServerError",
     "Settings",
+    "__version__",
     "export_hook",
     "flush",
     "get_client",
     "import_hook",
+    "load_ipython_extension",
     "load_settings",
     "notify",
     "notify_channel",
@@ -85,10 +87,8 @@ __all__ = [
     "send_update",
     "tqdm",
     "trange",
-    "wakeup",
-    "__version__",
-    "load_ipython_extension",
     "unload_ipython_extension",
+    "wakeup",
 ]
 
 

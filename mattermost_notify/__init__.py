@@ -44,6 +44,8 @@ _LAZY: dict[str, str] = {
     "NotFoundError": "errors",
     "FileError": "errors",
     "MessageError": "errors",
+    "APIError": "errors",
+    "MattermostNotifyWarning": "errors",
     "HookError": "errors",
     "ServerError": "errors",
     "RateLimitedError": "errors",
@@ -55,6 +57,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "APIError",
     "AuthenticationError",
     "BackgroundSender",
     "ConfigurationError",
@@ -63,6 +66,7 @@ __all__ = [
     "HookError",
     "HookStore",
     "MattermostNotifyError",
+    "MattermostNotifyWarning",
     "MessageError",
     "MessageHook",
     "NetworkError",
@@ -135,11 +139,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .client import ConnectionReport, Notify, SentMessage
     from .config import Settings, load_settings
     from .errors import (
+        APIError,
         AuthenticationError,
         ConfigurationError,
         FileError,
         HookError,
         MattermostNotifyError,
+        MattermostNotifyWarning,
         MessageError,
         NetworkError,
         NotFoundError,

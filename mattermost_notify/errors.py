@@ -1,0 +1,117 @@
+"""The exception hierarchy of mattermost-notify.
+
+Every exception raised by the library derives from :class:`MattermostNotifyError`.
+Messages name the thing that went wrong (the user, channel, team, file or
+server) and never contain the access token.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "FileError",
+    "HookError",
+    "MattermostNotifyError",
+    "MattermostNotifyWarning",
+    "MessageError",
+    "NetworkError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "ServerError",
+]
+
+
+class MattermostNotifyError(Exception):
+    """Base class of every error raised by mattermost-notify."""
+
+
+class ConfigurationError(MattermostNotifyError):
+    """Missing or invalid settings: URL, token, team, config file, defaults."""
+
+
+class MessageError(MattermostNotifyError, ValueError):
+    """A message that cannot be sent: empty, not a string, unknown or reused id."""
+
+
+class FileError(MattermostNotifyError):
+    """A file to attach is missing, not a regular file, unreadable, too large or too many."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class HookError(MattermostNotifyError):
+    """A message hook file that is corrupt, truncated, from another server or too new."""
+
+
+class NetworkError(MattermostNotifyError):
+    """The server could not be reached: connection refused, DNS, TLS or timeout."""
+
+
+class APIError(MattermostNotifyError):
+    """The server answered with an error status.
+
+    ``error_id`` is the server's stable machine key (for example
+    ``api.context.session_expired.app_error``) and ``request_id`` its
+    ``X-Request-Id``, useful when reading the server's logs.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error_id: str | None = None,
+        request_id: str | None = None,
+        server_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_id = error_id
+        self.request_id = request_id
+        self.server_message = server_message
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        details = [
+            f"{name}={value}"
+            for name, value in (
+                ("status", self.status_code),
+                ("id", self.error_id),
+                ("request_id", self.request_id),
+            )
+            if value
+        ]
+        return f"{text} ({', '.join(details)})" if details else text
+
+
+class AuthenticationError(APIError):
+    """401: the token is missing, wrong, revoked or its user is deactivated."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the bot is authenticated but not allowed (not in the team or channel, ...)."""
+
+
+class NotFoundError(APIError):
+    """404: the user, channel, team or post does not exist or is hidden from the bot."""
+
+
+class RateLimitedError(APIError):
+    """429 that did not clear within the retry budget."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """5xx (or another unexpected answer) that did not clear within the retry budget."""
+
+
+class MattermostNotifyWarning(UserWarning):
+    """A background notification failed; the user's code goes on."""

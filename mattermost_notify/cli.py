@@ -1,0 +1,619 @@
+"""The ``mattermost-notify`` command.
+
+Subcommands: ``setup``, ``test``, ``send``, ``update`` (the original
+notify-mattermost 0.1.3 commands, with the same flags), ``sandbox``, ``demo``,
+``outbox`` and ``jupyter``.
+
+Exit status: 0 on success; 2 for a mistake on the user's side (a bad flag, a
+missing or malformed configuration, a missing file, a bad hook file), with one
+line on stderr and no traceback; 1 when the server or the network failed
+(unreachable, TLS, 401, 403, 404, 5xx); 130 on Ctrl-C.
+
+Everything heavier than argparse is imported inside the subcommand that needs
+it, so ``mattermost-notify --help`` is instant and each subcommand works even
+when another part of the package is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, NoReturn
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .client import Notify
+    from .config import Settings
+
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+PROG = "mattermost-notify"
+EXIT_OK = 0
+EXIT_FAILURE = 1  # the server or the network failed
+EXIT_USAGE = 2  # the user's input is wrong (same as argparse's own usage errors)
+EXIT_INTERRUPTED = 130
+
+ORIGINAL_CONFIG_NAME = ".mattermost_notify"
+
+CONFIGFILE_HELP = (
+    "configuration file to use, or a directory holding a .mattermost_notify file "
+    "(default: the usual search order, see the docs)"
+)
+
+
+class UsageError(Exception):
+    """A mistake on the user's side that the CLI reports in one line (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``prog: error: ... (see prog --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# --------------------------------------------------------------------------
+# small helpers
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _read_message(message: str, stdin: IO[str] | None = None) -> str:
+    """``-`` means: read the message from standard input."""
+    if message != "-":
+        return message
+    stream = stdin if stdin is not None else sys.stdin
+    text = stream.read()
+    if text.endswith("\n"):
+        text = text[:-1]
+    if not text.strip():
+        raise UsageError("the message read from standard input is empty")
+    return text
+
+
+def _expand_path(text: str) -> Path:
+    """Expand ``~``, ``$HOME`` and ``$PWD`` the way the original ``setup -o`` did."""
+    text = text.replace("$PWD", str(Path.cwd())).replace("${PWD}", str(Path.cwd()))
+    return Path(os.path.expandvars(os.path.expanduser(text)))
+
+
+def _resolve_configfile(value: str | None) -> Path | None:
+    """``--configfile``: a file, or (like the original) a directory holding the file."""
+    if value is None:
+        return None
+    path = _expand_path(value)
+    if path.is_dir():
+        for name in (ORIGINAL_CONFIG_NAME, "config.toml"):
+            candidate = path / name
+            if candidate.is_file():
+                return candidate
+        raise UsageError(f"no {ORIGINAL_CONFIG_NAME} or config.toml in the directory {path}")
+    if not path.exists():
+        raise UsageError(f"configuration file not found: {path}")
+    return path
+
+
+def _load_settings(args: argparse.Namespace) -> Settings:
+    from .config import load_settings
+
+    configfile = _resolve_configfile(getattr(args, "configfile", None))
+    if configfile is None:
+        return load_settings()
+    return load_settings(configfile=configfile)
+
+
+def _client(settings: Settings) -> Notify:
+    from .client import Notify
+
+    return Notify(
+        token=settings.token,
+        url=settings.url,
+        team_name=settings.team_name,
+        default_channel=settings.default_channel,
+        default_user=settings.default_user,
+        verify=settings.verify,
+        timeout=settings.timeout,
+        allow_insecure=settings.allow_insecure,
+    )
+
+
+def _default_config_path() -> Path:
+    """Where ``setup`` writes when no ``--output`` is given: the user config file."""
+    from . import config
+
+    for name in ("user_config_path", "default_config_path", "user_config_file"):
+        func = getattr(config, name, None)
+        if callable(func):
+            return Path(func())
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("mattermost-notify")) / "config.toml"
+
+
+def _output_path(value: str | None) -> Path:
+    """``setup -o``: a file, or a directory (then ``DIR/.mattermost_notify``, like the original)."""
+    if value is None:
+        return _default_config_path()
+    path = _expand_path(value)
+    if path.is_dir():
+        return path / ORIGINAL_CONFIG_NAME
+    if value.endswith(("/", os.sep)):
+        raise UsageError(f"output directory does not exist: {path}")
+    if not path.parent.is_dir():
+        raise UsageError(f"output directory does not exist: {path.parent}")
+    return path
+
+
+# --------------------------------------------------------------------------
+# setup
+
+
+def _prompt(label: str, default: str | None = None) -> str:
+    suffix = f" [{default}]" if default else ""
+    try:
+        answer = input(f"{label}{suffix}: ").strip()
+    except EOFError:
+        answer = ""
+    return answer or (default or "")
+
+
+def _read_token(value: str | None, interactive: bool) -> str:
+    if value == "-":
+        token = sys.stdin.readline().strip()
+        if not token:
+            raise UsageError("no token on standard input (--token -)")
+        return token
+    if value:
+        return value
+    if interactive:
+        import getpass
+
+        try:
+            return getpass.getpass("Access token of the bot (input hidden): ").strip()
+        except EOFError:
+            return ""
+    return os.environ.get("MATTERMOST_NOTIFY_TOKEN", "")
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from .config import Settings, write_config
+
+    interactive = args.interactive or not any((args.url, args.team_name, args.token))
+    if interactive and not args.url:
+        args.url = _prompt("URL of the Mattermost server (e.g. https://chat.example.org)")
+    if interactive and not args.team_name:
+        args.team_name = _prompt("Name of the team (the bot must be a member)")
+    token = _read_token(args.token, interactive)
+
+    given = {"--url": args.url, "--token": token, "--team-name": args.team_name}
+    missing = [flag for flag, value in given.items() if not value]
+    if missing:
+        raise UsageError(f"setup needs {', '.join(missing)} (or run: {PROG} setup -i)")
+
+    url = args.url.rstrip("/")
+    if "://" not in url:
+        raise UsageError(f"the URL needs a scheme, e.g. https://{url}")
+    output = _output_path(args.output)
+    settings = Settings(
+        url=url,
+        token=token,
+        team_name=args.team_name,
+        **({"verify": args.ca_bundle} if args.ca_bundle else {}),
+    )
+    existed = output.exists()
+    write_config(output, settings)
+    _out(f"{'Replaced' if existed else 'Wrote'} the configuration file {output} (mode 0600).")
+
+    if args.no_check:
+        _out(f"Not checked (--no-check). Check it with: {PROG} test --configfile {output}")
+        return EXIT_OK
+    _out("Checking the connection ...")
+    status = _print_report(_client(settings))
+    if status != EXIT_OK:
+        _out(f"The file was written anyway; fix the problem above and run: {PROG} test")
+    return status
+
+
+# --------------------------------------------------------------------------
+# test
+
+
+def _report_lines(report: Any) -> tuple[bool, list[tuple[bool | None, str, str]]]:
+    """Turn a ConnectionReport into (ok, [(passed, name, detail), ...])."""
+    ok = bool(getattr(report, "ok", False))
+    lines: list[tuple[bool | None, str, str]] = []
+    for check in getattr(report, "checks", None) or ():
+        if isinstance(check, tuple):
+            name, passed, detail = [*check, "", None, ""][:3]
+        else:
+            name = getattr(check, "name", str(check))
+            passed = getattr(check, "ok", getattr(check, "passed", None))
+            detail = getattr(check, "detail", getattr(check, "message", ""))
+        lines.append((passed, str(name), str(detail or "")))
+    return ok, lines
+
+
+def _print_report(client: Notify) -> int:
+    with client:
+        report = client.test_connection()
+    ok, lines = _report_lines(report)
+    for passed, name, detail in lines:
+        mark = {True: "ok  ", False: "FAIL", None: "skip"}.get(passed, "    ")
+        _out(f"  {mark} {name}" + (f": {detail}" if detail else ""))
+    if ok:
+        _out("Connection successful!")
+        return EXIT_OK
+    reason = getattr(report, "error", None) or next(
+        (f"{name}: {detail}" for passed, name, detail in lines if passed is False), "unknown"
+    )
+    print(f"{PROG}: connection test failed: {reason}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    settings = _load_settings(args)
+    _out(f"Server {settings.url}, team {settings.team_name or '(none)'}")
+    return _print_report(_client(settings))
+
+
+# --------------------------------------------------------------------------
+# send / update
+
+
+def _check_files(files: Sequence[str] | None) -> list[str] | None:
+    if not files:
+        return None
+    for name in files:
+        path = Path(name)
+        if not path.exists():
+            raise UsageError(f"file not found: {name}")
+        if not path.is_file():
+            raise UsageError(f"not a regular file: {name}")
+    return list(files)
+
+
+def _describe(sent: Any, target: str) -> str:
+    link = getattr(sent, "permalink", None)
+    return f"Sent to {target}" + (f": {link}" if link else "")
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    message = _read_message(args.message)
+    files = _check_files(args.files)
+    settings = _load_settings(args)
+    msg_id = args.id or (str(uuid.uuid4()) if args.save_hook else None)
+    if args.save_hook:
+        hook_path = _expand_path(args.save_hook)
+        if not hook_path.parent.is_dir():
+            raise UsageError(f"directory for --save-hook does not exist: {hook_path.parent}")
+    with _client(settings) as client:
+        if args.channel:
+            sent = client.send_to_channel(message, args.channel, files=files, id=msg_id)
+            target = f"~{args.channel}"
+        elif args.user:
+            sent = client.send_to_user(message, args.user, files=files, id=msg_id)
+            target = f"@{args.user}"
+        elif settings.default_channel:
+            sent = client.send_to_channel(message, settings.default_channel, files=files, id=msg_id)
+            target = f"~{settings.default_channel}"
+        elif settings.default_user:
+            sent = client.send_to_user(message, settings.default_user, files=files, id=msg_id)
+            target = f"@{settings.default_user}"
+        else:
+            raise UsageError(
+                "send needs --channel or --user (or default_channel/default_user in the config)"
+            )
+        _out(_describe(sent, target))
+        if args.save_hook:
+            client.write_message_hook_to_file(msg_id, str(hook_path))
+            _out(f"Saved the message hook to {hook_path} (update it with: {PROG} update -f FILE)")
+    return EXIT_OK
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    message = _read_message(args.message)
+    files = _check_files(args.files)
+    hook_path = _expand_path(args.hook)
+    if not hook_path.is_file():
+        raise UsageError(f"hook file not found: {hook_path}")
+    settings = _load_settings(args)
+    with _client(settings) as client:
+        hook = client.read_message_hook_from_file(str(hook_path))
+        sent = client.send_update(message, id=hook.id, files=files)
+        link = getattr(sent, "permalink", None)
+        _out(f"Updated message {hook.id!r}" + (f": {link}" if link else ""))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------
+# demo, outbox
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from . import outbox
+
+    if args.action == "list":
+        entries = list(outbox.list_entries())
+        if not entries:
+            _out("The outbox is empty.")
+            return EXIT_OK
+        for entry in entries:
+            _out(_describe_entry(entry))
+        _out(f"{len(entries)} message(s) waiting.")
+        return EXIT_OK
+    if args.action == "drop":
+        dropped = outbox.drop_entries(ids=args.ids or None)
+        count = dropped if isinstance(dropped, int) else len(list(dropped or ()))
+        _out(f"Dropped {count} message(s) from the outbox.")
+        return EXIT_OK
+    # flush
+    settings = _load_settings(args)
+    with _client(settings) as client:
+        result = outbox.flush_outbox(client, args.timeout)
+    _out(f"Flushed the outbox: {_describe_flush(result)}")
+    remaining = list(outbox.list_entries())
+    if remaining:
+        print(f"{PROG}: {len(remaining)} message(s) still waiting in the outbox", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _describe_entry(entry: Any) -> str:
+    if isinstance(entry, dict):
+        fields = entry
+    else:
+        fields = {
+            k: getattr(entry, k)
+            for k in ("id", "kind", "target", "message", "created_at", "attempts")
+            if hasattr(entry, k)
+        }
+    parts = []
+    for key, value in fields.items():
+        if key == "token":  # never, whatever an entry holds
+            continue
+        text = str(value)
+        if len(text) > 60:
+            text = text[:57] + "..."
+        parts.append(f"{key}={text}")
+    return "  " + " ".join(parts)
+
+
+def _describe_flush(result: Any) -> str:
+    if result is None or isinstance(result, bool):
+        return "done" if result is not False else "not everything was delivered"
+    if isinstance(result, int):
+        return f"{result} message(s) delivered"
+    if isinstance(result, dict):
+        return ", ".join(f"{k} {v}" for k, v in result.items())
+    return str(result)
+
+
+# --------------------------------------------------------------------------
+# subcommands provided by other modules (sandbox, jupyter)
+
+
+def _delegate(module: str, what: str) -> Callable[[argparse.ArgumentParser], None]:
+    def add(parser: argparse.ArgumentParser) -> None:
+        import importlib
+
+        try:
+            mod = importlib.import_module(f"mattermost_notify.{module}")
+        except ImportError as exc:
+            parser.set_defaults(func=_missing(what, exc))
+            return
+        mod.add_arguments(parser)
+        parser.set_defaults(func=mod.run)
+
+    return add
+
+
+def _missing(what: str, exc: ImportError) -> Callable[[argparse.Namespace], int]:
+    def run(_args: argparse.Namespace) -> int:
+        raise UsageError(f"{what} is not available in this installation ({exc})")
+
+    return run
+
+
+# --------------------------------------------------------------------------
+# the parser
+
+
+def _first_positional(argv: Sequence[str]) -> str | None:
+    for token in argv:
+        if not token.startswith("-"):
+            return token
+    return None
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The argument parser. ``argv`` decides which delegated subcommand gets its flags loaded."""
+    parser = _Parser(
+        prog=PROG,
+        description="Send notifications to Mattermost from scripts and notebooks.",
+        epilog=f"Start with: {PROG} demo (no server needed), then {PROG} setup -i.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    chosen = _first_positional(argv)
+
+    # setup ---------------------------------------------------------------
+    p = sub.add_parser(
+        "setup",
+        help="write the configuration file (server URL, team, bot token) and check it",
+        description="Write the configuration file (mode 0600) and check the connection. "
+        "Without --url/--team-name/--token it asks interactively; the token is read "
+        "without echo.",
+    )
+    p.add_argument("-i", "--interactive", action="store_true", help="ask for the missing values")
+    p.add_argument(
+        "-u", "--url", help="URL of the Mattermost server, e.g. https://chat.example.org"
+    )
+    p.add_argument("-n", "--team-name", help="name of the team (the bot must be a member)")
+    p.add_argument(
+        "-t",
+        "--token",
+        help="access token of the bot; '-' reads it from standard input "
+        "(keeps it out of the shell history)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        help="file to write, or a directory (then DIR/.mattermost_notify, like the original); "
+        "default: the user configuration file",
+    )
+    p.add_argument("--ca-bundle", metavar="PEM", help="CA bundle to verify the server's TLS with")
+    p.add_argument("--no-check", action="store_true", help="do not test the connection")
+    p.set_defaults(func=cmd_setup)
+
+    # test ----------------------------------------------------------------
+    p = sub.add_parser(
+        "test",
+        help="check the server, TLS, token, bot and team, one line per check",
+        description="Check reachability, TLS, the token, the bot's identity, its team "
+        "membership, the server version and limits. Exit 1 with the reason on failure.",
+    )
+    p.add_argument("--configfile", help=CONFIGFILE_HELP)
+    p.set_defaults(func=cmd_test)
+
+    # send ----------------------------------------------------------------
+    p = sub.add_parser(
+        "send",
+        help="send a message (and files) to a channel or a user",
+        description="Send a message to a channel or a user. MESSAGE '-' reads it from "
+        "standard input.",
+    )
+    p.add_argument("message", metavar="MESSAGE", help="the message (Markdown); '-' for stdin")
+    dest = p.add_mutually_exclusive_group()
+    dest.add_argument("-c", "--channel", help="name of the channel (the bot must be a member)")
+    dest.add_argument("-u", "--user", help="user name to send a direct message to")
+    p.add_argument("-f", "--files", nargs="+", metavar="FILE", help="files to attach")
+    p.add_argument("--id", help="your id for the message, to update it later")
+    p.add_argument(
+        "-s",
+        "--save-hook",
+        metavar="FILE",
+        help="save the message hook to FILE, for a later 'update --hook FILE'",
+    )
+    p.add_argument("--configfile", help=CONFIGFILE_HELP)
+    p.set_defaults(func=cmd_send)
+
+    # update --------------------------------------------------------------
+    p = sub.add_parser(
+        "update",
+        help="edit a message sent earlier, through its hook file",
+        description="Replace the text of a message saved with 'send --save-hook FILE'.",
+    )
+    p.add_argument("message", metavar="MESSAGE", help="the new message; '-' for stdin")
+    p.add_argument(
+        "-f", "--hook", required=True, metavar="FILE", help="hook file written by send --save-hook"
+    )
+    p.add_argument("--files", nargs="+", metavar="FILE", help="files replacing the attached ones")
+    p.add_argument("--configfile", help=CONFIGFILE_HELP)
+    p.set_defaults(func=cmd_update)
+
+    # sandbox -------------------------------------------------------------
+    p = sub.add_parser(
+        "sandbox",
+        help="run a local Mattermost-compatible server for offline use and tests",
+        description="Run the sandbox server in the foreground until Ctrl-C.",
+    )
+    if chosen == "sandbox":
+        _delegate("sandbox.cli", "the sandbox")(p)
+
+    # demo ----------------------------------------------------------------
+    p = sub.add_parser(
+        "demo",
+        help="see everything work against an embedded sandbox (no server needed)",
+        description="Start a sandbox in this process and walk through the examples: "
+        "a direct message, a channel post with a file, an update by id, and a hook "
+        "used from a second process.",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the sandbox up until Ctrl-C")
+    p.set_defaults(func=cmd_demo)
+
+    # outbox --------------------------------------------------------------
+    p = sub.add_parser(
+        "outbox",
+        help="list, deliver or drop background messages that were not delivered yet",
+        description="Background messages that could not be delivered are kept on disk "
+        "and sent by the next process; this command shows, sends or drops them.",
+    )
+    p.add_argument("action", choices=("list", "flush", "drop"), help="what to do")
+    p.add_argument("ids", nargs="*", metavar="ID", help="drop only these entries")
+    p.add_argument("--timeout", type=float, default=30.0, help="flush: seconds (default 30)")
+    p.add_argument("--configfile", help=CONFIGFILE_HELP)
+    p.set_defaults(func=cmd_outbox)
+
+    # jupyter -------------------------------------------------------------
+    p = sub.add_parser(
+        "jupyter",
+        help="load the IPython extension in every kernel: enable | disable | status",
+        description="Add or remove mattermost_notify in c.InteractiveShellApp.extensions "
+        "of your IPython profile.",
+    )
+    if chosen == "jupyter":
+        _delegate("ipython.autoload", "the Jupyter extension")(p)
+    return parser
+
+
+# --------------------------------------------------------------------------
+# main
+
+
+def _exit_code(exc: BaseException) -> int:
+    from .errors import APIError, NetworkError
+
+    return EXIT_FAILURE if isinstance(exc, APIError | NetworkError) else EXIT_USAGE
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (the console script exits with it)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list)
+    args = parser.parse_args(args_list)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(func(args) or 0)
+    except UsageError as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        from .errors import MattermostNotifyError
+
+        if isinstance(exc, MattermostNotifyError):
+            print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+            return _exit_code(exc)
+        if isinstance(exc, OSError):
+            # a file we were asked to read or write: the user's side
+            where = f": {exc.filename}" if exc.filename else ""
+            print(f"{PROG}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

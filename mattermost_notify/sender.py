@@ -1,0 +1,734 @@
+"""Background delivery: the one mechanism for sends that must not block user code.
+
+``client.sender`` is a :class:`BackgroundSender`: one worker thread per
+client that delivers, in order, what ``post``/``update`` queued. The magics,
+the progress messages and ``notify(..., block=False)`` are built on it.
+
+* **Order.** One queue, one worker: messages reach the server in the order
+  they were queued, so in order per target. A message that meets a
+  temporary failure (server away, 5xx, 429, timeout) stays at the head of
+  the queue and is retried with capped exponential backoff and jitter,
+  with the *same* ``pending_post_id``; nothing behind it overtakes it.
+* **Coalescing.** An ``update`` of a message id that already has an update
+  waiting (not yet on the wire) replaces that waiting update in place: the
+  newest text wins and intermediate states are never queued (the idea of
+  tqdm's ``MonoWorker``: one running, one waiting). Files and props given
+  to an older update and not to the newer one are kept, so the end state
+  equals applying both.
+* **Replies.** ``post(..., reply_to=id)`` is resolved when it is sent, so
+  it may name a message that is itself still queued.
+* **Failures** never raise in user code: a message that fails for good
+  (unknown user, missing file, ...) resolves its :class:`Ticket` with the
+  exception and emits a :class:`~mattermost_notify.errors.MattermostNotifyWarning`
+  plus a log line on ``mattermost_notify.sender``. Invalid *calls* (a
+  message that is not a string, a missing file, a user and a channel at
+  once) raise at once, before anything is queued: they are bugs in the
+  caller, not delivery failures.
+* **Durability.** Each queued message is also an entry in the disk outbox
+  (:mod:`mattermost_notify.outbox`), removed once delivered. At interpreter
+  exit a bounded flush (5 s by default) runs; whatever is still queued
+  stays on disk and is delivered by the next process that wakes up, or by
+  ``mattermost-notify outbox flush``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import inspect
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+import warnings
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    FileError,
+    MattermostNotifyError,
+    MattermostNotifyWarning,
+    MessageError,
+    NetworkError,
+    RateLimitedError,
+    ServerError,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import Notify, SentMessage
+    from .outbox import Spool
+
+__all__ = ["BackgroundSender", "Ticket"]
+
+log = logging.getLogger("mattermost_notify.sender")
+
+DEFAULT_EXIT_TIMEOUT = 5.0
+
+FileArg = str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None
+
+
+class SenderClosedError(MattermostNotifyError):
+    """The message was queued after the sender closed; it waits in the outbox."""
+
+
+# ---------------------------------------------------------------- Ticket
+
+
+class Ticket:
+    """The handle of one queued message.
+
+    ``result()`` gives the :class:`~mattermost_notify.client.SentMessage` once
+    delivered, or ``None`` when it failed or is not done within ``timeout``;
+    ``exception()`` gives the failure. Neither ever raises, so waiting on a
+    ticket cannot break the caller. A coalesced update's ticket resolves with
+    the update that replaced it.
+    """
+
+    __slots__ = ("_callbacks", "_event", "_exception", "_lock", "_result", "kind", "message_id")
+
+    def __init__(self, kind: str, message_id: str | None = None) -> None:
+        self.kind = kind
+        self.message_id = message_id
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._result: SentMessage | None = None
+        self._exception: BaseException | None = None
+        self._callbacks: list[Callable[[Ticket], None]] = []
+
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    def result(self, timeout: float | None = None) -> SentMessage | None:
+        self._event.wait(timeout)
+        return self._result
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._event.wait(timeout)
+        return self._exception
+
+    def add_done_callback(self, fn: Callable[[Ticket], None]) -> None:
+        """Call ``fn(ticket)`` when done (at once if it already is); errors in ``fn`` are logged."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(fn)
+                return
+        _call_quietly(fn, self)
+
+    def _resolve(self, result: SentMessage | None, exc: BaseException | None) -> None:
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._result, self._exception = result, exc
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            _call_quietly(fn, self)
+
+    def __repr__(self) -> str:
+        state = "pending"
+        if self.done():
+            state = "failed" if self._exception is not None else "delivered"
+        mid = f" id={self.message_id!r}" if self.message_id else ""
+        return f"<Ticket {self.kind}{mid} {state}>"
+
+
+def _call_quietly(fn: Callable[[Ticket], None], ticket: Ticket) -> None:
+    try:
+        fn(ticket)
+    except Exception:
+        log.exception("a ticket callback failed")
+
+
+# ---------------------------------------------------------------- queue items
+
+
+class _Item:
+    __slots__ = ("attempts", "entry", "path", "seq", "tickets")
+
+    def __init__(self, entry: dict[str, Any], seq: int, ticket: Ticket | None) -> None:
+        self.entry = entry
+        self.seq = seq
+        self.tickets: list[Ticket] = [ticket] if ticket is not None else []
+        self.path: Path | None = None
+        self.attempts = int(entry.get("attempts", 0))
+
+    @property
+    def kind(self) -> str:
+        return str(self.entry["kind"])
+
+    def describe(self) -> str:
+        e = self.entry
+        if e["kind"] == "update":
+            return f"update of message {e['id']!r}"
+        if e["kind"] == "reply":
+            return f"reply to message {e['reply_to']!r}"
+        target = f"user {e['user']!r}" if e.get("user") else None
+        target = target or (
+            f"channel {e['channel']!r}" if e.get("channel") else "the default target"
+        )
+        mid = f" {e['id']!r}" if e.get("id") else ""
+        return f"message{mid} to {target}"
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Worth retrying later: the server is away, overloaded, or rate limiting."""
+    if isinstance(exc, NetworkError | ServerError | RateLimitedError):
+        return True
+    if isinstance(exc, MattermostNotifyError):
+        return False
+    # A requests/urllib3/socket error that escaped the transport's wrapping.
+    return isinstance(exc, OSError)
+
+
+def _server_url(client: Any) -> str:
+    for attr in ("url", "server_url", "base_url"):
+        value = getattr(client, attr, None)
+        if isinstance(value, str) and value:
+            return value.rstrip("/")
+    settings = getattr(client, "settings", None)
+    value = getattr(settings, "url", None)
+    if isinstance(value, str) and value:
+        return value.rstrip("/")
+    raise MessageError("the client has no server URL; the background sender needs one")
+
+
+def _normalize_files(files: FileArg) -> list[str] | None:
+    if files is None:
+        return None
+    items: list[Any]
+    if isinstance(files, str | os.PathLike):
+        items = [files]
+    elif isinstance(files, bytes):
+        raise FileError("files must be paths (str or os.PathLike), not bytes")
+    else:
+        try:
+            items = list(files)
+        except TypeError:
+            raise FileError(
+                f"files must be a path or a list of paths, not {type(files).__name__}"
+            ) from None
+    out: list[str] = []
+    for f in items:
+        if not isinstance(f, str | os.PathLike):
+            raise FileError(f"a file to attach must be a path, not {type(f).__name__}")
+        path = os.path.abspath(os.fspath(f))
+        if not os.path.exists(path):
+            raise FileError(f"file to attach does not exist: {path}", path=path)
+        if not os.path.isfile(path):
+            raise FileError(f"file to attach is not a regular file: {path}", path=path)
+        out.append(path)
+    return out or None
+
+
+def _check_message(message: object, *, files: list[str] | None, what: str) -> str:
+    if not isinstance(message, str):
+        raise MessageError(f"the {what} must be a string, not {type(message).__name__}")
+    if not message.strip() and not files:
+        raise MessageError(f"the {what} is empty (and there are no files to send)")
+    return message
+
+
+def _check_id(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise MessageError(f"{name} must be a non-empty string, not {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------- the sender
+
+_senders: weakref.WeakSet[BackgroundSender] = weakref.WeakSet()
+_senders_lock = threading.Lock()
+_exiting = False
+
+
+def _close_all_at_exit() -> None:
+    global _exiting
+    _exiting = True
+    with _senders_lock:
+        senders = list(_senders)
+    if not senders:
+        return
+    deadline = time.monotonic() + max(s.exit_timeout for s in senders)
+    for s in senders:
+        try:
+            s.close(timeout=max(0.0, deadline - time.monotonic()))
+        except Exception:  # pragma: no cover - never break interpreter exit
+            log.exception("closing the background sender at exit failed")
+
+
+atexit.register(_close_all_at_exit)
+
+
+class BackgroundSender:
+    """One worker thread per client that delivers queued messages in order.
+
+    Created by ``client.sender``; use that rather than building one. ``spool``
+    turns the disk outbox on (default) or off; ``outbox_root`` overrides its
+    directory (default ``<user_data_dir>/outbox``).
+    """
+
+    def __init__(
+        self,
+        client: Notify,
+        *,
+        spool: bool = True,
+        outbox_root: str | os.PathLike[str] | None = None,
+        exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
+        max_backoff: float = 10.0,
+        initial_backoff: float = 0.25,
+        idle_timeout: float = 30.0,
+    ) -> None:
+        self._client = client
+        self.server_url = _server_url(client)
+        self.exit_timeout = float(exit_timeout)
+        self.max_backoff = float(max_backoff)
+        self.initial_backoff = float(initial_backoff)
+        self.idle_timeout = float(idle_timeout)
+        self._use_spool = spool
+        self._outbox_root = Path(outbox_root) if outbox_root is not None else None
+        self._reply_takes_ppid: bool | None = None
+        self._setup()
+        with _senders_lock:
+            _senders.add(self)
+        if self._spool is not None:
+            self.resume_outbox()
+
+    # state that a forked child must rebuild
+    def _setup(self) -> None:
+        self._pid = os.getpid()
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[_Item] = deque()
+        self._waiting_updates: dict[str, _Item] = {}  # id -> queued update not on the wire
+        self._inflight: _Item | None = None
+        self._failed_ids: set[str] = set()
+        self._seq = 0
+        self._closed = False
+        self._worker: threading.Thread | None = None
+        self._spool: Spool | None = self._open_spool() if self._use_spool else None
+        self.delivered = 0
+        self.failed = 0
+
+    def _open_spool(self) -> Spool | None:
+        from .outbox import Spool
+
+        try:
+            return Spool(self._outbox_root)
+        except Exception as exc:
+            _warn(
+                f"mattermost_notify: the outbox cannot be used ({exc}); background messages are"
+                " kept in memory only and are lost if the process exits before they are sent"
+            )
+            return None
+
+    def _check_fork(self) -> None:
+        if os.getpid() != self._pid:
+            # A forked child: the parent's worker, queue and spool are not ours.
+            self._setup()
+
+    # ------------------------------------------------------------ public API
+    def post(
+        self,
+        message: str,
+        *,
+        user: str | None = None,
+        channel: str | None = None,
+        id: str | None = None,
+        reply_to: str | None = None,
+        files: FileArg = None,
+        props: Mapping[str, Any] | None = None,
+    ) -> Ticket:
+        """Queue a new message (or, with ``reply_to``, a reply in that message's thread)."""
+        paths = _normalize_files(files)
+        message = _check_message(message, files=paths, what="message")
+        if user is not None and channel is not None:
+            raise MessageError(
+                f"give either a user or a channel, not both (user {user!r}, channel {channel!r})"
+            )
+        if id is not None:
+            _check_id(id, "id")
+        if props is not None and not isinstance(props, Mapping):
+            raise MessageError(f"props must be a mapping, not {type(props).__name__}")
+        if reply_to is not None:
+            _check_id(reply_to, "reply_to")
+            if user is not None or channel is not None:
+                raise MessageError(
+                    f"a reply goes to the thread of {reply_to!r}: give no user or channel"
+                )
+            if id is not None:
+                raise MessageError("a reply cannot carry its own id (it cannot be updated later)")
+            entry = self._entry("reply", message, reply_to=reply_to, files=paths)
+            entry["pending_post_id"] = uuid.uuid4().hex
+            return self._enqueue(entry, Ticket("reply", reply_to))
+        if user is None and channel is None:
+            user, channel = self._default_target()
+        entry = self._entry(
+            "post",
+            message,
+            user=user,
+            channel=channel,
+            id=id,
+            files=paths,
+            props=dict(props) if props is not None else None,
+        )
+        # One value per logical message, kept on every retry and in the outbox,
+        # so the server's 30 s de-duplication makes a repeat harmless.
+        entry["pending_post_id"] = uuid.uuid4().hex
+        return self._enqueue(entry, Ticket("post", id))
+
+    def update(
+        self,
+        id: str,
+        message: str,
+        *,
+        files: FileArg = None,
+        props: Mapping[str, Any] | None = None,
+    ) -> Ticket:
+        """Queue an edit of message ``id``; a waiting edit of the same id is replaced."""
+        _check_id(id, "id")
+        paths = _normalize_files(files)
+        if not isinstance(message, str):
+            raise MessageError(f"the update must be a string, not {type(message).__name__}")
+        if props is not None and not isinstance(props, Mapping):
+            raise MessageError(f"props must be a mapping, not {type(props).__name__}")
+        entry = self._entry(
+            "update",
+            message,
+            id=id,
+            files=paths,
+            props=dict(props) if props is not None else None,
+        )
+        return self._enqueue(entry, Ticket("update", id))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far was delivered or failed; False on timeout."""
+        self._check_fork()
+        with self._cond:
+            target = self._seq
+            if self._queue:
+                self._start_worker()
+
+            def done() -> bool:
+                return all(item.seq > target for item in self._queue)
+
+            return self._cond.wait_for(done, timeout)
+
+    def close(self, timeout: float | None = DEFAULT_EXIT_TIMEOUT) -> bool:
+        """Flush for at most ``timeout`` s, then stop the worker.
+
+        What was not delivered stays in the outbox for the next process.
+        Returns True when everything was delivered (or failed for good).
+        """
+        if os.getpid() != self._pid:
+            return True
+        ok = self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(0.5 if ok else 0.05)
+        if worker is None or not worker.is_alive():
+            self._close_spool()
+        if not ok:
+            with self._cond:
+                left = len(self._queue)
+            where = "kept in the outbox" if self._spool is not None else "lost (no outbox)"
+            log.warning("%d background message(s) not delivered on close: %s", left, where)
+        return ok
+
+    def pending(self) -> int:
+        """Messages queued and not yet delivered or failed."""
+        with self._cond:
+            return len(self._queue)
+
+    def resume_outbox(self) -> list[Ticket]:
+        """Adopt what exited processes left in the outbox for this server; deliver it first.
+
+        Called when the sender is created and by ``outbox.resume_pending`` /
+        ``outbox.flush_outbox``. Returns a ticket per adopted entry.
+        """
+        self._check_fork()
+        if self._spool is None:
+            return []
+        try:
+            adopted = self._spool.adopt_orphans(self.server_url)
+        except Exception as exc:
+            log.warning("cannot read the outbox: %s", exc)
+            return []
+        if not adopted:
+            return []
+        tickets: list[Ticket] = []
+        with self._cond:
+            # Older than anything queued now: they go first, behind a message on the wire.
+            pos = 1 if self._inflight is not None else 0
+            for path, entry in adopted:
+                kind = entry["kind"]
+                ticket = Ticket(kind, entry.get("id") or entry.get("reply_to"))
+                self._seq += 1
+                item = _Item(entry, self._seq, ticket)
+                item.path = path
+                self._queue.insert(pos, item)
+                pos += 1
+                tickets.append(ticket)
+                if kind == "update":
+                    self._waiting_updates.setdefault(entry["id"], item)
+            self._start_worker()
+            self._cond.notify_all()
+        return tickets
+
+    # ------------------------------------------------------------ internals
+    def _entry(self, kind: str, message: str, **fields: Any) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "version": 1,
+            "kind": kind,
+            "server_url": self.server_url,
+            "created_at": time.time(),
+            "message": message,
+            "attempts": 0,
+        }
+        entry.update({k: v for k, v in fields.items() if v is not None})
+        return entry
+
+    def _default_target(self) -> tuple[str | None, str | None]:
+        """The client's default target *now*, so a later change does not move queued messages."""
+        user = getattr(self._client, "default_user", None)
+        channel = getattr(self._client, "default_channel", None)
+        user = user if isinstance(user, str) and user else None
+        channel = channel if isinstance(channel, str) and channel else None
+        if user and channel:
+            return None, None  # let the client apply its own precedence
+        return user, channel
+
+    def _enqueue(self, entry: dict[str, Any], ticket: Ticket) -> Ticket:
+        self._check_fork()
+        with self._cond:
+            if entry["kind"] == "update" and self._coalesce(entry, ticket):
+                return ticket
+            self._seq += 1
+            item = _Item(entry, self._seq, ticket)
+            self._persist(item)
+            if self._closed:
+                # After close (for instance in a later atexit handler): keep it for the next
+                # process instead of losing it.
+                if _exiting or self._spool is None:
+                    self._spill_after_close(item)
+                    return ticket
+                self._closed = False  # reopened by use
+                if self._spool is None or self._spool.closed:
+                    self._spool = self._open_spool() if self._use_spool else None
+                    self._persist(item)
+            self._queue.append(item)
+            if entry["kind"] == "update":
+                self._waiting_updates[entry["id"]] = item
+            self._start_worker()
+            self._cond.notify_all()
+        return ticket
+
+    def _coalesce(self, entry: dict[str, Any], ticket: Ticket) -> bool:
+        """Merge into a waiting update of the same id (caller holds the lock)."""
+        waiting = self._waiting_updates.get(entry["id"])
+        if waiting is None or waiting is self._inflight or self._closed:
+            return False
+        old = waiting.entry
+        old["message"] = entry["message"]
+        for key in ("files", "props"):  # None means "unchanged": keep the older value
+            if entry.get(key) is not None:
+                old[key] = entry[key]
+        waiting.tickets.append(ticket)
+        if waiting.path is not None and self._spool is not None:
+            try:
+                self._spool.rewrite(waiting.path, old)
+            except OSError as exc:
+                log.warning("cannot rewrite outbox entry %s: %s", waiting.path.name, exc)
+        return True
+
+    def _persist(self, item: _Item) -> None:
+        if self._spool is None or self._spool.closed or item.path is not None:
+            return
+        try:
+            item.path = self._spool.add(item.entry)
+        except OSError as exc:
+            log.warning(
+                "cannot write to the outbox (%s); %s kept in memory only", exc, item.describe()
+            )
+
+    def _spill_after_close(self, item: _Item) -> None:
+        from .outbox import Spool
+
+        if item.path is not None:
+            return
+        try:
+            spool = Spool(self._outbox_root)
+            item.path = spool.add(item.entry)
+            spool.close()  # an orphan now: the next process delivers it
+            log.info("%s queued after close: kept in the outbox", item.describe())
+        except Exception as exc:
+            log.warning("%s queued after close is lost: %s", item.describe(), exc)
+
+    def _close_spool(self) -> None:
+        with self._cond:
+            spool = self._spool
+        if spool is not None:
+            with contextlib.suppress(Exception):
+                spool.close()
+
+    def _start_worker(self) -> None:
+        # caller holds the lock
+        if self._closed or (self._worker is not None and self._worker.is_alive()):
+            return
+        self._worker = threading.Thread(
+            target=self._run, name="mattermost-notify-sender", daemon=True
+        )
+        self._worker.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    if not self._cond.wait_for(
+                        lambda: self._queue or self._closed, self.idle_timeout
+                    ):
+                        # Idle: let the thread go; the next message starts a new one.
+                        if self._worker is threading.current_thread():
+                            self._worker = None
+                        return
+                    if self._closed or not self._queue:
+                        return
+                    item = self._queue[0]
+                    self._inflight = item
+                    if (
+                        item.kind == "update"
+                        and self._waiting_updates.get(item.entry["id"]) is item
+                    ):
+                        del self._waiting_updates[item.entry["id"]]
+                    entry = dict(item.entry)
+                result, exc = self._attempt(entry)
+                if exc is not None and _is_transient(exc):
+                    self._after_transient(item, exc)
+                    continue
+                self._finish(item, result, exc)
+        except BaseException:  # pragma: no cover - a bug; keep the user's program alive
+            log.exception("the background sender stopped after an internal error")
+        finally:
+            with self._cond:
+                self._inflight = None
+                closed = self._closed
+                self._cond.notify_all()
+            if closed:
+                self._close_spool()
+
+    def _attempt(self, entry: dict[str, Any]) -> tuple[SentMessage | None, BaseException | None]:
+        kind = entry["kind"]
+        try:
+            if kind == "update" and entry["id"] in self._failed_ids:
+                raise MessageError(
+                    f"update of message {entry['id']!r} not sent: the message itself failed"
+                )
+            if kind == "reply" and entry["reply_to"] in self._failed_ids:
+                raise MessageError(
+                    f"reply to message {entry['reply_to']!r} not sent: that message failed"
+                )
+            return self._call_client(entry), None
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                raise
+            return None, exc
+
+    def _call_client(self, entry: dict[str, Any]) -> SentMessage:
+        client = self._client
+        kind = entry["kind"]
+        files = entry.get("files")
+        if kind == "post":
+            return client.send(
+                entry["message"],
+                user=entry.get("user"),
+                channel=entry.get("channel"),
+                files=files,
+                id=entry.get("id"),
+                props=entry.get("props"),
+                pending_post_id=entry["pending_post_id"],
+            )
+        if kind == "update":
+            kwargs: dict[str, Any] = {}
+            if entry.get("props") is not None:
+                kwargs["props"] = entry["props"]
+            return client.send_update(entry["message"], entry["id"], files=files, **kwargs)
+        # reply
+        if self._reply_takes_ppid is None:
+            try:
+                params = inspect.signature(client.reply).parameters
+                self._reply_takes_ppid = "pending_post_id" in params
+            except (TypeError, ValueError):
+                self._reply_takes_ppid = False
+        if self._reply_takes_ppid:
+            return client.reply(  # type: ignore[call-arg]
+                entry["reply_to"], entry["message"], files, pending_post_id=entry["pending_post_id"]
+            )
+        return client.reply(entry["reply_to"], entry["message"], files)
+
+    def _after_transient(self, item: _Item, exc: BaseException) -> None:
+        item.attempts += 1
+        item.entry["attempts"] = item.attempts
+        delay = min(self.max_backoff, self.initial_backoff * 2 ** min(item.attempts - 1, 16))
+        delay = random.uniform(delay / 2, delay)
+        if isinstance(exc, RateLimitedError) and exc.retry_after:
+            delay = max(delay, min(float(exc.retry_after), 60.0))
+        log.info(
+            "%s: attempt %d failed (%s); retrying in %.1f s",
+            item.describe(),
+            item.attempts,
+            exc,
+            delay,
+        )
+        with self._cond:
+            self._inflight = None
+            if item.kind == "update":
+                # Not on the wire while it waits: a newer update may replace its text.
+                self._waiting_updates.setdefault(item.entry["id"], item)
+            if item.path is not None and self._spool is not None and not self._spool.closed:
+                with contextlib.suppress(OSError):
+                    self._spool.rewrite(item.path, item.entry)
+            self._cond.wait_for(lambda: self._closed, delay)
+
+    def _finish(self, item: _Item, result: SentMessage | None, exc: BaseException | None) -> None:
+        with self._cond:
+            if self._queue and self._queue[0] is item:
+                self._queue.popleft()
+            else:  # pragma: no cover - defensive
+                with contextlib.suppress(ValueError):
+                    self._queue.remove(item)
+            if item.kind == "update" and self._waiting_updates.get(item.entry["id"]) is item:
+                del self._waiting_updates[item.entry["id"]]
+            self._inflight = None
+            if exc is not None:
+                self.failed += 1
+                if item.kind == "post" and item.entry.get("id"):
+                    self._failed_ids.add(item.entry["id"])
+            else:
+                self.delivered += 1
+            tickets = list(item.tickets)
+            path = item.path
+            self._cond.notify_all()
+        if path is not None and self._spool is not None:
+            self._spool.remove(path)
+        if exc is not None:
+            text = f"mattermost_notify: background {item.describe()} failed: {exc}"
+            log.warning("%s", text, exc_info=not isinstance(exc, MattermostNotifyError))
+            _warn(text)
+        for t in tickets:
+            t._resolve(result, exc)
+
+    def __repr__(self) -> str:
+        return f"<BackgroundSender {self.server_url} pending={len(self._queue)}>"
+
+
+def _warn(text: str) -> None:
+    try:
+        warnings.warn(text, MattermostNotifyWarning, stacklevel=2)
+    except Exception:  # "-W error" must not kill the worker or break the caller
+        log.warning("%s", text)

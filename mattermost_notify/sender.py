@@ -696,6 +696,9 @@ class BackgroundSender:
             self._cond.wait_for(lambda: self._closed, delay)
 
     def _finish(self, item: _Item, result: SentMessage | None, exc: BaseException | None) -> None:
+        # Off the disk first, so that a flush() that returns sees no stale entry.
+        if item.path is not None and self._spool is not None:
+            self._spool.remove(item.path)
         with self._cond:
             if self._queue and self._queue[0] is item:
                 self._queue.popleft()
@@ -712,10 +715,7 @@ class BackgroundSender:
             else:
                 self.delivered += 1
             tickets = list(item.tickets)
-            path = item.path
             self._cond.notify_all()
-        if path is not None and self._spool is not None:
-            self._spool.remove(path)
         if exc is not None:
             text = f"mattermost_notify: background {item.describe()} failed: {exc}"
             log.warning("%s", text, exc_info=not isinstance(exc, MattermostNotifyError))

@@ -13,6 +13,7 @@ __all__ = [
     "ConfigurationError",
     "FileError",
     "HookError",
+    "InsecureConfigWarning",
     "MattermostNotifyError",
     "MattermostNotifyWarning",
     "MessageError",
@@ -115,3 +116,7 @@ class ServerError(APIError):
 
 class MattermostNotifyWarning(UserWarning):
     """A background notification failed; the user's code goes on."""
+
+
+class InsecureConfigWarning(MattermostNotifyWarning):
+    """A file holding the access token is readable by other users."""

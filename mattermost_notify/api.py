@@ -1,0 +1,207 @@
+"""The functional API of the seed page: ``import mattermost_notify as notify``.
+
+A module-level default client is created by :func:`wakeup` (or by the first function
+that needs it: every function wakes up on its own). Its message hooks live in memory,
+as in the seed; :func:`export_hook`/:func:`import_hook` carry them across processes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigurationError, MessageError
+
+if TYPE_CHECKING:
+    from .client import Notify, SentMessage
+    from .hooks import MessageHook
+    from .sender import Ticket
+
+__all__ = [
+    "export_hook",
+    "flush",
+    "get_client",
+    "import_hook",
+    "notify",
+    "notify_channel",
+    "notify_user",
+    "send_update",
+    "wakeup",
+]
+
+_lock = threading.RLock()
+_client: Notify | None = None
+
+Files = Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None
+
+
+def wakeup(
+    always_send_to_user: str | None = None,
+    always_send_to_channel: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    **settings: Any,
+) -> Notify:
+    """Set up the default client and return it.
+
+    Without ``config`` the settings come from the environment and the config files (see
+    :mod:`mattermost_notify.config`); ``config={"url": ..., "team_name": ..., "token": ...}``
+    works as in the original package; keyword ``settings`` (``url=``, ``token=``,
+    ``team_name=``, ``verify=``, ``timeout=``, ``allow_insecure=``) win over both.
+    ``always_send_to_user`` and ``always_send_to_channel`` exclude each other.
+    """
+    global _client
+    if always_send_to_user is not None and always_send_to_channel is not None:
+        raise ConfigurationError(
+            "always_send_to_user and always_send_to_channel exclude each other: "
+            f"got user {always_send_to_user!r} and channel {always_send_to_channel!r}"
+        )
+    from .client import Notify
+    from .config import load_settings
+
+    resolved = load_settings(config, **settings)
+    client = Notify(**resolved.client_kwargs())
+    if always_send_to_user is not None:
+        client.set_default_user(always_send_to_user)
+        client._default_channel = None
+    if always_send_to_channel is not None:
+        client.set_default_channel(always_send_to_channel)
+        client._default_user = None
+    with _lock:
+        old = _client
+        _client = client
+    if old is not None:
+        # a second wakeup in one process keeps the hooks of the first (same server)
+        for hook in old.hooks.values():
+            if hook.server_url == client.url:
+                client._remember(hook)
+        old.close()
+    return client
+
+
+def get_client() -> Notify:
+    """The default client (woken up with the configured settings when needed)."""
+    with _lock:
+        if _client is not None:
+            return _client
+    return wakeup()
+
+
+def _reset() -> None:
+    """Forget the default client (tests only). Closes it."""
+    global _client
+    with _lock:
+        old, _client = _client, None
+    if old is not None:
+        old.close(timeout=1.0)
+
+
+def notify(
+    message: str,
+    user_name: str | None = None,
+    channel_name: str | None = None,
+    files: Files = None,
+    id: str | None = None,
+    *,
+    block: bool = True,
+) -> SentMessage | Ticket | None:
+    """Send ``message`` to a user or a channel, or update it when ``id`` is already known.
+
+    With ``block=False`` the message is handed to the client's background sender and a
+    ticket is returned at once; failures then become warnings, never exceptions.
+    """
+    client = get_client()
+    if user_name is not None and channel_name is not None:
+        raise MessageError(
+            f"give either user_name ({user_name!r}) or channel_name ({channel_name!r}), not both"
+        )
+    if id is not None and client.has_message(id):
+        if block:
+            return client.send_update(message, id, files=files)
+        return client.sender.update(id, message, files=files)
+    if user_name is None and channel_name is None:
+        if client.default_user is not None:
+            user_name = client.default_user
+        elif client.default_channel is not None:
+            channel_name = client.default_channel
+        else:
+            raise MessageError(
+                "no user or channel given and no default set: pass user_name= or "
+                "channel_name=, or wakeup(always_send_to_user=...)"
+            )
+    if not block:
+        return client.sender.post(message, user=user_name, channel=channel_name, id=id, files=files)
+    return client.send(message, user=user_name, channel=channel_name, files=files, id=id)
+
+
+def notify_user(
+    message: str,
+    user_name: str | None = None,
+    files: Files = None,
+    id: str | None = None,
+    *,
+    block: bool = True,
+) -> SentMessage | Ticket | None:
+    """Send a direct message to ``user_name`` (or the default user)."""
+    client = get_client()
+    if user_name is None:
+        user_name = client.default_user
+        if user_name is None:
+            raise MessageError(
+                "no user name given and no default user set (wakeup(always_send_to_user=...))"
+            )
+    if not block:
+        return client.sender.post(message, user=user_name, id=id, files=files)
+    return client.send_to_user(message, user_name, files=files, id=id)
+
+
+def notify_channel(
+    message: str,
+    channel_name: str | None = None,
+    files: Files = None,
+    id: str | None = None,
+    *,
+    block: bool = True,
+) -> SentMessage | Ticket | None:
+    """Send a message to ``channel_name`` (or the default channel)."""
+    client = get_client()
+    if channel_name is None:
+        channel_name = client.default_channel
+        if channel_name is None:
+            raise MessageError(
+                "no channel name given and no default channel set "
+                "(wakeup(always_send_to_channel=...))"
+            )
+    if not block:
+        return client.sender.post(message, channel=channel_name, id=id, files=files)
+    return client.send_to_channel(message, channel_name, files=files, id=id)
+
+
+def send_update(
+    message: str, id: str, files: Files = None, *, block: bool = True
+) -> SentMessage | Ticket | None:
+    """Edit the message sent earlier with ``id``."""
+    client = get_client()
+    if not block:
+        return client.sender.update(id, message, files=files)
+    return client.send_update(message, id, files=files)
+
+
+def export_hook(id: str, path: str | os.PathLike[str]) -> None:
+    """Write the hook of message ``id`` to ``path`` (JSON, mode 0600, no token)."""
+    get_client().write_message_hook_to_file(id, path)
+
+
+def import_hook(path: str | os.PathLike[str]) -> MessageHook:
+    """Read a hook file so that its message can be updated in this process."""
+    return get_client().read_message_hook_from_file(path)
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until the background sender has delivered what was queued (True when done)."""
+    with _lock:
+        client = _client
+    if client is None or client._sender is None:
+        return True
+    return bool(client._sender.flush(timeout))

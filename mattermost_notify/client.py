@@ -1,0 +1,1089 @@
+"""The client: :class:`Notify`, the seed's class, lean on the wire.
+
+Requests per operation (after the first message has warmed the caches):
+
+* a text message: 1 (``POST /posts``);
+* a message with files: 2 (one multipart ``POST /files`` with ``channel_id`` first and the
+  files streamed from disk, then ``POST /posts`` with the ``file_ids``); more uploads only
+  when the files together exceed the server's per-request limit (MaxFileSize);
+* an update: 1 (``PUT /posts/{id}/patch``);
+* the first DM to a user: ``GET /users/me`` (once per client), ``GET /users/username/x``,
+  ``POST /channels/direct``, then the post;
+* the first message to a channel: ``GET /teams/name/{team}/channels/name/{channel}``
+  (the team is never looked up on its own), then the post.
+
+Messages are counted in runes (code points) against the server's limit (16383, or the
+``MaxPostSize`` it publishes when a message is longer than that). A longer *new* message
+is split into several posts in one thread, at line ends where possible; a longer
+*update* is cut, with a visible marker at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mimetypes
+import os
+import re
+import stat
+import threading
+import types
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    APIError,
+    ConfigurationError,
+    FileError,
+    HookError,
+    MattermostNotifyError,
+    MessageError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from .hooks import HookStore, MessageHook, now_iso, read_hook, write_hook
+
+if TYPE_CHECKING:
+    from urllib3.util.retry import Retry
+
+    from .sender import BackgroundSender
+    from .transport import Transport
+
+__all__ = [
+    "MAX_FILES_PER_POST",
+    "MAX_MESSAGE_RUNES",
+    "Check",
+    "ConnectionReport",
+    "Notify",
+    "SentMessage",
+]
+
+MAX_MESSAGE_RUNES = 16383
+MAX_FILES_PER_POST = 10
+MULTIPART_OVERHEAD = 512  # bytes the server allows above MaxFileSize per request
+PER_FILE_OVERHEAD = 1024  # rough multipart headers per file part, for batching
+FILES_SINCE = (10, 5, 0)
+CUT_MARKER = "\n\n… (message cut: {n} more characters not shown)"
+CONTINUED = "(continued {i}/{n})\n"
+
+_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """What a send or an update returns."""
+
+    id: str | None
+    post_id: str
+    channel_id: str
+    root_id: str | None
+    file_ids: tuple[str, ...]
+    permalink: str
+    post_ids: tuple[str, ...] = field(default=())
+    """Every post of the message (more than one when it was split or had 11+ files)."""
+
+    def __str__(self) -> str:
+        return self.permalink
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of a :class:`ConnectionReport`; ``ok`` is None when skipped."""
+
+    name: str
+    ok: bool | None
+    detail: str = ""
+
+    def __str__(self) -> str:
+        mark = {True: "ok", False: "FAIL", None: "skip"}[self.ok]
+        return f"{mark:4} {self.name}" + (f": {self.detail}" if self.detail else "")
+
+
+@dataclass
+class ConnectionReport:
+    """The result of :meth:`Notify.test_connection`: one :class:`Check` per step."""
+
+    server_url: str
+    server_version: str | None = None
+    bot_name: str | None = None
+    bot_user_id: str | None = None
+    is_bot: bool | None = None
+    team_name: str | None = None
+    team_member: bool | None = None
+    max_file_size: int | None = None
+    max_post_size: int | None = None
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok is not False for check in self.checks) and bool(self.checks)
+
+    @property
+    def error(self) -> str | None:
+        failed = [c for c in self.checks if c.ok is False]
+        return f"{failed[0].name}: {failed[0].detail}" if failed else None
+
+    def lines(self) -> list[str]:
+        return [str(check) for check in self.checks]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+@dataclass(frozen=True)
+class _FileSpec:
+    path: Path
+    name: str
+    size: int
+
+
+def _runes(text: str) -> int:
+    return len(text)  # a Python str is a sequence of code points, like Go runes
+
+
+def split_message(text: str, limit: int) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` runes, at line ends where possible."""
+    if _runes(text) <= limit:
+        return [text]
+    chunks: list[str] = []
+    rest = text
+    while _runes(rest) > limit:
+        cut = rest.rfind("\n", 0, limit + 1)
+        if cut < limit // 2:
+            cut = rest.rfind(" ", 0, limit + 1)
+        if cut < limit // 2:
+            cut = limit
+        chunk, rest = rest[:cut], rest[cut:]
+        if rest[:1] in ("\n", " "):
+            rest = rest[1:]
+        chunks.append(chunk)
+    if rest:
+        chunks.append(rest)
+    return chunks
+
+
+def cut_message(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` runes with a visible marker when it is longer."""
+    if _runes(text) <= limit:
+        return text
+    keep = limit - len(CUT_MARKER.format(n=_runes(text)))
+    return text[:keep] + CUT_MARKER.format(n=_runes(text) - keep)
+
+
+class Notify:
+    """A client for one Mattermost server and one bot token.
+
+    Nothing is sent when the client is created; the bot's id, the team, users and
+    channels are looked up when first needed and cached.
+
+    ``hook_store``: a :class:`~mattermost_notify.hooks.HookStore` (or a path) to which
+    every message hook is written through, and where ``send_update`` looks up ids it
+    does not have in memory (hooks then survive a kernel restart).
+    """
+
+    def __init__(
+        self,
+        token: str,
+        url: str,
+        team_name: str | None = None,
+        *,
+        default_channel: str | None = None,
+        default_user: str | None = None,
+        verify: bool | str = True,
+        timeout: float | tuple[float, float] = (5.0, 30.0),
+        allow_insecure: bool = False,
+        hook_store: HookStore | str | os.PathLike[str] | None = None,
+        retry: Retry | int | bool | None = None,
+    ) -> None:
+        from .config import make_settings
+
+        # notify-mattermost 0.1.3 took Notify(url, token, team_name): accept that order too
+        if (
+            isinstance(token, str)
+            and isinstance(url, str)
+            and token.startswith(("http://", "https://"))
+            and not url.startswith(("http://", "https://"))
+        ):
+            token, url = url, token
+        settings = make_settings(
+            {
+                "url": url,
+                "token": token,
+                "team_name": team_name,
+                "verify": verify,
+                "timeout": timeout,
+                "allow_insecure": allow_insecure,
+            },
+            {"url": "Notify(url=...)", "token": "Notify(token=...)"},
+        )
+        from .transport import Transport
+
+        self.url: str = settings.url
+        self.team_name: str | None = settings.team_name
+        self._transport: Transport = Transport(
+            settings.url,
+            settings.token,
+            verify=settings.verify,
+            timeout=settings.timeout,
+            allow_insecure=settings.allow_insecure,
+            retry=retry,
+        )
+        self.timeout = settings.timeout
+        self._lock = threading.RLock()
+        self._me: dict[str, Any] | None = None
+        self._user_ids: dict[str, str] = {}
+        self._channel_ids: dict[tuple[str, str], str] = {}
+        self._dm_channels: dict[str, str] = {}
+        self._hooks: dict[str, MessageHook] = {}
+        self._targets: dict[str, str] = {}  # id -> channel id it was sent to
+        self._client_config: dict[str, Any] | None = None
+        self._default_channel: str | None = None
+        self._default_user: str | None = None
+        self._sender: BackgroundSender | None = None
+        self._closed = False
+        if isinstance(hook_store, (str, os.PathLike)):
+            hook_store = HookStore(hook_store)
+        self.hook_store: HookStore | None = hook_store
+        if default_channel is not None:
+            self.set_default_channel(default_channel)
+        if default_user is not None:
+            self.set_default_user(default_user)
+
+    def __repr__(self) -> str:
+        return f"Notify(url={self.url!r}, team_name={self.team_name!r}, token='***')"
+
+    # ------------------------------------------------------------ context
+
+    def __enter__(self) -> Notify:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Flush and stop the background sender (if one was started), close the session."""
+        if self._closed:
+            return
+        self._closed = True
+        sender = self._sender
+        if sender is not None:
+            try:
+                sender.close(timeout=5.0 if timeout is None else timeout)
+            except Exception:
+                import logging
+
+                logging.getLogger("mattermost_notify").warning(
+                    "closing the background sender failed", exc_info=True
+                )
+        self._transport.close()
+
+    @property
+    def sender(self) -> BackgroundSender:
+        """The background sender of this client, created on first use."""
+        with self._lock:
+            if self._sender is None:
+                from .sender import BackgroundSender
+
+                self._sender = BackgroundSender(self)
+            return self._sender
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    @property
+    def server_version(self) -> tuple[int, int, int] | None:
+        return self._transport.server_version
+
+    # ------------------------------------------------------------ defaults
+
+    def set_default_channel(self, channel_name: str) -> None:
+        """Send to ``channel_name`` when no target is given (looked up when first used)."""
+        self._default_channel = self._check_name(channel_name, "channel name")
+
+    def set_default_user(self, user_name: str) -> None:
+        """Send to ``user_name`` when no target is given (looked up when first used)."""
+        self._default_user = self._check_name(user_name, "user name")
+
+    @property
+    def default_channel(self) -> str | None:
+        return self._default_channel
+
+    @property
+    def default_user(self) -> str | None:
+        return self._default_user
+
+    @staticmethod
+    def _check_name(name: Any, kind: str) -> str:
+        if not isinstance(name, str):
+            raise MessageError(f"the {kind} must be a string, got {type(name).__name__}")
+        clean = name.strip().lstrip("@~").lower() if kind == "user name" else name.strip()
+        if kind == "channel name":
+            clean = clean.lstrip("~").lower()
+        if not _NAME.match(clean):
+            raise MessageError(
+                f"invalid {kind} {name[:80]!r}: use the name (handle), "
+                "letters, digits, '.', '_' and '-' only"
+            )
+        return clean
+
+    # ------------------------------------------------------------ look-ups
+
+    def _whoami(self) -> dict[str, Any]:
+        if self._me is None:
+            me = self._transport.get("/users/me", what="the bot's own user (users/me)")
+            with self._lock:
+                self._me = me
+        return self._me
+
+    @property
+    def bot_user_id(self) -> str:
+        return str(self._whoami()["id"])
+
+    def _known_bot_id(self) -> str | None:
+        return str(self._me["id"]) if self._me else None
+
+    def _user_id(self, user_name: str) -> str:
+        with self._lock:
+            cached = self._user_ids.get(user_name)
+        if cached:
+            return cached
+        user = self._transport.get(f"/users/username/{user_name}", what=f"user {user_name!r}")
+        with self._lock:
+            self._user_ids[user_name] = user["id"]
+        return str(user["id"])
+
+    def _dm_channel(self, user_name: str) -> str:
+        user_id = self._user_id(user_name)
+        with self._lock:
+            cached = self._dm_channels.get(user_id)
+        if cached:
+            return cached
+        me = self.bot_user_id
+        channel = self._transport.post(
+            "/channels/direct", [me, user_id], what=f"the direct channel with user {user_name!r}"
+        )
+        with self._lock:
+            self._dm_channels[user_id] = channel["id"]
+        return str(channel["id"])
+
+    def _channel_id(self, channel_name: str) -> str:
+        team = self.team_name
+        if not team:
+            raise ConfigurationError(
+                f"cannot find channel {channel_name!r}: no team_name is configured for {self.url}"
+            )
+        key = (team, channel_name)
+        with self._lock:
+            cached = self._channel_ids.get(key)
+        if cached:
+            return cached
+        channel = self._transport.get(
+            f"/teams/name/{team}/channels/name/{channel_name}",
+            what=f"channel {channel_name!r} in team {team!r}",
+        )
+        with self._lock:
+            self._channel_ids[key] = channel["id"]
+        return str(channel["id"])
+
+    def _server_limits(self) -> dict[str, Any]:
+        """``GET /config/client`` (once): MaxFileSize, MaxPostSize. Empty on failure."""
+        if self._client_config is None:
+            try:
+                cfg = self._transport.get(
+                    "/config/client", params={"format": "old"}, what="the server's limits"
+                )
+            except APIError:
+                cfg = {}
+            with self._lock:
+                self._client_config = cfg if isinstance(cfg, dict) else {}
+        return self._client_config
+
+    def _limit(self, key: str) -> int | None:
+        value = self._server_limits().get(key)
+        try:
+            return int(value) if value not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    def _max_runes(self, length: int) -> int:
+        if length <= MAX_MESSAGE_RUNES:
+            return MAX_MESSAGE_RUNES
+        # only ask the server when it matters
+        return max(MAX_MESSAGE_RUNES, self._limit("MaxPostSize") or MAX_MESSAGE_RUNES)
+
+    # ------------------------------------------------------------ validation
+
+    @staticmethod
+    def _check_message(message: Any, *, has_files: bool) -> str:
+        if not isinstance(message, str):
+            raise MessageError(
+                f"the message must be a str, got {type(message).__name__}"
+                + (" (decode bytes first)" if isinstance(message, bytes) else "")
+            )
+        if not message.strip() and not has_files:
+            raise MessageError("the message is empty (and no files are attached)")
+        if "\x00" in message:
+            raise MessageError("the message contains a NUL character")
+        return message
+
+    @staticmethod
+    def _check_id(id: Any) -> str | None:
+        if id is None:
+            return None
+        if not isinstance(id, str) or not id.strip():
+            raise MessageError(f"the message id must be a non-empty string, got {id!r}")
+        if len(id) > 256:
+            raise MessageError(f"the message id {id[:40]!r}... is longer than 256 characters")
+        return id
+
+    def _check_files(self, files: Any) -> list[_FileSpec]:
+        """Every file: exists, regular, readable, under MaxFileSize. Nothing is sent yet."""
+        if files is None:
+            return []
+        if isinstance(files, (str, os.PathLike)):
+            files = [files]
+        if not isinstance(files, Iterable) or isinstance(files, (bytes, Mapping)):
+            raise FileError(f"files must be a list of paths, got {type(files).__name__}")
+        specs: list[_FileSpec] = []
+        for item in files:
+            if not isinstance(item, (str, os.PathLike)):
+                raise FileError(f"a file must be given by its path, got {type(item).__name__}")
+            path = Path(item).expanduser()
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                raise FileError(f"file {str(path)!r} does not exist", str(path)) from None
+            except OSError as exc:
+                raise FileError(
+                    f"cannot access file {str(path)!r}: {exc.strerror}", str(path)
+                ) from None
+            if stat.S_ISDIR(st.st_mode):
+                raise FileError(f"{str(path)!r} is a directory, not a file", str(path))
+            if not stat.S_ISREG(st.st_mode):
+                raise FileError(f"{str(path)!r} is not a regular file", str(path))
+            try:
+                with open(path, "rb") as fh:
+                    fh.read(1)
+            except OSError as exc:
+                raise FileError(
+                    f"file {str(path)!r} is not readable: {exc.strerror}", str(path)
+                ) from None
+            if st.st_size == 0:
+                raise FileError(
+                    f"file {str(path)!r} is empty (the server refuses empty uploads)", str(path)
+                )
+            specs.append(_FileSpec(path, path.name, st.st_size))
+        if specs:
+            limit = self._limit("MaxFileSize")
+            if limit:
+                for spec in specs:
+                    if spec.size > limit:
+                        raise FileError(
+                            f"file {str(spec.path)!r} is {spec.size} bytes; {self.url} accepts at "
+                            f"most {limit} bytes per file (MaxFileSize)",
+                            str(spec.path),
+                        )
+        return specs
+
+    def _resolve_target(self, user: str | None, channel: str | None) -> tuple[str, str]:
+        """(kind, name) of the target, falling back to the defaults."""
+        if user is not None and channel is not None:
+            raise MessageError(
+                f"give either a user ({user!r}) or a channel ({channel!r}), not both"
+            )
+        if user is not None:
+            return "user", self._check_name(user, "user name")
+        if channel is not None:
+            return "channel", self._check_name(channel, "channel name")
+        if self._default_channel:
+            return "channel", self._default_channel
+        if self._default_user:
+            return "user", self._default_user
+        raise MessageError(
+            "no user or channel given and no default set "
+            "(pass user_name=/channel_name=, or set_default_channel())"
+        )
+
+    def _target_channel(self, kind: str, name: str) -> str:
+        return self._dm_channel(name) if kind == "user" else self._channel_id(name)
+
+    # ------------------------------------------------------------ files on the wire
+
+    def _upload(self, channel_id: str, specs: Sequence[_FileSpec]) -> list[str]:
+        """Upload ``specs`` (streamed) in as few multipart requests as the limit allows."""
+        if not specs:
+            return []
+        limit = self._limit("MaxFileSize")
+        batches: list[list[_FileSpec]] = []
+        current: list[_FileSpec] = []
+        size = 0
+        for spec in specs:
+            cost = spec.size + PER_FILE_OVERHEAD
+            if current and limit and size + cost > limit + MULTIPART_OVERHEAD:
+                batches.append(current)
+                current, size = [], 0
+            current.append(spec)
+            size += cost
+        batches.append(current)
+        ids: list[str] = []
+        for batch in batches:
+            ids.extend(self._upload_batch(channel_id, batch))
+        return ids
+
+    def _upload_batch(self, channel_id: str, batch: Sequence[_FileSpec]) -> list[str]:
+        from requests_toolbelt.multipart.encoder import MultipartEncoder
+
+        names = ", ".join(repr(s.name) for s in batch)
+
+        def body() -> tuple[Any, dict[str, str]]:
+            fields: list[tuple[str, Any]] = [("channel_id", channel_id)]
+            for spec in batch:
+                mime = mimetypes.guess_type(spec.name)[0] or "application/octet-stream"
+                try:
+                    fh = open(spec.path, "rb")  # noqa: SIM115 - closed by _Closing
+                except OSError as exc:
+                    raise FileError(
+                        f"file {str(spec.path)!r} could not be opened: {exc.strerror}",
+                        str(spec.path),
+                    ) from None
+                fields.append(("files", (spec.name, fh, mime)))
+            encoder = MultipartEncoder(fields=fields)
+            return _Closing(encoder, [f[1][1] for f in fields[1:]]), {
+                "Content-Type": encoder.content_type
+            }
+
+        response = self._transport.request(
+            "POST", "/files", body=body, what=f"the upload of {names}"
+        )
+        try:
+            infos = response.json()["file_infos"]
+            ids = [str(info["id"]) for info in infos]
+        except (ValueError, KeyError, TypeError):
+            raise APIError(
+                f"{self.url} answered the upload of {names} without file ids",
+                status_code=response.status_code,
+            ) from None
+        if len(ids) != len(batch):
+            raise APIError(
+                f"{self.url} stored {len(ids)} of {len(batch)} files ({names})",
+                status_code=response.status_code,
+            )
+        return ids
+
+    # ------------------------------------------------------------ posts
+
+    def _create_post(
+        self,
+        channel_id: str,
+        message: str,
+        *,
+        root_id: str | None,
+        file_ids: Sequence[str] = (),
+        props: Mapping[str, Any] | None = None,
+        pending_post_id: str | None = None,
+        what: str,
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"channel_id": channel_id, "message": message}
+        if root_id:
+            payload["root_id"] = root_id
+        if file_ids:
+            payload["file_ids"] = list(file_ids)
+        if props:
+            payload["props"] = dict(props)
+        payload["pending_post_id"] = pending_post_id or self.new_pending_post_id()
+        post = self._transport.post(
+            "/posts",
+            payload,
+            params={"set_online": "false"},
+            what=what,
+            creates_post=True,
+        )
+        if self._me is None and isinstance(post, dict) and post.get("user_id"):
+            # the author of our own post is the bot: no need for users/me later
+            with self._lock:
+                if self._me is None:
+                    self._me = {"id": post["user_id"]}
+        return post
+
+    def _chunks(self, message: str) -> list[str]:
+        """The message as one or more posts, each within the server's limit."""
+        limit = self._max_runes(_runes(message))
+        if _runes(message) <= limit:
+            return [message]
+        guess = split_message(message, limit - len(CONTINUED.format(i=999, n=999)))
+        return [
+            (CONTINUED.format(i=i + 1, n=len(guess)) if i else "") + chunk
+            for i, chunk in enumerate(guess)
+        ]
+
+    def new_pending_post_id(self) -> str:
+        """A fresh ``pending_post_id`` ("<bot user id>:<uuid4 hex>"); reuse it to retry."""
+        return f"{self._known_bot_id() or 'mattermost-notify'}:{uuid.uuid4().hex}"
+
+    def permalink(self, post_id: str) -> str:
+        team = self.team_name or "_redirect"
+        return f"{self.url}/{team}/pl/{post_id}"
+
+    def send(
+        self,
+        message: str,
+        *,
+        user: str | None = None,
+        channel: str | None = None,
+        files: Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
+        id: str | None = None,
+        root_id: str | None = None,
+        props: Mapping[str, Any] | None = None,
+        pending_post_id: str | None = None,
+    ) -> SentMessage:
+        """Send a new message to ``user`` (a DM) or ``channel`` (or the default target).
+
+        Everything (message, target, id, every file) is checked before the first request
+        that creates something, so a bad input leaves nothing on the server.
+        ``pending_post_id`` lets a caller that retries a whole send (the background
+        sender, the outbox) keep one de-duplication key per logical message.
+        """
+        specs = self._check_files(files)
+        message = self._check_message(message, has_files=bool(specs))
+        id = self._check_id(id)
+        kind, name = self._resolve_target(user, channel)
+        if props is not None and not isinstance(props, Mapping):
+            raise MessageError(f"props must be a mapping, got {type(props).__name__}")
+        if root_id is not None and not isinstance(root_id, str):
+            raise MessageError(f"root_id must be a post id string, got {type(root_id).__name__}")
+        what_target = f"user {name!r}" if kind == "user" else f"channel {name!r}"
+        channel_id = self._target_channel(kind, name)
+        if id is not None:
+            with self._lock:
+                previous = self._targets.get(id)
+            if previous is None and self.hook_store is not None and id not in self._hooks:
+                stored = self._store_get(id)
+                previous = stored.channel_id if stored else None
+            if previous is not None and previous != channel_id:
+                raise MessageError(
+                    f"the message id {id!r} is already used for another target "
+                    f"(channel {previous}); use a new id to send to {what_target}"
+                )
+        chunks = self._chunks(message)
+        file_batches = [
+            specs[i : i + MAX_FILES_PER_POST] for i in range(0, len(specs), MAX_FILES_PER_POST)
+        ]
+        # post plan: text chunks, the first carrying the first 10 files; then files 11+
+        plan: list[tuple[str, list[_FileSpec]]] = []
+        for i, chunk in enumerate(chunks):
+            plan.append((chunk, file_batches[0] if (i == 0 and file_batches) else []))
+        for batch in file_batches[1:]:
+            plan.append(("", batch))
+
+        first_pending = pending_post_id or self.new_pending_post_id()
+        post_ids: list[str] = []
+        file_ids_all: list[str] = []
+        thread_root = root_id
+        first_post: dict[str, Any] | None = None
+        for index, (text, batch) in enumerate(plan):
+            file_ids = self._upload(channel_id, batch)
+            pending = first_pending if index == 0 else f"{first_pending}:{index}"
+            post = self._create_post(
+                channel_id,
+                text,
+                root_id=thread_root,
+                file_ids=file_ids,
+                props=props if index == 0 else None,
+                pending_post_id=pending,
+                what=f"the message to {what_target}",
+            )
+            if len(post.get("file_ids") or []) < len(file_ids):
+                raise APIError(
+                    f"{self.url} attached {len(post.get('file_ids') or [])} of {len(file_ids)} "
+                    f"files to the message to {what_target} (post {post['id']})"
+                )
+            post_ids.append(str(post["id"]))
+            file_ids_all.extend(file_ids)
+            if first_post is None:
+                first_post = post
+                thread_root = root_id or str(post["id"])
+        assert first_post is not None
+        result = SentMessage(
+            id=id,
+            post_id=str(first_post["id"]),
+            channel_id=channel_id,
+            root_id=root_id,
+            file_ids=tuple(file_ids_all),
+            permalink=self.permalink(str(first_post["id"])),
+            post_ids=tuple(post_ids),
+        )
+        if id is not None:
+            hook = MessageHook(
+                id=id,
+                server_url=self.url,
+                bot_user_id=str(first_post.get("user_id") or self._known_bot_id() or "") or None,
+                channel_id=channel_id,
+                post_id=result.post_id,
+                root_id=root_id,
+                created_at=now_iso(),
+            )
+            self._remember(hook)
+        return result
+
+    def send_to_user(
+        self,
+        message: str,
+        user_name: str | None = None,
+        files: Sequence[str | os.PathLike[str]] | None = None,
+        id: str | None = None,
+        *,
+        root_id: str | None = None,
+        props: Mapping[str, Any] | None = None,
+    ) -> SentMessage:
+        """Send a direct message to ``user_name`` (or the default user)."""
+        if user_name is None:
+            if not self._default_user:
+                raise MessageError("no user name given and no default user set")
+            user_name = self._default_user
+        return self.send(message, user=user_name, files=files, id=id, root_id=root_id, props=props)
+
+    def send_to_channel(
+        self,
+        message: str,
+        channel_name: str | None = None,
+        files: Sequence[str | os.PathLike[str]] | None = None,
+        id: str | None = None,
+        *,
+        root_id: str | None = None,
+        props: Mapping[str, Any] | None = None,
+    ) -> SentMessage:
+        """Send a message to ``channel_name`` (or the default channel)."""
+        if channel_name is None:
+            if not self._default_channel:
+                raise MessageError(
+                    "no channel name given and no default channel set (set_default_channel())"
+                )
+            channel_name = self._default_channel
+        return self.send(
+            message, channel=channel_name, files=files, id=id, root_id=root_id, props=props
+        )
+
+    def reply(
+        self,
+        id: str,
+        message: str,
+        files: Sequence[str | os.PathLike[str]] | None = None,
+        *,
+        pending_post_id: str | None = None,
+    ) -> SentMessage:
+        """A new post in the thread of the message ``id`` (notifies, unlike an edit)."""
+        specs = self._check_files(files)
+        message = self._check_message(message, has_files=bool(specs))
+        hook = self._hook(id)
+        root = hook.root_id or hook.post_id
+        post_ids: list[str] = []
+        file_ids_all: list[str] = []
+        chunks = self._chunks(message)
+        batches = [
+            specs[i : i + MAX_FILES_PER_POST] for i in range(0, len(specs), MAX_FILES_PER_POST)
+        ]
+        plan = [(c, batches[0] if (i == 0 and batches) else []) for i, c in enumerate(chunks)]
+        plan += [("", b) for b in batches[1:]]
+        pending = pending_post_id or self.new_pending_post_id()
+        for index, (text, batch) in enumerate(plan):
+            file_ids = self._upload(hook.channel_id, batch)
+            post = self._create_post(
+                hook.channel_id,
+                text,
+                root_id=root,
+                file_ids=file_ids,
+                pending_post_id=pending if index == 0 else f"{pending}:{index}",
+                what=f"the reply to message {id!r}",
+            )
+            post_ids.append(str(post["id"]))
+            file_ids_all.extend(file_ids)
+        return SentMessage(
+            id=None,
+            post_id=post_ids[0],
+            channel_id=hook.channel_id,
+            root_id=root,
+            file_ids=tuple(file_ids_all),
+            permalink=self.permalink(post_ids[0]),
+            post_ids=tuple(post_ids),
+        )
+
+    def send_update(
+        self,
+        message: str,
+        id: str,
+        files: Sequence[str | os.PathLike[str]] | None = None,
+        *,
+        props: Mapping[str, Any] | None = None,
+    ) -> SentMessage:
+        """Edit the message sent with ``id`` (``PUT /posts/{id}/patch``, one request).
+
+        ``files`` replaces the message's files (Mattermost 10.5 or newer; on older servers
+        a :class:`FileError` names the version and nothing is changed). A message longer
+        than the server's limit is cut with a visible marker.
+        """
+        specs = self._check_files(files)
+        message = self._check_message(message, has_files=bool(specs) or files is not None)
+        if props is not None and not isinstance(props, Mapping):
+            raise MessageError(f"props must be a mapping, got {type(props).__name__}")
+        hook = self._hook(id)
+        if len(specs) > MAX_FILES_PER_POST:
+            raise FileError(
+                f"an update can carry at most {MAX_FILES_PER_POST} files, got {len(specs)} "
+                f"(message {id!r})"
+            )
+        if files is not None:
+            version = self._transport.server_version
+            if version is None:
+                self._whoami()  # any answer carries X-Version-Id
+                version = self._transport.server_version
+            if version is None or version < FILES_SINCE:
+                shown = ".".join(map(str, version)) if version else "an unknown version"
+                raise FileError(
+                    f"{self.url} runs Mattermost {shown}; replacing the files of a message "
+                    f"(message {id!r}) needs 10.5 or newer. Send them with reply() instead."
+                )
+        text = cut_message(message, self._max_runes(_runes(message)))
+        patch: dict[str, Any] = {"message": text}
+        file_ids: list[str] = []
+        if files is not None:
+            file_ids = self._upload(hook.channel_id, specs)
+            patch["file_ids"] = file_ids
+        if props is not None:
+            patch["props"] = dict(props)
+        try:
+            post = self._transport.put(
+                f"/posts/{hook.post_id}/patch", patch, what=f"message {id!r} (post {hook.post_id})"
+            )
+        except PermissionDeniedError as exc:
+            # the server reports a deleted or unknown post as 403 (API-NOTES 5.5)
+            raise PermissionDeniedError(
+                f"cannot edit message {id!r} (post {hook.post_id} on {self.url}): it was deleted, "
+                f"or it is not the bot's post ({exc.server_message or 'forbidden'})",
+                status_code=exc.status_code,
+                error_id=exc.error_id,
+                request_id=exc.request_id,
+                server_message=exc.server_message,
+            ) from None
+        return SentMessage(
+            id=id,
+            post_id=hook.post_id,
+            channel_id=hook.channel_id,
+            root_id=hook.root_id,
+            file_ids=tuple(post.get("file_ids") or file_ids),
+            permalink=self.permalink(hook.post_id),
+            post_ids=(hook.post_id,),
+        )
+
+    # ------------------------------------------------------------ hooks
+
+    def _store_get(self, id: str) -> MessageHook | None:
+        if self.hook_store is None:
+            return None
+        hook = self.hook_store.get(id)
+        if hook is not None:
+            hook.check_matches(self.url, self._known_bot_id(), source=f"{self.hook_store!r}")
+        return hook
+
+    def _hook(self, id: Any) -> MessageHook:
+        if not isinstance(id, str) or not id:
+            raise MessageError(f"the message id must be a non-empty string, got {id!r}")
+        with self._lock:
+            hook = self._hooks.get(id)
+        if hook is None:
+            hook = self._store_get(id)
+            if hook is not None:
+                with self._lock:
+                    self._hooks[id] = hook
+                    self._targets[id] = hook.channel_id
+        if hook is None:
+            raise MessageError(
+                f"unknown message id {id!r}: no message was sent with this id by this client "
+                "(send it first, or import its hook with read_message_hook_from_file())"
+            )
+        return hook
+
+    def _remember(self, hook: MessageHook) -> None:
+        with self._lock:
+            self._hooks[hook.id] = hook
+            self._targets[hook.id] = hook.channel_id
+        if self.hook_store is not None:
+            self.hook_store.put(hook)
+
+    def has_message(self, id: str) -> bool:
+        """True when ``id`` names a message this client can update."""
+        with self._lock:
+            if id in self._hooks:
+                return True
+        return self.hook_store is not None and self._store_get(id) is not None
+
+    # seed/original name
+    message_in_cache = has_message
+
+    @property
+    def hooks(self) -> Mapping[str, MessageHook]:
+        """The hooks in memory (read-only view)."""
+        with self._lock:
+            return types.MappingProxyType(dict(self._hooks))
+
+    def get_hook(self, id: str) -> MessageHook:
+        return self._hook(id)
+
+    def add_hook(self, hook: MessageHook, *, source: str = "hook") -> MessageHook:
+        """Adopt a hook (for example read from a file) after checking server and bot."""
+        if not isinstance(hook, MessageHook):
+            raise HookError(f"{source} is not a MessageHook")
+        bot = None
+        if hook.bot_user_id is not None:
+            try:
+                bot = self.bot_user_id
+            except MattermostNotifyError:
+                bot = self._known_bot_id()
+        hook.check_matches(self.url, bot, source=source)
+        if hook.server_url is None or hook.bot_user_id is None:
+            # the original package's format: complete it with what this client knows
+            from dataclasses import replace
+
+            hook = replace(
+                hook,
+                server_url=hook.server_url or self.url,
+                bot_user_id=hook.bot_user_id or self._known_bot_id(),
+                created_at=hook.created_at or now_iso(),
+            )
+        self._remember(hook)
+        return hook
+
+    def write_message_hook_to_file(self, id: str, filename: str | os.PathLike[str]) -> Path:
+        """Write the hook of message ``id`` to ``filename`` (JSON, atomic, mode 0600)."""
+        hook = self._hook(id)
+        return write_hook(filename, hook)
+
+    def read_message_hook_from_file(self, filename: str | os.PathLike[str]) -> MessageHook:
+        """Read a hook file (also the original package's format) so ``id`` can be updated.
+
+        A hook from another server or bot raises :class:`HookError` naming both.
+        """
+        hook = read_hook(filename)
+        return self.add_hook(hook, source=f"hook file {filename}")
+
+    # ------------------------------------------------------------ diagnostics
+
+    def test_connection(self) -> ConnectionReport:
+        """Check server, token, team and limits; never raises for a failed check."""
+        from .transport import parse_version
+
+        report = ConnectionReport(server_url=self.url, team_name=self.team_name)
+        t = self._transport
+
+        try:
+            t.get("/system/ping", what="the server (system/ping)", retry=False)
+            report.server_version = (
+                ".".join(map(str, parse_version(t.version_header) or ())) or None
+            )
+            report.checks.append(
+                Check(
+                    "server", True, f"{self.url} answers, Mattermost {report.server_version or '?'}"
+                )
+            )
+        except MattermostNotifyError as exc:
+            report.checks.append(Check("server", False, str(exc)))
+            for name in ("token", "team", "limits"):
+                report.checks.append(Check(name, None, "skipped: the server is not reachable"))
+            return report
+
+        try:
+            me = self._transport.get("/users/me", what="the bot's own user (users/me)", retry=False)
+            with self._lock:
+                self._me = me
+            report.bot_name = me.get("username")
+            report.bot_user_id = me.get("id")
+            report.is_bot = bool(me.get("is_bot"))
+            kind = "bot" if report.is_bot else "user (not a bot account)"
+            report.checks.append(Check("token", True, f"valid, {kind} @{report.bot_name}"))
+        except MattermostNotifyError as exc:
+            report.checks.append(Check("token", False, str(exc)))
+            report.checks.append(Check("team", None, "skipped: the token was refused"))
+            report.checks.append(Check("limits", None, "skipped: the token was refused"))
+            return report
+
+        if self.team_name:
+            try:
+                team = t.get(
+                    f"/teams/name/{self.team_name}", what=f"team {self.team_name!r}", retry=False
+                )
+                try:
+                    t.get(
+                        f"/teams/{team['id']}/members/{report.bot_user_id}",
+                        what=f"the bot's membership of team {self.team_name!r}",
+                        retry=False,
+                    )
+                    report.team_member = True
+                    report.checks.append(
+                        Check("team", True, f"@{report.bot_name} is a member of {self.team_name!r}")
+                    )
+                except (NotFoundError, PermissionDeniedError):
+                    report.team_member = False
+                    report.checks.append(
+                        Check(
+                            "team",
+                            False,
+                            f"@{report.bot_name} is not a member of team {self.team_name!r}: "
+                            "add the bot to the team",
+                        )
+                    )
+            except MattermostNotifyError as exc:
+                report.team_member = False
+                report.checks.append(Check("team", False, str(exc)))
+        else:
+            report.checks.append(Check("team", None, "no team_name configured (DMs only)"))
+
+        cfg = self._server_limits()
+        report.max_file_size = self._limit("MaxFileSize")
+        report.max_post_size = self._limit("MaxPostSize")
+        if cfg:
+            report.checks.append(
+                Check(
+                    "limits",
+                    True,
+                    f"files up to {report.max_file_size or '?'} bytes, messages up to "
+                    f"{report.max_post_size or MAX_MESSAGE_RUNES} characters",
+                )
+            )
+        else:
+            report.checks.append(Check("limits", None, "the server did not publish its limits"))
+
+        if self._default_channel:
+            try:
+                self._channel_id(self._default_channel)
+                report.checks.append(Check("default channel", True, f"~{self._default_channel}"))
+            except MattermostNotifyError as exc:
+                report.checks.append(Check("default channel", False, str(exc)))
+        if self._default_user:
+            try:
+                self._user_id(self._default_user)
+                report.checks.append(Check("default user", True, f"@{self._default_user}"))
+            except MattermostNotifyError as exc:
+                report.checks.append(Check("default user", False, str(exc)))
+        return report
+
+
+class _Closing:
+    """A MultipartEncoder that closes its files when the transport is done with it."""
+
+    def __init__(self, encoder: Any, files: list[Any]) -> None:
+        self._encoder = encoder
+        self._files = files
+        self.len = encoder.len
+
+    def read(self, size: int = -1) -> bytes:
+        return self._encoder.read(size)
+
+    def __len__(self) -> int:
+        return int(self._encoder.len)
+
+    def close(self) -> None:
+        for fh in self._files:
+            with contextlib.suppress(OSError):
+                fh.close()

@@ -1,0 +1,491 @@
+"""Settings and the configuration files.
+
+Precedence, highest first (each key is taken from the first place that sets it):
+
+1. keyword overrides (``load_settings(url=...)``, ``wakeup(token=...)``);
+2. the ``config`` mapping (``wakeup(config={"url": ..., "team_name": ..., "token": ...})``);
+3. the environment: ``MATTERMOST_NOTIFY_URL``, ``MATTERMOST_NOTIFY_TOKEN``,
+   ``MATTERMOST_NOTIFY_TEAM`` (and ``MATTERMOST_NOTIFY_CONFIG``, the path of a config file
+   that then replaces the file search below);
+4. one configuration file, the first that exists of: ``./.mattermost_notify``,
+   ``<user config dir>/config.toml``, ``~/.mattermost_notify``.
+
+Files are never merged with each other: a URL from one file and a token from
+another would be a recipe for sending a token to the wrong server.
+
+A file is either TOML (what ``write_config`` and ``mattermost-notify setup`` write) or
+the original package's ``KEY=VALUE`` lines (``URL``, ``TEAM_NAME``, ``TOKEN``), so users of
+notify-mattermost 0.1.3 keep their file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import tempfile
+import tomllib
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError, InsecureConfigWarning
+
+__all__ = [
+    "CONFIG_FILE_NAME",
+    "ENV_CONFIG",
+    "ENV_DATA_DIR",
+    "ENV_TEAM",
+    "ENV_TOKEN",
+    "ENV_URL",
+    "Settings",
+    "config_file_candidates",
+    "find_config_file",
+    "load_settings",
+    "read_config_file",
+    "user_config_dir",
+    "user_config_path",
+    "user_data_dir",
+    "write_config",
+]
+
+APP_NAME = "mattermost-notify"
+CONFIG_FILE_NAME = ".mattermost_notify"
+ENV_URL = "MATTERMOST_NOTIFY_URL"
+ENV_TOKEN = "MATTERMOST_NOTIFY_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+ENV_TEAM = "MATTERMOST_NOTIFY_TEAM"
+ENV_CONFIG = "MATTERMOST_NOTIFY_CONFIG"
+ENV_DATA_DIR = "MATTERMOST_NOTIFY_DATA_DIR"
+ENV_CONFIG_DIR = "MATTERMOST_NOTIFY_CONFIG_DIR"
+
+DEFAULT_TIMEOUT = (5.0, 30.0)
+
+# keys of a file or mapping -> Settings field
+_ALIASES = {
+    "url": "url",
+    "server": "url",
+    "server_url": "url",
+    "token": "token",
+    "access_token": "token",
+    "team_name": "team_name",
+    "team": "team_name",
+    "verify": "verify",
+    "timeout": "timeout",
+    "allow_insecure": "allow_insecure",
+    "default_user": "default_user",
+    "default_channel": "default_channel",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything needed to build a client. ``repr`` never shows the token."""
+
+    url: str
+    token: str = field(repr=False)
+    team_name: str | None = None
+    verify: bool | str = True
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT
+    allow_insecure: bool = False
+    default_user: str | None = None
+    default_channel: str | None = None
+    source: str | None = field(default=None, compare=False)
+    """Where the settings came from (for messages; never contains the token)."""
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(url={self.url!r}, token='***', team_name={self.team_name!r}, "
+            f"verify={self.verify!r}, timeout={self.timeout!r}, "
+            f"allow_insecure={self.allow_insecure!r}, default_user={self.default_user!r}, "
+            f"default_channel={self.default_channel!r})"
+        )
+
+    __str__ = __repr__
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`mattermost_notify.client.Notify`."""
+        return {
+            "token": self.token,
+            "url": self.url,
+            "team_name": self.team_name,
+            "verify": self.verify,
+            "timeout": self.timeout,
+            "allow_insecure": self.allow_insecure,
+            "default_user": self.default_user,
+            "default_channel": self.default_channel,
+        }
+
+
+# ---------------------------------------------------------------- directories
+
+
+def user_data_dir() -> Path:
+    """The per-user data directory (hooks, outbox); ``MATTERMOST_NOTIFY_DATA_DIR`` wins."""
+    env = os.environ.get(ENV_DATA_DIR)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def user_config_dir() -> Path:
+    """The per-user config directory; ``MATTERMOST_NOTIFY_CONFIG_DIR`` wins."""
+    env = os.environ.get(ENV_CONFIG_DIR)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def user_config_path() -> Path:
+    """The TOML file ``mattermost-notify setup`` writes: ``<user config dir>/config.toml``."""
+    return user_config_dir() / "config.toml"
+
+
+def config_file_candidates() -> list[Path]:
+    """The files searched, in order, when no explicit file is given."""
+    return [
+        Path.cwd() / CONFIG_FILE_NAME,
+        user_config_path(),
+        Path.home() / CONFIG_FILE_NAME,
+    ]
+
+
+def find_config_file() -> Path | None:
+    """``$MATTERMOST_NOTIFY_CONFIG`` if set, else the first existing candidate."""
+    env = os.environ.get(ENV_CONFIG)
+    if env:
+        return Path(env).expanduser()
+    for path in config_file_candidates():
+        if path.is_file():
+            return path
+    return None
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _check_permissions(path: Path, data: Mapping[str, Any]) -> None:
+    if os.name != "posix" or "token" not in data:
+        return
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warnings.warn(
+            f"the config file {path} holds an access token and is readable by others "
+            f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}",
+            InsecureConfigWarning,
+            stacklevel=4,
+        )
+
+
+def _parse_key_value(text: str, path: Path) -> dict[str, Any]:
+    """The original package's format: ``KEY=VALUE`` lines (URL, TEAM_NAME, TOKEN)."""
+    data: dict[str, Any] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip().lower()
+        if not sep or not key:
+            # never echo the line: it may be the token
+            raise ConfigurationError(
+                f"malformed config file {path}, line {number}: expected KEY=VALUE "
+                "(for example URL=https://chat.example.org) or TOML"
+            )
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        data[key] = value
+    return data
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read one config file (TOML or the original ``KEY=VALUE`` lines) into a dict.
+
+    Keys are normalised to :class:`Settings` field names; unknown keys raise
+    :class:`ConfigurationError` naming the key and the file. A file holding a token
+    that is readable by group or others gives an :class:`InsecureConfigWarning`.
+    """
+    p = Path(path).expanduser()
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigurationError(f"config file {p} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigurationError(f"config file {p} is a directory") from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read config file {p}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"config file {p} is not UTF-8 text") from None
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        if p.suffix == ".toml":
+            # the message of tomllib names line and column, never the value
+            raise ConfigurationError(f"malformed TOML in config file {p}: {exc}") from None
+        data = _parse_key_value(text, p)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = _ALIASES.get(key.lower())
+        if name is None:
+            known = ", ".join(sorted(set(_ALIASES.values())))
+            raise ConfigurationError(f"unknown key {key!r} in config file {p} (known: {known})")
+        out[name] = value
+    _check_permissions(p, out)
+    return out
+
+
+def _from_env() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for var, name in ((ENV_URL, "url"), (ENV_TOKEN, "token"), (ENV_TEAM, "team_name")):
+        value = os.environ.get(var)
+        if value:
+            out[name] = value
+    return out
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _normalise_url(url: Any, source: str) -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigurationError(f"the server URL from {source} is empty or not a string")
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        shown = url if len(url) < 200 else url[:200] + "..."
+        raise ConfigurationError(
+            f"the server URL {shown!r} from {source} must start with https:// (or http://)"
+        )
+    if not parts.hostname:
+        raise ConfigurationError(f"the server URL {url!r} from {source} has no host name")
+    if parts.username or parts.password:
+        raise ConfigurationError(
+            f"the server URL from {source} carries credentials (user:password@); "
+            "use the token setting instead"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigurationError(
+            f"the server URL {parts.scheme}://{parts.netloc}{parts.path} from {source} "
+            "must not have a query or fragment"
+        )
+    path = parts.path.rstrip("/")
+    if path.endswith("/api/v4"):
+        path = path[: -len("/api/v4")]
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}"
+
+
+def _check_token(token: Any, source: str) -> str:
+    if not isinstance(token, str) or not token.strip():
+        raise ConfigurationError(
+            f"no access token in {source}: set {ENV_TOKEN}, pass token=..., "
+            "or run `mattermost-notify setup`"
+        )
+    token = token.strip()
+    if any(ch.isspace() for ch in token) or not token.isprintable():
+        raise ConfigurationError(
+            f"the access token from {source} contains whitespace or control characters"
+        )
+    return token
+
+
+def _check_timeout(value: Any, source: str) -> tuple[float, float]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        pair: tuple[Any, ...] = (value, value)
+    elif isinstance(value, (list, tuple)) and len(value) == 2:
+        pair = tuple(value)
+    else:
+        raise ConfigurationError(
+            f"timeout from {source} must be a number or a pair (connect, read), got {value!r}"
+        )
+    out = []
+    for item in pair:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not item > 0:
+            raise ConfigurationError(
+                f"timeout from {source} must be positive numbers of seconds, got {value!r}"
+            )
+        out.append(float(item))
+    return out[0], out[1]
+
+
+def _check_bool(value: Any, name: str, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigurationError(f"{name} from {source} must be true or false, got {value!r}")
+
+
+def _check_verify(value: Any, source: str) -> bool | str:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("true", "yes", "1"):
+            return True
+        if low in ("false", "no", "0"):
+            return False
+        path = Path(value).expanduser()
+        if not path.exists():
+            raise ConfigurationError(f"verify= CA bundle {path} from {source} does not exist")
+        return str(path)
+    if isinstance(value, os.PathLike):
+        return _check_verify(os.fspath(value), source)
+    raise ConfigurationError(
+        f"verify from {source} must be true, false or a CA bundle path, got {value!r}"
+    )
+
+
+def _optional_name(value: Any, name: str, source: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{name} from {source} must be a non-empty string")
+    return value.strip()
+
+
+def make_settings(values: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
+    """Validate merged values (``sources`` names where each came from) into Settings."""
+
+    def src(key: str) -> str:
+        return sources.get(key, "the settings")
+
+    if "url" not in values:
+        raise ConfigurationError(
+            "no Mattermost server URL configured: set "
+            f"{ENV_URL}, pass url=..., write ./{CONFIG_FILE_NAME} or run `mattermost-notify setup`"
+        )
+    url = _normalise_url(values["url"], src("url"))
+    token = _check_token(values.get("token"), src("token"))
+    return Settings(
+        url=url,
+        token=token,
+        team_name=_optional_name(values.get("team_name"), "team_name", src("team_name")),
+        verify=_check_verify(values.get("verify", True), src("verify")),
+        timeout=_check_timeout(values.get("timeout", DEFAULT_TIMEOUT), src("timeout")),
+        allow_insecure=_check_bool(
+            values.get("allow_insecure", False), "allow_insecure", src("allow_insecure")
+        ),
+        default_user=_optional_name(
+            values.get("default_user"), "default_user", src("default_user")
+        ),
+        default_channel=_optional_name(
+            values.get("default_channel"), "default_channel", src("default_channel")
+        ),
+        source=", ".join(sorted(set(sources.values()))) or None,
+    )
+
+
+def load_settings(
+    config: Mapping[str, Any] | None = None,
+    *,
+    configfile: str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Collect settings from arguments, environment and files (see the module doc).
+
+    ``configfile`` names the file to read instead of searching. Overrides whose value
+    is ``None`` are ignored, so callers can pass optional arguments straight through.
+    """
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    def layer(data: Mapping[str, Any], source: str) -> None:
+        for key, value in data.items():
+            if value is None:
+                continue
+            name = _ALIASES.get(str(key).lower())
+            if name is None:
+                raise ConfigurationError(f"unknown setting {key!r} in {source}")
+            if name not in values:
+                values[name] = value
+                sources[name] = source
+
+    layer(overrides, "the arguments")
+    if config is not None:
+        if not isinstance(config, Mapping):
+            raise ConfigurationError(
+                "config must be a mapping with url, team_name and token, "
+                f"got {type(config).__name__}"
+            )
+        layer(config, "the config mapping")
+    layer(_from_env(), "the environment")
+    path = Path(configfile).expanduser() if configfile is not None else find_config_file()
+    if path is not None and (configfile is not None or os.environ.get(ENV_CONFIG) or path.exists()):
+        layer(read_config_file(path), f"config file {path}")
+    return make_settings(values, sources)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(float(value))
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    # a JSON string is a valid TOML basic string (same escapes)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` atomically (temp file + ``os.replace``) with ``mode``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_config(path: str | os.PathLike[str], settings: Settings) -> Path:
+    """Write ``settings`` as TOML to ``path`` (mode 0600, atomic). Returns the path."""
+    p = Path(path).expanduser()
+    lines = [
+        "# mattermost-notify configuration (holds an access token: keep it private)",
+        f"url = {_toml_value(settings.url)}",
+        f"token = {_toml_value(settings.token)}",
+    ]
+    if settings.team_name:
+        lines.append(f"team_name = {_toml_value(settings.team_name)}")
+    if settings.verify is not True:
+        lines.append(f"verify = {_toml_value(settings.verify)}")
+    if tuple(settings.timeout) != DEFAULT_TIMEOUT:
+        lines.append(f"timeout = {_toml_value(list(settings.timeout))}")
+    if settings.allow_insecure:
+        lines.append("allow_insecure = true")
+    if settings.default_user:
+        lines.append(f"default_user = {_toml_value(settings.default_user)}")
+    if settings.default_channel:
+        lines.append(f"default_channel = {_toml_value(settings.default_channel)}")
+    atomic_write_text(p, "\n".join(lines) + "\n", 0o600)
+    return p
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    """A copy of ``settings`` with ``changes`` applied (None values ignored)."""
+    return replace(settings, **{k: v for k, v in changes.items() if v is not None})

@@ -1,0 +1,544 @@
+"""HTTP to the Mattermost REST API v4: one session, timeouts, retries, pacing, redaction.
+
+* One :class:`requests.Session` (keep-alive), the token in an ``Authorization: Bearer``
+  header set by an auth object (so ``~/.netrc`` never replaces it) and a cookie policy
+  that accepts no cookie (an ``MMAUTHTOKEN`` cookie would win over the header).
+* Every request has a connect and a read timeout. ``POST /posts`` uses a read timeout of
+  at most :data:`POST_READ_TIMEOUT` so that a stalled create can still be retried inside
+  the server's 30 s ``pending_post_id`` window (API-NOTES 5.2).
+* Retries (urllib3's :class:`~urllib3.util.retry.Retry` does the counting, backoff with
+  jitter and ``Retry-After`` parsing): connection errors, timeouts, 502/503/504, 429
+  (``Retry-After``, else ``X-RateLimit-Reset``) and the 500
+  ``api.post.deduplicate_create_post.pending``. Never 400/401/403/404/413. Bounded in total
+  time. Requests that create a post must carry a stable ``pending_post_id`` (the client
+  does that) and are retried only inside the de-duplication window.
+* Pacing: ``X-RateLimit-Remaining``/``-Reset``/``-Limit`` are tracked and a request waits
+  for a token when the bucket is empty, so a paced client does not run into 429.
+* Every error is one of :mod:`mattermost_notify.errors`, token-free; the requests
+  exception is not chained (it carries the request with its headers).
+* One DEBUG line per request on the ``mattermost_notify`` logger: method, path, status, ms.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import ipaddress
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from ._version import __version__
+from .errors import (
+    APIError,
+    AuthenticationError,
+    ConfigurationError,
+    MattermostNotifyError,
+    NetworkError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+)
+
+__all__ = [
+    "DEDUP_PENDING_ID",
+    "RETRY_STATUSES",
+    "Transport",
+    "default_retry",
+    "is_loopback",
+    "parse_version",
+]
+
+logger = logging.getLogger("mattermost_notify")
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+NEVER_RETRY = frozenset({400, 401, 403, 404, 413})
+DEDUP_PENDING_ID = "api.post.deduplicate_create_post.pending"
+POST_READ_TIMEOUT = 10.0
+"""Upper bound of the read timeout of a post creation (see the module doc)."""
+DEDUP_WINDOW = 25.0
+"""Retries of one post creation start within this many seconds (server keeps 30 s)."""
+DEFAULT_MAX_RETRY_TIME = 60.0
+
+
+def default_retry() -> Retry:
+    """The default retry policy (counts and backoff; statuses are decided here)."""
+    return Retry(
+        total=8,
+        connect=4,
+        read=4,
+        status=8,
+        other=0,
+        redirect=0,
+        allowed_methods=None,  # every method: posts are made safe by pending_post_id
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=0.25,
+        backoff_max=8.0,
+        backoff_jitter=0.25,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for ``localhost``, ``*.localhost``, 127.0.0.0/8 and ::1."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_version(header: str | None) -> tuple[int, int, int] | None:
+    """``X-Version-Id`` (``10.6.0.1368...``) -> ``(10, 6, 0)``."""
+    if not header:
+        return None
+    parts = header.split(".")
+    try:
+        return int(parts[0]), int(parts[1]), int(parts[2])
+    except (IndexError, ValueError):
+        return None
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Sets ``Authorization: Bearer``; its repr never shows the token."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "<BearerAuth ***>"
+
+
+class _RateState:
+    """What the server's rate limiter told us last, to wait before the bucket is empty."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.limit: int | None = None
+        self.remaining: float | None = None
+        self.rate: float | None = None  # tokens per second
+        self.observed = 0.0
+        self.sent_since = 0
+        self.blocked_until = 0.0
+
+    def reserve(self) -> float:
+        """Take a token; return how long to wait before sending."""
+        with self.lock:
+            now = time.monotonic()
+            wait = max(0.0, self.blocked_until - now)
+            if self.remaining is not None and self.rate:
+                available = (
+                    self.remaining
+                    + (now - self.observed) * self.rate
+                    - self.sent_since
+                    - 1  # keep one token in hand for other clients at this address
+                )
+                if self.limit is not None:
+                    available = min(available, self.limit - self.sent_since)
+                if available < 1:
+                    wait = max(wait, (1 - available) / self.rate)
+            self.sent_since += 1
+            return wait
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        remaining = headers.get("X-RateLimit-Remaining")
+        if remaining is None:
+            return
+        try:
+            rem = float(remaining)
+            reset = float(headers.get("X-RateLimit-Reset", "0") or 0)
+            limit = int(headers.get("X-RateLimit-Limit", "0") or 0) or None
+        except ValueError:
+            return
+        with self.lock:
+            self.remaining = rem
+            self.limit = limit
+            self.observed = time.monotonic()
+            self.sent_since = 0
+            if limit and reset > 0 and limit > rem:
+                # Reset = seconds until the bucket is full again, rounded up: a lower bound
+                # of the real rate, so pacing errs on the slow side.
+                self.rate = (limit - rem) / reset
+            elif reset > 0 and rem <= 0:
+                self.rate = 1.0 / reset
+
+    def block_for(self, seconds: float) -> None:
+        with self.lock:
+            self.blocked_until = max(self.blocked_until, time.monotonic() + seconds)
+
+
+class Transport:
+    """Requests to one server with one token. Thread-safe."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        verify: bool | str = True,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        allow_insecure: bool = False,
+        retry: Retry | int | bool | None = None,
+        max_retry_time: float = DEFAULT_MAX_RETRY_TIME,
+        pool_maxsize: int = 16,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure:
+            raise ConfigurationError(
+                f"refusing to send the access token over plain http to {parts.hostname}: "
+                f"use https://{parts.netloc}{parts.path}, or pass allow_insecure=True "
+                "if the network path is trusted"
+            )
+        self.url = url.rstrip("/")
+        self.api_url = self.url + "/api/v4"
+        self._token = token
+        self.timeout = (float(timeout[0]), float(timeout[1]))
+        self.max_retry_time = float(max_retry_time)
+        if retry is None or retry is True:
+            self.retry = default_retry()
+        elif retry is False:
+            self.retry = Retry(total=0, raise_on_status=False, redirect=0)
+        elif isinstance(retry, int):
+            self.retry = default_retry().new(total=retry)
+        else:
+            self.retry = retry
+        self.server_version: tuple[int, int, int] | None = None
+        self.version_header: str | None = None
+        self.request_count = 0
+        self._rate = _RateState()
+
+        session = requests.Session()
+        session.auth = _BearerAuth(token)
+        session.verify = verify
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        session.headers["User-Agent"] = f"mattermost-notify/{__version__}"
+        session.headers["Accept"] = "application/json"
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_maxsize, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        self.session = session
+
+    def __repr__(self) -> str:
+        return f"Transport({self.url!r}, token='***')"
+
+    # ------------------------------------------------------------ helpers
+
+    def redact(self, text: str) -> str:
+        """``text`` with the token replaced by ``***``."""
+        if self._token and self._token in text:
+            text = text.replace(self._token, "***")
+        return text
+
+    def close(self) -> None:
+        self.session.close()
+
+    # ------------------------------------------------------------ requests
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        body: Callable[[], tuple[Any, dict[str, str]]] | None = None,
+        what: str | None = None,
+        creates_post: bool = False,
+        retry: bool = True,
+    ) -> requests.Response:
+        """Send one logical request (with retries); return the 2xx response.
+
+        ``path`` is relative to ``/api/v4``. ``body`` builds a fresh (data, headers) pair
+        for every attempt (a streamed upload cannot be rewound). ``what`` names the
+        thing the request is about, for error messages ("user 'bob'").
+        ``creates_post`` limits retries to the ``pending_post_id`` window.
+        """
+        url = self.api_url + path
+        state = self.retry.new() if retry else Retry(total=0, raise_on_status=False)
+        start = time.monotonic()
+        deadline = start + (
+            min(DEDUP_WINDOW, self.max_retry_time) if creates_post else self.max_retry_time
+        )
+        timeout = self.timeout
+        if creates_post:
+            timeout = (timeout[0], min(timeout[1], POST_READ_TIMEOUT))
+        attempt = 0
+        while True:
+            attempt += 1
+            wait = self._rate.reserve()
+            if wait > 0:
+                if time.monotonic() + wait > deadline:
+                    wait = max(0.0, deadline - time.monotonic())
+                logger.debug("rate limit: waiting %.2f s before %s %s", wait, method, path)
+                time.sleep(wait)
+            data = None
+            headers: dict[str, str] = {}
+            if body is not None:
+                data, headers = body()
+            t0 = time.monotonic()
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    data=data,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                )
+            except requests.exceptions.RequestException as exc:
+                ms = (time.monotonic() - t0) * 1000
+                kind, retryable, u3err = self._classify(exc, url)
+                logger.debug("%s %s failed (%s) after %.0f ms", method, path, kind, ms)
+                if retryable:
+                    try:
+                        state = state.increment(method, url, error=u3err)
+                    except urllib3.exceptions.MaxRetryError:
+                        pass
+                    else:
+                        backoff = state.get_backoff_time()
+                        if time.monotonic() + backoff < deadline:
+                            time.sleep(backoff)
+                            continue
+                raise self._network_error(exc, kind, what, attempt) from None
+            finally:
+                if data is not None and hasattr(data, "close"):
+                    data.close()
+            ms = (time.monotonic() - t0) * 1000
+            self.request_count += 1
+            logger.debug("%s %s %s %.0f ms", method, path, response.status_code, ms)
+            self._observe(response)
+            status = response.status_code
+            if 200 <= status < 300:
+                return response
+            retry_this = status in RETRY_STATUSES or (
+                status == 500 and _error_id(response) == DEDUP_PENDING_ID
+            )
+            if retry_this and status not in NEVER_RETRY:
+                wait_hint = self._wait_hint(response, state)
+                try:
+                    state = state.increment(method, url, response=response.raw)
+                except urllib3.exceptions.MaxRetryError:
+                    pass
+                else:
+                    pause = wait_hint if wait_hint is not None else state.get_backoff_time()
+                    if status == 500:
+                        pause = max(pause, 0.5)  # the first attempt is still running
+                    if status == 429:
+                        self._rate.block_for(pause)
+                    if time.monotonic() + pause < deadline:
+                        response.close()
+                        if status != 429:
+                            time.sleep(pause)
+                        continue
+            raise self.error_for(response, what=what, method=method, path=path)
+
+    def get(self, path: str, *, what: str | None = None, **kw: Any) -> Any:
+        return _json_of(self.request("GET", path, what=what, **kw), self, what)
+
+    def post(self, path: str, payload: Any, *, what: str | None = None, **kw: Any) -> Any:
+        return _json_of(self.request("POST", path, json=payload, what=what, **kw), self, what)
+
+    def put(self, path: str, payload: Any, *, what: str | None = None, **kw: Any) -> Any:
+        return _json_of(self.request("PUT", path, json=payload, what=what, **kw), self, what)
+
+    # ------------------------------------------------------------ internals
+
+    def _observe(self, response: requests.Response) -> None:
+        version = response.headers.get("X-Version-Id")
+        if version and version != self.version_header:
+            self.version_header = version
+            self.server_version = parse_version(version)
+        self._rate.observe(response.headers)
+
+    @staticmethod
+    def _wait_hint(response: requests.Response, state: Retry) -> float | None:
+        after = response.headers.get("Retry-After")
+        if after:
+            try:
+                return max(0.0, state.parse_retry_after(after))
+            except urllib3.exceptions.InvalidHeader:
+                pass
+        if response.status_code == 429:
+            reset = response.headers.get("X-RateLimit-Reset")
+            if reset:
+                try:
+                    return max(0.0, float(reset))
+                except ValueError:
+                    pass
+        return None
+
+    @staticmethod
+    def _classify(
+        exc: requests.exceptions.RequestException, url: str
+    ) -> tuple[str, bool, Exception | None]:
+        """(description, retryable, urllib3 error for Retry.increment)."""
+        if isinstance(exc, requests.exceptions.SSLError):
+            return "TLS error", False, None
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return "connect timeout", True, urllib3.exceptions.ConnectTimeoutError()
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            return "read timeout", True, urllib3.exceptions.ReadTimeoutError(None, url, "read")  # type: ignore[arg-type]
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            text = str(exc)
+            if "NameResolutionError" in text or "Name or service not known" in text:
+                return "DNS lookup failed", False, None
+            if "RemoteDisconnected" in text or "Connection aborted" in text:
+                # the request may have reached the server: a read error
+                return "connection dropped", True, urllib3.exceptions.ProtocolError("dropped")
+            return (
+                "connection failed",
+                True,
+                urllib3.exceptions.NewConnectionError(
+                    None,
+                    "connection failed",  # type: ignore[arg-type]
+                ),
+            )
+        if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+            return "connection dropped", True, urllib3.exceptions.ProtocolError("dropped")
+        return type(exc).__name__, False, None
+
+    def _network_error(
+        self, exc: Exception, kind: str, what: str | None, attempts: int
+    ) -> NetworkError:
+        host = urlsplit(self.url).netloc
+        about = f" ({what})" if what else ""
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        detail = _short_reason(exc)
+        hint = ""
+        if kind == "TLS error":
+            hint = "; check the certificate, or pass verify='/path/to/ca.pem'"
+        elif kind in ("connect timeout", "read timeout"):
+            hint = f"; timeout (connect, read) = {self.timeout}"
+        err = NetworkError(self.redact(f"{kind} talking to {host}{about}{tries}: {detail}{hint}"))
+        err.kind = kind  # type: ignore[attr-defined]
+        return err
+
+    def error_for(
+        self,
+        response: requests.Response,
+        *,
+        what: str | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> MattermostNotifyError:
+        """The exception for a non-2xx response (token-free, names ``what`` and the server)."""
+        status = response.status_code
+        body: Any = None
+        if "json" in response.headers.get("Content-Type", ""):
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+        if not isinstance(body, dict):
+            body = {}
+        error_id = body.get("id") or None
+        server_message = body.get("message") or (response.text[:200] if not body else None)
+        request_id = body.get("request_id") or response.headers.get("X-Request-Id")
+        server = self.url
+        thing = what or f"{method} {path}"
+        said = f": {server_message}" if server_message else ""
+        kwargs: dict[str, Any] = {
+            "status_code": status,
+            "error_id": error_id,
+            "request_id": request_id,
+            "server_message": self.redact(server_message) if server_message else None,
+        }
+        if status == 401:
+            cls: type[APIError] = AuthenticationError
+            text = (
+                f"{server} refused the access token ({thing}){said}; "
+                "check the token (wrong, revoked, or its bot is deactivated)"
+            )
+        elif status == 403:
+            cls = PermissionDeniedError
+            text = f"the bot is not allowed to access {thing} on {server}{said}"
+        elif status == 404:
+            cls = NotFoundError
+            text = f"{thing} not found on {server}{said}"
+        elif status == 429:
+            retry_after = self._wait_hint(response, self.retry)
+            text = f"{server} is rate limiting ({thing}); gave up after the retry budget"
+            return RateLimitedError(self.redact(text), retry_after=retry_after, **kwargs)
+        elif status >= 500:
+            cls = ServerError
+            text = f"{server} failed with {status} ({thing}){said}"
+        elif 300 <= status < 400:
+            cls = APIError
+            location = response.headers.get("Location", "?")
+            text = (
+                f"{server} redirects {method} {path} to {location}: "
+                "set the server URL to where it redirects"
+            )
+        else:
+            cls = APIError
+            text = f"{server} refused {thing} with {status}{said}"
+        return cls(self.redact(text), **kwargs)
+
+
+def _error_id(response: requests.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("id") if isinstance(body, dict) else None
+
+
+def _json_of(response: requests.Response, transport: Transport, what: str | None) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ServerError(
+            f"{transport.url} answered {response.status_code} with something that is not JSON "
+            f"({what or response.request.path_url}); is the URL a Mattermost server?",
+            status_code=response.status_code,
+            request_id=response.headers.get("X-Request-Id"),
+        ) from None
+
+
+def _short_reason(exc: Exception) -> str:
+    """The innermost reason of a requests/urllib3 error, without URLs or objects."""
+    reason: Any = exc
+    for _ in range(5):
+        nxt = getattr(reason, "reason", None) or (reason.args[0] if reason.args else None)
+        if isinstance(nxt, BaseException) and nxt is not reason:
+            reason = nxt
+        else:
+            break
+    text = str(reason)
+    # urllib3 prefixes "<urllib3.connection.HTTPConnection object at 0x..>: "
+    if ">: " in text:
+        text = text.split(">: ", 1)[1]
+    text = text.replace("\n", " ")
+    return text[:300] if text else type(reason).__name__
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Parse a ``Retry-After`` value (seconds); ``None`` when absent or invalid."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None

@@ -101,40 +101,26 @@ def _resolve_configfile(value: str | None) -> Path | None:
 
 
 def _load_settings(args: argparse.Namespace) -> Settings:
-    from .config import load_settings
+    """Settings for a command; an explicit ``--configfile`` beats the environment."""
+    from .config import load_settings, read_config_file
 
     configfile = _resolve_configfile(getattr(args, "configfile", None))
     if configfile is None:
         return load_settings()
-    return load_settings(configfile=configfile)
+    return load_settings(read_config_file(configfile), configfile=configfile)
 
 
 def _client(settings: Settings) -> Notify:
     from .client import Notify
 
-    return Notify(
-        token=settings.token,
-        url=settings.url,
-        team_name=settings.team_name,
-        default_channel=settings.default_channel,
-        default_user=settings.default_user,
-        verify=settings.verify,
-        timeout=settings.timeout,
-        allow_insecure=settings.allow_insecure,
-    )
+    return Notify(**settings.client_kwargs())
 
 
 def _default_config_path() -> Path:
     """Where ``setup`` writes when no ``--output`` is given: the user config file."""
-    from . import config
+    from .config import user_config_dir
 
-    for name in ("user_config_path", "default_config_path", "user_config_file"):
-        func = getattr(config, name, None)
-        if callable(func):
-            return Path(func())
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("mattermost-notify")) / "config.toml"
+    return user_config_dir() / "config.toml"
 
 
 def _output_path(value: str | None) -> Path:
@@ -183,7 +169,7 @@ def _read_token(value: str | None, interactive: bool) -> str:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from .config import Settings, write_config
+    from .config import make_settings, write_config
 
     interactive = args.interactive or not any((args.url, args.team_name, args.token))
     if interactive and not args.url:
@@ -197,16 +183,13 @@ def cmd_setup(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError(f"setup needs {', '.join(missing)} (or run: {PROG} setup -i)")
 
-    url = args.url.rstrip("/")
-    if "://" not in url:
-        raise UsageError(f"the URL needs a scheme, e.g. https://{url}")
     output = _output_path(args.output)
-    settings = Settings(
-        url=url,
-        token=token,
-        team_name=args.team_name,
-        **({"verify": args.ca_bundle} if args.ca_bundle else {}),
-    )
+    values: dict[str, Any] = {"url": args.url, "token": token, "team_name": args.team_name}
+    sources = {"url": "--url", "token": "--token", "team_name": "--team-name"}
+    if args.ca_bundle:
+        values["verify"] = args.ca_bundle
+        sources["verify"] = "--ca-bundle"
+    settings = make_settings(values, sources)
     existed = output.exists()
     write_config(output, settings)
     _out(f"{'Replaced' if existed else 'Wrote'} the configuration file {output} (mode 0600).")
@@ -355,50 +338,44 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         _out(f"{len(entries)} message(s) waiting.")
         return EXIT_OK
     if args.action == "drop":
-        dropped = outbox.drop_entries(ids=args.ids or None)
-        count = dropped if isinstance(dropped, int) else len(list(dropped or ()))
+        count = outbox.drop_entries(ids=args.ids or None)
         _out(f"Dropped {count} message(s) from the outbox.")
         return EXIT_OK
-    # flush
+    if args.ids:
+        raise UsageError("outbox flush delivers everything; IDs are only for 'outbox drop'")
     settings = _load_settings(args)
     with _client(settings) as client:
-        result = outbox.flush_outbox(client, args.timeout)
-    _out(f"Flushed the outbox: {_describe_flush(result)}")
-    remaining = list(outbox.list_entries())
-    if remaining:
-        print(f"{PROG}: {len(remaining)} message(s) still waiting in the outbox", file=sys.stderr)
+        delivered, _remaining = outbox.flush_outbox(client, args.timeout)
+    left = [
+        e
+        for e in outbox.list_entries()
+        if e.server_url.rstrip("/") == settings.url.rstrip("/") and not e.active
+    ]
+    _out(f"Delivered {delivered} message(s) to {settings.url}.")
+    if left:
+        print(
+            f"{PROG}: {len(left)} message(s) for {settings.url} could not be delivered yet; "
+            f"they stay in the outbox",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
     return EXIT_OK
 
 
 def _describe_entry(entry: Any) -> str:
-    if isinstance(entry, dict):
-        fields = entry
-    else:
-        fields = {
-            k: getattr(entry, k)
-            for k in ("id", "kind", "target", "message", "created_at", "attempts")
-            if hasattr(entry, k)
-        }
-    parts = []
-    for key, value in fields.items():
-        if key == "token":  # never, whatever an entry holds
-            continue
-        text = str(value)
-        if len(text) > 60:
-            text = text[:57] + "..."
-        parts.append(f"{key}={text}")
-    return "  " + " ".join(parts)
+    import datetime as dt
 
-
-def _describe_flush(result: Any) -> str:
-    if result is None or isinstance(result, bool):
-        return "done" if result is not False else "not everything was delivered"
-    if isinstance(result, int):
-        return f"{result} message(s) delivered"
-    if isinstance(result, dict):
-        return ", ".join(f"{k} {v}" for k, v in result.items())
-    return str(result)
+    when = dt.datetime.fromtimestamp(entry.created_at).strftime("%Y-%m-%d %H:%M:%S")
+    text = " ".join(str(entry.message or "").split())
+    if len(text) > 50:
+        text = text[:47] + "..."
+    state = " (being sent by a running process)" if entry.active else ""
+    tries = f", {entry.attempts} attempt(s)" if entry.attempts else ""
+    files = f", {len(entry.files)} file(s)" if entry.files else ""
+    return (
+        f"  {entry.entry_id}  {when}  {entry.kind} {entry.target} on {entry.server_url}: "
+        f"{text!r}{files}{tries}{state}"
+    )
 
 
 # --------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import stat
 import tempfile
 import tomllib
@@ -232,7 +233,8 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        if p.suffix == ".toml":
+        # the original's format writes KEY=VALUE with no space before "="
+        if p.suffix == ".toml" or not re.search(r"(?m)^[A-Za-z_]+=", text):
             # the message of tomllib names line and column, never the value
             raise ConfigurationError(f"malformed TOML in config file {p}: {exc}") from None
         data = _parse_key_value(text, p)

@@ -1,0 +1,782 @@
+"""``NotifyMagics``: the magics, the traitlets configuration and the cell events.
+
+The magics are thin: ``%notify`` calls :func:`mattermost_notify.notify`, and the cell
+notifications are queued on the core's background sender (``client.sender``), so the
+network never holds a cell and a failed send is a warning, never an exception in it.
+
+Configuration (``ipython_config.py``, ``ipython_kernel_config.py`` or ``%config``)::
+
+    c.NotifyMagics.default_channel = "alerts"     # or default_user = "alice"
+    c.NotifyMagics.auto_after = 120.0             # %autonotify threshold (seconds)
+    c.NotifyMagics.notebook_key = "/abs/path.ipynb"  # the key of the hook store
+    c.NotifyMagics.include_result = True          # put a short repr of the value in the message
+    c.NotifyMagics.enabled = True                 # False: run cells, send nothing
+
+Credentials are never traits: they come from the core configuration (environment,
+config file, ``mattermost-notify setup`` or ``%notify_setup``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Float, Unicode, observe
+
+from ..errors import MattermostNotifyError, MattermostNotifyWarning
+from . import report
+from .cellrun import FigureCollector, run_cell_body
+from .notebook import NotebookKey, detect_notebook_key
+
+__all__ = ["NotifyMagics", "split_notify_line"]
+
+_AUTO_MODES = ("done", "error", "all")
+_CELL_ID_PREFIX = "cell-"
+
+
+def _warn(text: str) -> None:
+    try:
+        warnings.warn(text, MattermostNotifyWarning, stacklevel=3)
+    except Exception:  # -W error must not turn a notification problem into a cell error
+        import logging
+
+        logging.getLogger("mattermost_notify.ipython").warning("%s", text)
+
+
+# --------------------------------------------------------------------- %notify line parsing
+
+_OPTION = re.compile(r"(--?[A-Za-z][\w-]*)(?:=(\S*)|(?=\s|$))")
+_VALUE = re.compile(r"\"([^\"]*)\"|'([^']*)'|(\S+)")
+_NOTIFY_OPTIONS = {
+    "-u": "user",
+    "--user": "user",
+    "-c": "channel",
+    "--channel": "channel",
+    "-f": "files",
+    "--file": "files",
+    "--id": "id",
+}
+
+
+def split_notify_line(line: str) -> tuple[dict[str, Any], str]:
+    """Split ``%notify`` options from the message, which is kept verbatim.
+
+    Options come first; everything after them (or after ``--``) is the message, with its
+    quotes, apostrophes and spacing untouched (``%notify it's done`` works).
+    """
+    opts: dict[str, Any] = {"user": None, "channel": None, "files": [], "id": None}
+    rest = line.strip()
+    while rest:
+        if rest == "--" or rest.startswith("-- "):
+            rest = rest[2:].strip()
+            break
+        m = _OPTION.match(rest)
+        if m is None:
+            break
+        name = m.group(1)
+        if name not in _NOTIFY_OPTIONS:
+            raise UsageError(
+                f"%notify: unknown option {name} (put `--` before a message starting with '-')"
+            )
+        key = _NOTIFY_OPTIONS[name]
+        if m.group(2) is not None:
+            value, rest = m.group(2), rest[m.end() :].strip()
+        else:
+            rest = rest[m.end() :].strip()
+            v = _VALUE.match(rest)
+            if v is None:
+                raise UsageError(f"%notify: option {name} needs a value")
+            value = next(g for g in v.groups() if g is not None)
+            rest = rest[v.end() :].strip()
+        if key == "files":
+            opts["files"].append(value)
+        else:
+            opts[key] = value
+    if opts["user"] and opts["channel"]:
+        raise UsageError("%notify: give -u USER or -c CHANNEL, not both")
+    return opts, rest
+
+
+# --------------------------------------------------------------------- one notified cell
+
+
+@dataclass
+class _CellJob:
+    """The notification of one ``%%notify_on_done`` cell."""
+
+    magics: NotifyMagics
+    ctx: report.CellContext
+    target: dict[str, str | None]
+    message_id: str
+    after: float | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    posted: bool = False
+    finished: bool = False
+    timer: threading.Timer | None = None
+    tickets: list[Any] = field(default_factory=list)
+    status: Any = None  # a widgets.MessageStatus when status_widget is on
+
+    def _send(self, state: str, kind: str, message: str, **kwargs: Any) -> None:
+        ticket = self.magics._queue(self.tickets, kind, message, **kwargs)
+        if ticket is not None and self.status is not None:
+            with contextlib.suppress(Exception):
+                self.status.watch(ticket, state)
+
+    def start(self) -> None:
+        if self.after is None:
+            self._post_start()
+            return
+        # --after: say "running" only once the cell has run that long
+        self.timer = threading.Timer(self.after, self._post_start)
+        self.timer.daemon = True
+        self.timer.name = "mattermost_notify-after"
+        self.timer.start()
+
+    def _post_start(self) -> None:
+        with self.lock:
+            if self.finished or self.posted:
+                return
+            self.posted = True
+            self._send(
+                "running",
+                "post",
+                report.running_message(self.ctx),
+                id=self.message_id,
+                **self.target,
+            )
+
+    def finish(self, outcome: report.Outcome, files: list[str], notes: list[str]) -> None:
+        with self.lock:
+            self.finished = True
+            if self.timer is not None:
+                self.timer.cancel()
+            if self.posted:
+                self._send(
+                    outcome.status,
+                    "post",
+                    report.reply_message(self.ctx, outcome, notes),
+                    reply_to=self.message_id,
+                    files=files or None,
+                )
+                self._send(
+                    outcome.status,
+                    "update",
+                    report.final_edit_message(self.ctx, outcome),
+                    id=self.message_id,
+                )
+            elif self.after is None or outcome.elapsed >= self.after:
+                self._send(
+                    outcome.status,
+                    "post",
+                    report.standalone_message(self.ctx, outcome, notes),
+                    id=self.message_id,
+                    files=files or None,
+                    **self.target,
+                )
+
+
+@dataclass
+class _Armed:
+    info: Any
+    started: float
+    context: report.CellContext | None = None
+
+
+@magics_class
+class NotifyMagics(Magics):
+    """Send Mattermost notifications from IPython: ``%notify``, ``%%notify_on_done``,
+    ``%autonotify``, ``%notify_hooks``, ``%notify_setup``."""
+
+    default_user = Unicode(
+        None,
+        allow_none=True,
+        help="User to send to when a magic names no -u/-c (wins over default_channel).",
+    ).tag(config=True)
+    default_channel = Unicode(
+        None, allow_none=True, help="Channel to send to when a magic names no -u/-c."
+    ).tag(config=True)
+    auto_after = Float(
+        60.0, help="%autonotify: notify after cells that ran longer than this (seconds)."
+    ).tag(config=True)
+    notebook_key = Unicode(
+        None,
+        allow_none=True,
+        help="Key of this notebook's hook store (default: detected notebook path).",
+    ).tag(config=True)
+    include_result = Bool(
+        True, help="Put a short repr of the cell's value in the 'done' message."
+    ).tag(config=True)
+    enabled = Bool(True, help="False: magics run cells as usual but send nothing.").tag(config=True)
+    query_jupyter_server = Bool(
+        True,
+        help="Ask the local Jupyter server for the notebook path when no other source has it.",
+    ).tag(config=True)
+    status_widget = Bool(False, help="Show an ipywidgets status line under notified cells.").tag(
+        config=True
+    )
+
+    def __init__(
+        self,
+        shell: Any = None,
+        *,
+        get_client: Callable[[], Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._get_client_fn = get_client
+        self._key: NotebookKey | None = None
+        self._key_checked = False
+        self._store: Any = None
+        self._attached_to: Any = None
+        self._our_stores: list[Any] = []
+        self._warned: set[str] = set()
+        self._stack: list[_Armed] = []
+        self._auto_on = False
+        self._auto_after: float | None = None
+        self._auto_mode = "all"
+        self._auto_target: dict[str, str | None] = {"user": None, "channel": None}
+        self._skip_auto: set[int] = set()  # id(info) of cells notified by %%notify_on_done
+        self._tmpdirs: list[tuple[list[Any], str]] = []
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def _shell(self) -> Any:
+        assert self.shell is not None
+        return self.shell
+
+    def _warn_once(self, key: str, text: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            _warn(text)
+
+    @observe("notebook_key")
+    def _notebook_key_changed(self, change: Any) -> None:
+        self._key_checked = False
+        self._key = None
+        self._store = None
+        self._attached_to = None
+
+    def notebook(self, *, query_server: bool | None = None) -> NotebookKey | None:
+        """The notebook key (detected lazily, once found cached)."""
+        if not self._key_checked:
+            query = self.query_jupyter_server if query_server is None else query_server
+            self._key = detect_notebook_key(
+                self._shell.user_ns, self.notebook_key, query_server=query
+            )
+            # a miss without the server query may still be found later (VS Code sets its
+            # variable after start): only a full detection is final
+            self._key_checked = self._key is not None or query
+        return self._key
+
+    def hook_store(self) -> Any:
+        """The notebook's :class:`~mattermost_notify.hooks.HookStore`, or ``None``."""
+        if self._store is None:
+            key = self.notebook()
+            if key is not None:
+                from ..hooks import HookStore
+
+                self._store = HookStore.for_key(key.key)
+        return self._store
+
+    def client(self) -> Any:
+        """The core's default client, wired to this notebook's hook store."""
+        if self._get_client_fn is not None:
+            client = self._get_client_fn()
+        else:
+            from .. import api
+
+            client = api.get_client()
+        self._attach(client)
+        if self._key is None:
+            self._warn_once(
+                "no-key",
+                "mattermost_notify: the notebook's path is unknown here, so message ids are "
+                "kept in memory only and will not survive a kernel restart. Set "
+                "%config NotifyMagics.notebook_key = '<a name for this notebook>' to keep them.",
+            )
+        return client
+
+    def _attach(self, client: Any, *, query_server: bool | None = None) -> None:
+        if self._attached_to is client:
+            return
+        if self.notebook(query_server=query_server) is None and not self._key_checked:
+            return  # try again with the full detection later
+        store = self.hook_store()
+        current = getattr(client, "hook_store", None)
+        # never replace a store the user gave the client; replace ours after a key change
+        if store is not None and (current is None or current in self._our_stores):
+            _attach_hook_store(client, store)
+            self._our_stores.append(store)
+        self._attached_to = client
+
+    def _attach_default_client(self) -> None:
+        """Before each cell: give the default client this notebook's store.
+
+        So that after a kernel restart ``notify.send_update(..., id="x")`` finds the hook
+        of "x" even before any magic ran. Cheap: no server query, no network; the default
+        client is created here only when this notebook's store already exists on disk.
+        """
+        if self._get_client_fn is not None or not self.enabled:
+            return
+        from .. import api
+
+        client = getattr(api, "_client", None)
+        if client is None:
+            key = self.notebook(query_server=False)
+            if key is None:
+                return
+            store = self.hook_store()
+            if store is None or not store.path.exists():
+                return
+            try:
+                client = api.get_client()
+            except Exception:  # not configured yet: the user's own call will say so
+                return
+        self._attach(client, query_server=False)
+
+    def _target(self, user: str | None, channel: str | None) -> dict[str, str | None]:
+        if user or channel:
+            return {"user": user or None, "channel": channel or None}
+        if self.default_user and self.default_channel:
+            self._warn_once(
+                "both-defaults",
+                "mattermost_notify: NotifyMagics.default_user and default_channel are both "
+                "set; sending to the user",
+            )
+        if self.default_user:
+            return {"user": self.default_user, "channel": None}
+        if self.default_channel:
+            return {"user": None, "channel": self.default_channel}
+        return {"user": None, "channel": None}  # the client's own defaults
+
+    def _queue(self, tickets: list[Any], kind: str, message: str, **kwargs: Any) -> Any:
+        """Queue on the background sender; never raises (a problem becomes a warning)."""
+        try:
+            sender = self.client().sender
+            if kind == "update":
+                ticket = sender.update(kwargs.pop("id"), message, **kwargs)
+            else:
+                if kwargs.get("reply_to") is None:
+                    kwargs.pop("reply_to", None)
+                if kwargs.get("user") is None:
+                    kwargs.pop("user", None)
+                if kwargs.get("channel") is None:
+                    kwargs.pop("channel", None)
+                ticket = sender.post(message, **kwargs)
+            tickets.append(ticket)
+            return ticket
+        except MattermostNotifyError as exc:
+            _warn(f"mattermost_notify: notification not sent: {exc}")
+        except Exception as exc:  # a bug of ours must not break the user's cell
+            _warn(f"mattermost_notify: notification not sent ({type(exc).__name__}: {exc})")
+        return None
+
+    def _cleanup_tmp(self, force: bool = False) -> None:
+        keep = []
+        for tickets, path in self._tmpdirs:
+            if force or all(t.done() for t in tickets):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                keep.append((tickets, path))
+        self._tmpdirs = keep
+
+    def close(self) -> None:
+        """Called at unload: stop auto-notify, drop temporary files already sent."""
+        self._auto_on = False
+        self._stack.clear()
+        self._cleanup_tmp()
+
+    def _context(self, cell: str, title: str | None) -> report.CellContext:
+        key = None
+        with contextlib.suppress(Exception):
+            key = self.notebook()
+        notebook = key.key if key is not None and key.key.endswith(".ipynb") else None
+        return report.CellContext(
+            first_line=report.first_line(cell), title=title, notebook=notebook
+        )
+
+    # ------------------------------------------------------------------ %notify
+    @magic_arguments()
+    @argument("-u", "--user", help="user to send a direct message to")
+    @argument("-c", "--channel", help="channel to post in")
+    @argument("-f", "--file", action="append", help="file to attach (repeatable)")
+    @argument("--id", help="message id: send it again with the same id to update it")
+    @argument("message", nargs="*", help="the message (Markdown); {expr} and $var expand")
+    @line_magic
+    def notify(self, line: str) -> Any:
+        """Send a message: a thin layer over :func:`mattermost_notify.notify`.
+
+        The message is the rest of the line, verbatim; ``{expr}`` and ``$var`` are expanded
+        by IPython. With ``--id`` a second ``%notify`` of the same id edits the message.
+        Delivery runs in the background: a failure is a warning, never an error in the cell.
+        """
+        opts, message = split_notify_line(line)
+        if not message and not opts["files"]:
+            raise UsageError(
+                "%notify: nothing to send (usage: %notify [-u USER|-c CHANNEL] MESSAGE)"
+            )
+        if not self.enabled:
+            return None
+        target = self._target(opts["user"], opts["channel"])
+        try:
+            self.client()  # wires the notebook's hook store to the default client
+            from .. import api
+
+            return api.notify(
+                message,
+                user_name=target["user"],
+                channel_name=target["channel"],
+                files=opts["files"] or None,
+                id=opts["id"],
+                block=False,
+            )
+        except MattermostNotifyError as exc:
+            _warn(f"mattermost_notify: %notify not sent: {exc}")
+        except Exception as exc:
+            _warn(f"mattermost_notify: %notify not sent ({type(exc).__name__}: {exc})")
+        return None
+
+    # ------------------------------------------------------------------ %%notify_on_done
+    @magic_arguments()
+    @argument("-u", "--user", help="user to send a direct message to")
+    @argument("-c", "--channel", help="channel to post in")
+    @argument("-m", "--message", help="a title for the messages (default: the cell's first line)")
+    @argument("--id", help="message id of the start message (use it with notify.send_update)")
+    @argument("--after", type=float, help="only notify when the cell runs longer (seconds)")
+    @argument("--attach", nargs="+", action="extend", default=[], help="files to attach at the end")
+    @argument("--figures", action="store_true", help="attach the images the cell displayed")
+    @cell_magic
+    def notify_on_done(self, line: str, cell: str) -> Any:
+        """Run the cell and tell Mattermost when it is done, failed or was interrupted.
+
+        A "running" message is posted when the cell starts; when it ends, a reply in its
+        thread (a new post, so you get alerted) gives the status, the elapsed time, a short
+        repr of the value or the error and the tail of its traceback (the full traceback is
+        attached when long), and the start message is edited to its final state.
+
+        The body runs like ``%%time`` does: an exception reaches you once and unchanged, so
+        Run All stops; a KeyboardInterrupt is reported and re-raised. Top-level ``await`` is
+        not supported in the body.
+        """
+        __tracebackhide__ = True
+        args = parse_argstring(self.notify_on_done, line)
+        if args.user and args.channel:
+            raise UsageError("%%notify_on_done: give -u USER or -c CHANNEL, not both")
+        job = self._start_job(args, cell)
+        collector = FigureCollector(self._shell) if args.figures else None
+        started = time.perf_counter()
+        try:
+            with collector.collect() if collector is not None else contextlib.nullcontext():
+                value = run_cell_body(self._shell, cell, self._cell_number())
+        except BaseException as exc:
+            self._finish_job(job, args, collector, time.perf_counter() - started, exc=exc)
+            raise
+        self._finish_job(job, args, collector, time.perf_counter() - started, value=value)
+        return value
+
+    def _cell_number(self) -> int:
+        """The count of the running cell (run_cell already incremented it if stored)."""
+        count = int(self._shell.execution_count)
+        if self._stack and getattr(self._stack[0].info, "store_history", False):
+            return max(count - 1, 0)
+        return count
+
+    def _start_job(self, args: Any, cell: str) -> _CellJob | None:
+        if not self.enabled:
+            return None
+        if self._stack:  # %autonotify must not send a second message for this cell
+            self._skip_auto.add(id(self._stack[0].info))
+        try:
+            self._cleanup_tmp()
+            job = _CellJob(
+                magics=self,
+                ctx=self._context(cell, args.message),
+                target=self._target(args.user, args.channel),
+                message_id=args.id or f"{_CELL_ID_PREFIX}{uuid.uuid4().hex[:12]}",
+                after=args.after,
+            )
+            if self.status_widget:
+                job.status = self._show_status(job.message_id)
+            job.start()
+        except Exception as exc:
+            _warn(f"mattermost_notify: notification not started ({type(exc).__name__}: {exc})")
+            return None
+        return job
+
+    def _finish_job(
+        self,
+        job: _CellJob | None,
+        args: Any,
+        collector: FigureCollector | None,
+        elapsed: float,
+        *,
+        value: Any = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        """Queue the end messages. Never raises: the cell's own outcome must win."""
+        if job is None:
+            return
+        try:
+            outcome = report.outcome_of(exc, elapsed, value, include_result=self.include_result)
+            tmpdir = None
+            files: list[str] = []
+            notes: list[str] = []
+            will_send = job.posted or job.after is None or elapsed >= job.after
+            if will_send:
+                for name in args.attach:
+                    if Path(name).expanduser().is_file():
+                        files.append(str(Path(name).expanduser()))
+                    else:
+                        notes.append(f"(attachment {report._inline_code(name)} not found)")
+                images: list[bytes] = []
+                if collector is not None:
+                    images = collector.images + collector.matplotlib_figures()
+                if images or outcome.traceback_is_long:
+                    tmpdir = tempfile.mkdtemp(prefix="mattermost_notify-")
+                    for i, png in enumerate(images, 1):
+                        path = Path(tmpdir, f"figure-{i}.png")
+                        path.write_bytes(png)
+                        files.append(str(path))
+                    if outcome.traceback_is_long and outcome.traceback:
+                        path = Path(tmpdir, "traceback.txt")
+                        path.write_text(outcome.traceback, encoding="utf-8")
+                        files.insert(0, str(path))
+            job.finish(outcome, files, notes)
+            if tmpdir is not None:
+                self._tmpdirs.append((job.tickets, tmpdir))
+        except Exception as err:
+            _warn(f"mattermost_notify: notification not finished ({type(err).__name__}: {err})")
+
+    def _show_status(self, message_id: str) -> Any:
+        try:
+            from IPython.display import display
+
+            from .widgets import MessageStatus
+
+            status = MessageStatus(message_id)
+            display(status.widget)
+            return status
+        except Exception as exc:
+            self._warn_once("widget", f"mattermost_notify: no status widget ({exc})")
+            return None
+
+    # ------------------------------------------------------------------ %autonotify
+    @magic_arguments()
+    @argument(
+        "--after", type=float, help="seconds a cell must run to be notified (default: auto_after)"
+    )
+    @argument(
+        "--on",
+        choices=_AUTO_MODES,
+        default=None,
+        help="done: cells longer than --after; error: failed cells; all: both (default)",
+    )
+    @argument("--off", action="store_true", help="stop notifying")
+    @argument("-u", "--user", help="user to send to")
+    @argument("-c", "--channel", help="channel to post in")
+    @line_magic
+    def autonotify(self, line: str) -> None:
+        """Notify after every cell that ran longer than a threshold, or failed."""
+        args = parse_argstring(self.autonotify, line)
+        if args.off:
+            self._auto_on = False
+            print("autonotify: off")
+            return
+        if args.after is not None and args.after < 0:
+            raise UsageError("%autonotify: --after must be >= 0")
+        self._auto_on = True
+        self._auto_after = args.after
+        self._auto_mode = args.on or "all"
+        self._auto_target = self._target(args.user, args.channel)
+        print(f"autonotify: on ({self._describe_auto()})")
+
+    def _describe_auto(self) -> str:
+        after = self._effective_after()
+        if self._auto_mode == "done":
+            return f"cells that run longer than {after:g} s"
+        if self._auto_mode == "error":
+            return "cells that fail"
+        return f"cells that run longer than {after:g} s, or fail"
+
+    def _effective_after(self) -> float:
+        return self.auto_after if self._auto_after is None else self._auto_after
+
+    def pre_run_cell(self, info: Any) -> None:
+        """Event ``pre_run_cell(info)``: remember when the (outermost) cell started."""
+        self._stack.append(_Armed(info=info, started=time.perf_counter()))
+        if len(self._stack) == 1:
+            try:
+                self._attach_default_client()
+            except Exception as exc:
+                self._warn_once("attach", f"mattermost_notify: hook store not used ({exc})")
+
+    def post_run_cell(self, result: Any) -> None:
+        """Event ``post_run_cell(result)``: nested run_cell and missing pre events are safe."""
+        try:
+            self._post_run_cell(result)
+        except Exception as exc:  # never an "Error in callback" traceback for the user
+            self._warn_once("post-run", f"mattermost_notify: autonotify failed ({exc})")
+
+    def _post_run_cell(self, result: Any) -> None:
+        info = getattr(result, "info", None)
+        index = next((i for i, a in enumerate(self._stack) if a.info is info), None)
+        if index is None:
+            return  # no pre event for this cell (an empty cell, or loaded mid-cell)
+        armed = self._stack[index]
+        del self._stack[index:]  # this cell and anything left over above it
+        if index != 0:
+            return  # a nested run_cell: only the outermost cell counts
+        skip = id(info) in self._skip_auto
+        self._skip_auto.clear()
+        if skip or not self._auto_on or not self.enabled:
+            return
+        elapsed = time.perf_counter() - armed.started
+        exc = getattr(result, "error_in_exec", None)
+        failed = exc is not None and not isinstance(exc, KeyboardInterrupt)
+        long = elapsed >= self._effective_after()
+        mode = self._auto_mode
+        if not ((mode in ("done", "all") and long) or (mode in ("error", "all") and failed)):
+            return
+        cell = getattr(info, "raw_cell", "") or ""
+        outcome = report.outcome_of(
+            exc, elapsed, getattr(result, "result", None), include_result=self.include_result
+        )
+        ctx = self._context(cell, None)
+        ctx = report.CellContext(
+            first_line=ctx.first_line,
+            notebook=ctx.notebook,
+            started_at=outcome.finished_at - _td(elapsed),
+        )
+        tickets: list[Any] = []
+        self._queue(
+            tickets,
+            "post",
+            report.standalone_message(ctx, outcome),
+            **self._auto_target,
+        )
+
+    # ------------------------------------------------------------------ %notify_hooks
+    @magic_arguments()
+    @argument("action", nargs="?", default="list", choices=("list", "forget", "export"))
+    @argument("args", nargs="*", help="forget ID | export ID FILE")
+    @line_magic
+    def notify_hooks(self, line: str) -> Any:
+        """The message ids of this notebook: ``list``, ``forget ID``, ``export ID FILE``.
+
+        They live in a store keyed by the notebook's path, so that after a kernel restart
+        ``notify.send_update(..., id=ID)`` edits the same message.
+        """
+        args = parse_argstring(self.notify_hooks, line)
+        store = self.hook_store()
+        if args.action == "list":
+            if args.args:
+                raise UsageError("%notify_hooks list takes no argument")
+            return self._list_hooks(store)
+        if args.action == "forget":
+            if len(args.args) != 1:
+                raise UsageError("usage: %notify_hooks forget ID")
+            (mid,) = args.args
+            removed = store.remove(mid) if store is not None else False
+            removed = _forget_in_client(self._client_or_none(), mid) or removed
+            print(f"forgot {mid}" if removed else f"no message with id {mid!r}")
+            return None
+        if len(args.args) != 2:
+            raise UsageError("usage: %notify_hooks export ID FILE")
+        mid, path = args.args
+        hook = store.get(mid) if store is not None else None
+        if hook is None:
+            client = self._client_or_none()
+            hook = client.hooks.get(mid) if client is not None else None
+        if hook is None:
+            raise UsageError(f"no message with id {mid!r} in this notebook")
+        from ..hooks import write_hook
+
+        written = write_hook(path, hook)
+        print(f"exported {mid} to {written}")
+        return None
+
+    def _client_or_none(self) -> Any:
+        try:
+            return self.client()
+        except Exception:
+            return None
+
+    def _list_hooks(self, store: Any) -> None:
+        hooks: dict[str, Any] = {}
+        client = self._client_or_none()
+        if client is not None:
+            with contextlib.suppress(Exception):
+                hooks.update(dict(client.hooks))
+        if store is not None:
+            for hook in store.list():
+                hooks[hook.id] = hook
+        key = self._key
+        where = f"store of {key.key} ({key.source})" if key else "memory only"
+        if not hooks:
+            print(f"no message ids yet ({where})")
+            return
+        print(f"{len(hooks)} message id(s), {where}:")
+        width = max(len(h) for h in hooks)
+        for mid in sorted(hooks):
+            h = hooks[mid]
+            print(
+                f"  {mid:<{width}}  post {h.post_id}  channel {h.channel_id}  {h.created_at or ''}"
+            )
+
+    # ------------------------------------------------------------------ %notify_setup
+    @line_magic
+    def notify_setup(self, line: str) -> Any:
+        """Show a form to enter the server URL, team and token, test them and save them."""
+        from IPython.display import display
+
+        from .widgets import SetupForm
+
+        form = SetupForm()
+        display(form.widget)
+        return None
+
+
+def _td(seconds: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=seconds)
+
+
+def _attach_hook_store(client: Any, store: Any) -> None:
+    """Make the client write its hooks through to ``store`` and read back from it.
+
+    The contract gives ``Notify(..., hook_store=...)``; for an existing client we set the
+    ``hook_store`` attribute it keeps (see the report for the owner of client.py).
+    """
+    setter = getattr(client, "set_hook_store", None)
+    if callable(setter):
+        setter(store)
+    else:
+        client.hook_store = store
+
+
+def _forget_in_client(client: Any, mid: str) -> bool:
+    if client is None:
+        return False
+    forget = getattr(client, "forget", None)
+    if callable(forget):
+        with contextlib.suppress(Exception):
+            return bool(forget(mid))
+    hooks = getattr(client, "_hooks", None)
+    if isinstance(hooks, dict) and mid in hooks:
+        del hooks[mid]
+        return True
+    return False

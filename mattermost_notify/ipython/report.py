@@ -1,0 +1,273 @@
+"""Texts of the messages the extension sends: plain functions, no IPython needed.
+
+A cell notification is a *start* post (``running``), a *reply* in its thread when the
+cell ends (a new post, so Mattermost alerts the reader: edits alert nobody) and an
+*edit* of the start post to its final state.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import reprlib
+import socket
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+__all__ = [
+    "CellContext",
+    "Outcome",
+    "final_edit_message",
+    "first_line",
+    "format_elapsed",
+    "format_traceback",
+    "outcome_of",
+    "reply_message",
+    "running_message",
+    "short_repr",
+    "standalone_message",
+    "strip_ansi",
+    "traceback_tail",
+]
+
+Status = Literal["ok", "failed", "interrupted"]
+
+#: characters of the traceback tail put in the message; longer tracebacks are attached
+TAIL_CHARS = 1500
+TAIL_LINES = 15
+REPR_CHARS = 200
+
+_ICON: dict[str, str] = {
+    "running": ":hourglass_flowing_sand:",
+    "ok": ":white_check_mark:",
+    "failed": ":x:",
+    "interrupted": ":warning:",
+}
+_WORD: dict[str, str] = {
+    "ok": "Done",
+    "failed": "Failed",
+    "interrupted": "Interrupted",
+}
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+# frames of these modules are machinery, not the user's code
+_MACHINERY = ("IPython.", "ipykernel.", "mattermost_notify.", "traitlets.")
+
+
+@dataclass(frozen=True)
+class CellContext:
+    """What the start message says about the cell."""
+
+    first_line: str
+    title: str | None = None
+    notebook: str | None = None
+    host: str = field(default_factory=lambda: _user_at_host())
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def label(self) -> str:
+        """The title given with ``-m``, else the cell's first line in backticks."""
+        if self.title:
+            return self.title
+        return _inline_code(self.first_line) if self.first_line else "a cell"
+
+    @property
+    def where(self) -> str:
+        parts = []
+        if self.notebook:
+            parts.append(f"notebook {_inline_code(Path(self.notebook).name)}")
+        parts.append(f"on {_inline_code(self.host)}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a cell ended."""
+
+    status: Status
+    elapsed: float
+    value_repr: str | None = None
+    error: str | None = None  # "ZeroDivisionError: division by zero"
+    traceback: str | None = None  # the full traceback, plain text
+    finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def traceback_is_long(self) -> bool:
+        return self.traceback is not None and traceback_tail(self.traceback) != self.traceback
+
+
+def _user_at_host() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name (containers): the host alone
+        return socket.gethostname()
+    return f"{user}@{socket.gethostname()}"
+
+
+def _inline_code(text: str) -> str:
+    text = text.replace("`", "'")
+    return f"`{text}`"
+
+
+def _fence(text: str) -> str:
+    """A fenced code block that cannot be closed early by backticks in ``text``."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}\n{text.rstrip()}\n{ticks}"
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def first_line(cell: str, limit: int = 80) -> str:
+    """The first line of the cell that is neither blank nor a comment, shortened."""
+    for line in cell.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return stripped if len(stripped) <= limit else stripped[: limit - 1] + "…"
+    return ""
+
+
+def format_elapsed(seconds: float) -> str:
+    """``0.42 s``, ``12.3 s``, ``3 min 04 s``, ``2 h 05 min``."""
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    hours, rest = divmod(whole, 3600)
+    if hours < 48:
+        return f"{hours} h {rest // 60:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+_repr = reprlib.Repr()
+_repr.maxstring = REPR_CHARS
+_repr.maxother = REPR_CHARS
+_repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxdict = 10
+
+
+def short_repr(value: object, limit: int = REPR_CHARS) -> str:
+    """A repr that is short, single-line-ish, and never raises."""
+    try:
+        text = _repr.repr(value)
+    except Exception as exc:  # a broken __repr__ must not lose the notification
+        text = f"<{type(value).__name__} (repr failed: {type(exc).__name__})>"
+    text = strip_ansi(text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def format_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` from the first frame of user code (IPython's frames cut)."""
+    tb = exc.__traceback__
+    while tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith(_MACHINERY):
+        tb = tb.tb_next
+    if tb is None:  # e.g. a SyntaxError raised before the cell ran
+        tb = exc.__traceback__
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    except Exception:
+        text = f"{type(exc).__name__}: (traceback could not be formatted)\n"
+    return strip_ansi(text)
+
+
+def traceback_tail(text: str, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> str:
+    """The last ``lines`` lines of a traceback, at most ``chars`` characters."""
+    kept = text.rstrip("\n").splitlines()[-lines:]
+    tail = "\n".join(kept)
+    if len(tail) > chars:
+        tail = "…" + tail[-(chars - 1) :]
+    full = text.rstrip("\n")
+    return full if tail == full else tail
+
+
+def _error_line(exc: BaseException) -> str:
+    text = str(exc)
+    name = type(exc).__name__
+    line = f"{name}: {text}" if text else name
+    line = strip_ansi(line).replace("\n", " ")
+    return line if len(line) <= 300 else line[:299] + "…"
+
+
+def outcome_of(
+    exc: BaseException | None,
+    elapsed: float,
+    value: object = None,
+    *,
+    include_result: bool = True,
+) -> Outcome:
+    """Build the :class:`Outcome` of a cell from its exception (or its value)."""
+    if exc is None:
+        value_repr = short_repr(value) if include_result and value is not None else None
+        return Outcome("ok", elapsed, value_repr=value_repr)
+    status: Status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    tb = None if status == "interrupted" else format_traceback(exc)
+    return Outcome(status, elapsed, error=_error_line(exc), traceback=tb)
+
+
+def _when(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def running_message(ctx: CellContext) -> str:
+    return (
+        f"{_ICON['running']} **Running** {ctx.label}\n{ctx.where}, started {_when(ctx.started_at)}"
+    )
+
+
+def _details(outcome: Outcome) -> list[str]:
+    lines: list[str] = []
+    if outcome.status == "ok" and outcome.value_repr is not None:
+        lines.append(f"Result: {_inline_code(outcome.value_repr)}")
+    if outcome.status == "failed":
+        lines.append(f"**{outcome.error}**")
+        if outcome.traceback:
+            lines.append(_fence(traceback_tail(outcome.traceback)))
+            if outcome.traceback_is_long:
+                lines.append("The full traceback is attached.")
+    return lines
+
+
+def _headline(ctx: CellContext, outcome: Outcome) -> str:
+    word = _WORD[outcome.status]
+    prep = "in" if outcome.status == "ok" else "after"
+    return (
+        f"{_ICON[outcome.status]} **{word}** {prep} {format_elapsed(outcome.elapsed)}: {ctx.label}"
+    )
+
+
+def reply_message(ctx: CellContext, outcome: Outcome, notes: list[str] | None = None) -> str:
+    """The thread reply posted when the cell ends."""
+    return "\n".join([_headline(ctx, outcome), *_details(outcome), *(notes or [])])
+
+
+def standalone_message(ctx: CellContext, outcome: Outcome, notes: list[str] | None = None) -> str:
+    """One message when there was no start post (``--after``, ``%autonotify``)."""
+    return "\n".join(
+        [
+            _headline(ctx, outcome),
+            f"{ctx.where}, started {_when(ctx.started_at)}",
+            *_details(outcome),
+            *(notes or []),
+        ]
+    )
+
+
+def final_edit_message(ctx: CellContext, outcome: Outcome) -> str:
+    """The start post, edited to its final state (short: the details are in the reply)."""
+    extra = ""
+    if outcome.status == "failed" and outcome.error:
+        extra = f"\n**{outcome.error}**"
+    return (
+        f"{_headline(ctx, outcome)}\n"
+        f"{ctx.where}, started {_when(ctx.started_at)}, "
+        f"finished {_when(outcome.finished_at)}{extra}"
+    )

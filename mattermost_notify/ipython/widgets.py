@@ -1,0 +1,184 @@
+"""ipywidgets for notebooks: a setup form and a status line for a sent message.
+
+:class:`SetupForm` takes the server URL, team and token, tests them
+(``Notify.test_connection``) and saves them to the user's config file (mode 0600).
+The token field is cleared after saving, so the token never lands in the widget state
+a saved notebook may keep.
+
+:class:`MessageStatus` shows the state of a notification (queued, sent with a link,
+failed) and when it last changed; it follows the core sender's tickets.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+__all__ = ["MessageStatus", "SetupForm"]
+
+
+def _status_html(ok: bool | None, text: str) -> str:
+    icon = {True: "&#x2705;", False: "&#x274C;", None: "&#x23F3;"}[ok]
+    return f"{icon} {html.escape(text)}"
+
+
+class SetupForm:
+    """URL, team and token; "Test connection" and "Save". Callbacks never raise."""
+
+    def __init__(
+        self,
+        *,
+        config_path: str | Path | None = None,
+        url: str = "",
+        team: str = "",
+        tester: Callable[[str, str, str], Any] | None = None,
+    ) -> None:
+        from ..config import user_config_dir
+
+        self.config_path = Path(config_path) if config_path else user_config_dir() / "config.toml"
+        self._tester = tester or _test_connection
+        self.url = w.Text(
+            value=url, description="Server URL", placeholder="https://chat.example.org"
+        )
+        self.team = w.Text(value=team, description="Team", placeholder="your team's name")
+        self.token = w.Password(description="Token", placeholder="a bot's access token")
+        self.test_button = w.Button(description="Test connection", icon="plug")
+        self.save_button = w.Button(description="Save", icon="save", button_style="primary")
+        self.status = w.HTML(value="")
+        self.test_button.on_click(self.test)
+        self.save_button.on_click(self.save)
+        self.widget = w.VBox(
+            [
+                w.HTML("<b>mattermost-notify setup</b>"),
+                self.url,
+                self.team,
+                self.token,
+                w.HBox([self.test_button, self.save_button]),
+                self.status,
+            ]
+        )
+
+    def __repr__(self) -> str:  # nbval compares text/plain: no values in it
+        return f"<SetupForm config_path={str(self.config_path)!r}>"
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _values(self) -> tuple[str, str, str] | None:
+        url, team, token = self.url.value.strip(), self.team.value.strip(), self.token.value
+        missing = [n for n, v in (("URL", url), ("token", token)) if not v]
+        if missing:
+            self.status.value = _status_html(False, f"missing: {', '.join(missing)}")
+            return None
+        return url, team, token
+
+    def test(self, _button: Any = None) -> bool:
+        """Check the entered settings against the server; show the result."""
+        values = self._values()
+        if values is None:
+            return False
+        self.test_button.disabled = True
+        self.status.value = _status_html(None, "testing…")
+        try:
+            report = self._tester(*values)
+            ok = bool(getattr(report, "ok", False))
+            detail = getattr(report, "error", None) if not ok else None
+            if ok:
+                bot = getattr(report, "bot_name", None)
+                text = f"connected to {values[0]}" + (f" as {bot}" if bot else "")
+            else:
+                text = f"connection failed: {detail or 'see mattermost-notify test'}"
+            self.status.value = _status_html(ok, _scrub(text, values[2]))
+            return ok
+        except Exception as exc:
+            self.status.value = _status_html(
+                False, _scrub(f"{type(exc).__name__}: {exc}", values[2])
+            )
+            return False
+        finally:
+            self.test_button.disabled = False
+
+    def save(self, _button: Any = None) -> Path | None:
+        """Write the settings to the config file (0600), clear the token field."""
+        values = self._values()
+        if values is None:
+            return None
+        url, team, token = values
+        try:
+            from ..config import Settings, write_config
+
+            path = write_config(
+                self.config_path, Settings(url=url, token=token, team_name=team or None)
+            )
+        except Exception as exc:
+            self.status.value = _status_html(False, _scrub(f"not saved: {exc}", token))
+            return None
+        finally:
+            self.token.value = ""  # never leave the token in the widget state
+        self.status.value = _status_html(True, f"saved to {path}")
+        return Path(path)
+
+
+def _scrub(text: str, token: str) -> str:
+    return text.replace(token, "***") if token else text
+
+
+def _test_connection(url: str, team: str, token: str) -> Any:
+    from ..client import Notify
+
+    with Notify(token, url, team or None) as client:
+        return client.test_connection()
+
+
+class MessageStatus:
+    """A one-line status of a notification: state, link and time of the last change."""
+
+    def __init__(self, message_id: str) -> None:
+        self.message_id = message_id
+        self.state = "queued"
+        self.permalink: str | None = None
+        self.updated_at = datetime.now(UTC)
+        self.widget = w.HTML()
+        self._render()
+
+    def __repr__(self) -> str:
+        return f"<MessageStatus {self.message_id} {self.state}>"
+
+    def _render(self) -> None:
+        ok = {"sent": True, "failed": False}.get(self.state.split(":", 1)[0])
+        link = (
+            f' <a href="{html.escape(self.permalink)}" target="_blank">open</a>'
+            if self.permalink
+            else ""
+        )
+        when = self.updated_at.astimezone().strftime("%H:%M:%S")
+        self.widget.value = (
+            f"{_status_html(ok, f'{self.message_id}: {self.state}')}{link} "
+            f"<small>(updated {when})</small>"
+        )
+
+    def set(self, state: str, permalink: str | None = None) -> None:
+        self.state = state
+        if permalink:
+            self.permalink = permalink
+        self.updated_at = datetime.now(UTC)
+        self._render()
+
+    def watch(self, ticket: Any, state: str) -> None:
+        """Show ``state`` (with the link) once ``ticket`` is delivered, or its failure."""
+
+        def done(t: Any) -> None:
+            exc = t.exception(0)
+            if exc is not None:
+                self.set(f"failed: {exc}")
+            else:
+                self.set(state, getattr(t.result(0), "permalink", None))
+
+        ticket.add_done_callback(done)

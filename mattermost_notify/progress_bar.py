@@ -1,0 +1,760 @@
+"""Progress messages: a tqdm bar that also keeps one Mattermost message up to date.
+
+>>> from mattermost_notify import tqdm
+>>> for batch in tqdm(loader, desc="train", channel="alerts"):  # doctest: +SKIP
+...     step(batch)
+
+How it works
+------------
+* :class:`tqdm` is a subclass of ``tqdm.auto.tqdm``: same arguments, formatting and
+  context-manager use; the local bar (an ipywidgets bar in a notebook, text in a
+  terminal) still shows unless ``local=False``.
+* One message per bar. It is posted when the bar is created (with ``id`` when given,
+  so its hook exists and, in a notebook with the extension loaded, lands in the
+  notebook-keyed store), then edited at most once per ``min_interval`` seconds.
+  The newest state wins: an edit that has not reached the server yet is replaced,
+  never queued behind.
+* The final state always goes out on close: *done* (count, elapsed time, rate),
+  *failed* (with the exception), *interrupted* (KeyboardInterrupt) or *stopped*
+  (the loop was left early without an exception, e.g. ``break``). On done, stopped
+  and failed a thread reply is posted so the user is alerted (an edit alerts
+  nobody); ``reply=False`` turns it off.
+* The loop never waits for the network, and not even for the disk: the bar hands its
+  states to one process-wide "pump" thread (a slot per bar, newest wins), which
+  passes them to the client's :class:`~mattermost_notify.sender.BackgroundSender`.
+  Finding the client (reading the configuration), posting, editing: all happen on
+  that thread. A failure is a :class:`~mattermost_notify.errors.MattermostNotifyWarning`,
+  never an exception in the loop.
+
+Exceptions in the loop body
+---------------------------
+tqdm's ``__iter__`` is a generator; when the loop *body* raises, Python closes that
+generator with ``GeneratorExit`` while unwinding, and (on Python 3.11) the exception
+itself is not visible from there: ``sys.exc_info()`` in ``close()`` shows the
+``GeneratorExit``, not the user's exception. So:
+
+* ``with tqdm(...) as bar: for x in bar: ...`` (the context-manager form) reports
+  the exception exactly (type and message) from ``__exit__``; so does an exception
+  raised by the iterable itself, and a ``KeyboardInterrupt`` landing inside tqdm's
+  code, and ``try: ... finally: bar.close()``.
+* For a plain ``for x in tqdm(...)`` loop whose body raises, ``close()`` looks at the
+  frame that was running the loop: when a traceback object for that frame at its
+  current instruction exists, the loop was left by an exception and the bar is
+  reported *failed* with where it was raised (file, line, function, source line).
+  The exception object is attached to that traceback only from Python 3.12 on; on
+  3.11 the type and message are therefore not known and a ``KeyboardInterrupt`` in
+  the body reads as *failed*. Use the ``with`` form to get them.
+* A ``break`` or ``return`` reads as *stopped*.
+
+Nested bars and distributed runs
+--------------------------------
+Every bar has its own message. tqdm's ``leave`` keeps its meaning: a bar that is not
+left (``leave=False``, or ``leave=None`` at a position other than 0) gives its message
+back when it closes, and the next such bar at the same position and target edits that
+message instead of posting a new one, the way a terminal reuses the line. Only the
+outermost bar (position 0) posts the thread reply unless ``reply=True``.
+
+Only rank 0 sends (``RANK``; ``LOCAL_RANK`` with ``NODE_RANK``; ``SLURM_PROCID``;
+``OMPI_COMM_WORLD_RANK``; ``PMI_RANK``); ``rank_zero_only=False`` makes every rank send.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import dis
+import gc
+import linecache
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+import warnings
+from collections import deque
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+import tqdm as _tqdm_pkg
+from tqdm.auto import tqdm as _tqdm_auto
+from tqdm.std import tqdm as _tqdm_std
+
+from .errors import MattermostNotifyWarning
+
+if TYPE_CHECKING:
+    from .client import Notify
+
+__all__ = ["flush", "process_rank", "progress", "tqdm", "trange"]
+
+log = logging.getLogger("mattermost_notify.progress")
+
+DEFAULT_MIN_INTERVAL = 5.0
+_RANK_VARIABLES = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
+_MAX_EXCEPTION_TEXT = 1500
+_TQDM_DIR = str(Path(_tqdm_pkg.__file__).resolve().parent)
+_THIS_FILE = str(Path(__file__).resolve())
+# Instructions at which a for loop's iterator is dropped without an exception:
+# `break`/`return` inside the loop (POP_TOP), an exhausted outer iterator (FOR_ITER,
+# END_FOR), a return.
+_NORMAL_EXIT_OPS = frozenset(
+    {"POP_TOP", "FOR_ITER", "END_FOR", "RETURN_VALUE", "RETURN_CONST", "JUMP_BACKWARD"}
+)
+
+
+# --------------------------------------------------------------------------- ranks
+def process_rank(environ: Mapping[str, str] | None = None) -> int | None:
+    """This process's global rank in a distributed run, or None when not in one.
+
+    Looked up in order: ``RANK``; ``LOCAL_RANK`` together with ``NODE_RANK`` (or
+    ``GROUP_RANK``); ``SLURM_PROCID``; ``OMPI_COMM_WORLD_RANK``; ``PMI_RANK``; and
+    ``LOCAL_RANK`` alone (one node). Values that are not integers are ignored.
+    With ``LOCAL_RANK`` and ``NODE_RANK`` the result is 0 exactly for local rank 0 on
+    node 0 (and ``NODE_RANK * LOCAL_WORLD_SIZE + LOCAL_RANK`` when the size is known).
+    """
+    env = os.environ if environ is None else environ
+
+    def read(name: str) -> int | None:
+        value = env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        try:
+            return int(value.strip())
+        except ValueError:
+            log.warning("ignoring %s=%r: not an integer", name, value)
+            return None
+
+    rank = read("RANK")
+    if rank is not None:
+        return rank
+    local = read("LOCAL_RANK")
+    node = read("NODE_RANK")
+    if node is None:
+        node = read("GROUP_RANK")
+    if local is not None and node is not None:
+        size = read("LOCAL_WORLD_SIZE")
+        if size is not None and size > 0:
+            return node * size + local
+        return 0 if (local == 0 and node == 0) else max(local, 1) + node
+    for name in _RANK_VARIABLES[1:]:
+        rank = read(name)
+        if rank is not None:
+            return rank
+    return local
+
+
+# --------------------------------------------------------------------------- the pump
+class _Pump:
+    """One daemon thread that moves bar states to the core's background sender.
+
+    The loop thread only appends to a deque under a lock (no I/O): finding the
+    client, reading config files, the sender's outbox writes all happen here.
+    ``edit`` ops of one bar are coalesced: while an edit waits here its text is
+    replaced by a newer one (newest wins, older states are dropped).
+    """
+
+    def __init__(self) -> None:
+        self._setup()
+
+    def _setup(self) -> None:
+        self._pid = os.getpid()
+        self._cond = threading.Condition(threading.Lock())
+        self._ops: deque[_Op] = deque()
+        self._busy = False
+        self._thread: threading.Thread | None = None
+
+    def _check_fork(self) -> None:
+        if os.getpid() != self._pid:
+            self._setup()
+
+    def submit(self, op: _Op) -> None:
+        self._check_fork()
+        with self._cond:
+            if op.kind == "edit":
+                waiting = op.remote.waiting_edit
+                if waiting is not None and waiting.text is not None:
+                    waiting.text = op.text  # newest wins
+                    return
+                op.remote.waiting_edit = op
+            self._ops.append(op)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="mattermost-notify-progress", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._ops))
+                op = self._ops.popleft()
+                if op.remote.waiting_edit is op:
+                    op.remote.waiting_edit = None
+                self._busy = True
+            try:
+                op.remote.run(op)
+            except Exception as exc:  # never let a bug stop the pump
+                log.exception("progress message: internal error")
+                _warn(f"progress message {op.remote.msg_id!r}: {exc}")
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every state handed over so far reached the sender."""
+        self._check_fork()
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._ops and not self._busy, timeout)
+
+
+class _Op:
+    __slots__ = ("kind", "remote", "reply", "text")
+
+    def __init__(self, kind: str, remote: _Remote, text: str, reply: str | None = None) -> None:
+        self.kind = kind  # "start" | "edit" | "final"
+        self.remote = remote
+        self.text = text
+        self.reply = reply
+
+
+_pump = _Pump()
+
+# leave=False bars give their message back on close; the next transient bar at the
+# same (client, target, position) edits it instead of posting a new one.
+_free_slots: dict[tuple[int, str | None, str | None, int], str] = {}
+_slots_lock = threading.Lock()
+
+
+def _warn(text: str) -> None:
+    warnings.warn(text, MattermostNotifyWarning, stacklevel=2)
+
+
+class _Remote:
+    """The message side of one bar; ``run`` is called on the pump thread only."""
+
+    def __init__(
+        self,
+        *,
+        client: Notify | None,
+        user: str | None,
+        channel: str | None,
+        msg_id: str,
+        reuse: bool,
+        slot: tuple[int, str | None, str | None, int] | None,
+        min_interval: float,
+    ) -> None:
+        self.client = client
+        self.user = user
+        self.channel = channel
+        self.msg_id = msg_id
+        self.reuse = reuse
+        self.slot = slot
+        self.min_interval = min_interval
+        self.waiting_edit: _Op | None = None
+        self.broken = False  # no client: nothing more is tried for this bar
+        self.last_text: str | None = None
+        self.last_edit = time.monotonic()
+        self.edits = 0  # edits handed over (tests and bench read it)
+
+    # ---- loop thread ----
+    def submit(self, kind: str, text: str, reply: str | None = None) -> None:
+        _pump.submit(_Op(kind, self, text, reply))
+
+    # ---- pump thread ----
+    def _sender(self) -> Any:
+        if self.client is None:
+            from .api import get_client
+
+            self.client = get_client()
+            _remember_client(self.client)
+        return self.client.sender
+
+    def run(self, op: _Op) -> None:
+        if self.broken:
+            return
+        try:
+            sender = self._sender()
+        except Exception as exc:
+            self.broken = True
+            _warn(f"progress messages are off for this bar ({type(exc).__name__}: {exc})")
+            return
+        if op.kind == "start":
+            if self.reuse:
+                sender.update(self.msg_id, op.text)
+            else:
+                sender.post(op.text, user=self.user, channel=self.channel, id=self.msg_id)
+        elif op.kind == "edit":
+            sender.update(self.msg_id, op.text)
+        else:  # final
+            sender.update(self.msg_id, op.text)
+            if op.reply:
+                sender.post(op.reply, reply_to=self.msg_id)
+
+
+def flush(timeout: float | None = 10.0) -> bool:
+    """Hand every progress state to the sender and wait until the sender delivered it.
+
+    Returns False on timeout. Only the default client's sender and the clients of
+    bars seen so far are flushed.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if not _pump.drain(timeout):
+        return False
+    ok = True
+    for client in list(_clients_seen):
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            ok = client.sender.flush(left) and ok
+        except Exception as exc:  # never raise from a flush
+            _warn(f"progress messages: flush failed ({exc})")
+            ok = False
+    return ok
+
+
+_clients_seen: list[Any] = []
+
+
+def _remember_client(client: Any) -> None:
+    if client is not None and all(c is not client for c in _clients_seen):
+        _clients_seen.append(client)
+
+
+def _drain_at_exit() -> None:
+    # Registered after the sender's own atexit flush, so it runs before it (LIFO):
+    # the final states are with the sender when it does its bounded exit flush.
+    with contextlib.suppress(Exception):
+        _pump.drain(2.0)
+
+
+# importing the sender registers its atexit handler first
+with contextlib.suppress(Exception):
+    from . import sender as _sender_module  # noqa: F401
+atexit.register(_drain_at_exit)
+
+
+# --------------------------------------------------------------------------- formatting
+def _code(text: str) -> str:
+    return "`" + text.replace("`", "'").replace("\r", "").replace("\n", " ").strip() + "`"
+
+
+def _rate_text(n: float, elapsed: float, unit: str, unit_scale: bool | float) -> str:
+    if not elapsed or n <= 0:
+        return ""
+    scale = 1 if unit_scale is True else (unit_scale or 1)
+    rate = n * scale / elapsed
+    if rate >= 1 or rate == 0:
+        value = _tqdm_std.format_sizeof(rate) if unit_scale else f"{rate:.3g}"
+        return f"{value} {unit}/s"
+    return f"{1 / rate:.3g} s/{unit}"
+
+
+def _count_text(n: float, total: float | None, unit_scale: bool | float) -> str:
+    scale = 1 if unit_scale is True else (unit_scale or 1)
+
+    def fmt(x: float) -> str:
+        x = x * scale
+        if unit_scale:
+            return _tqdm_std.format_sizeof(x)
+        return f"{x:g}" if isinstance(x, float) else str(x)
+
+    return f"{fmt(n)}/{fmt(total)}" if total else fmt(n)
+
+
+def _exception_text(exc: BaseException | None, where: str | None) -> str:
+    if exc is not None:
+        text = f"{type(exc).__qualname__}: {exc}" if str(exc) else type(exc).__qualname__
+    else:
+        text = "an exception was raised in the loop body"
+    if where:
+        text += f"\n{where}"
+    if len(text) > _MAX_EXCEPTION_TEXT:
+        text = text[: _MAX_EXCEPTION_TEXT - 3] + "..."
+    return text.replace("```", "'''")
+
+
+def _where(tb: TracebackType | None) -> str | None:
+    """`file:line in func: source` of the innermost frame of a traceback."""
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    line = tb.tb_lineno
+    source = linecache.getline(code.co_filename, line).strip()
+    where = f"at {Path(code.co_filename).name}:{line} in {code.co_name}()"
+    return f"{where}: {source}" if source else where
+
+
+# --------------------------------------------------------------------------- exceptions
+def _user_frame(frame: FrameType | None) -> FrameType | None:
+    """The first frame above ``frame`` that is neither tqdm's nor ours."""
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not (name.startswith(_TQDM_DIR) or name in (_THIS_FILE, __file__)):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _loop_left_by_exception(
+    frame: FrameType | None,
+) -> tuple[bool, BaseException | None, TracebackType | None]:
+    """Was the loop in ``frame`` left by an exception (rather than ``break``/``return``)?
+
+    Returns (raised, exception if known, traceback). While an exception unwinds a
+    frame, a traceback object for that frame at its current instruction exists; on
+    Python 3.12+ the exception object refers to it (on 3.11 it is kept apart, so only
+    the traceback is found).
+    """
+    if frame is None:
+        return False, None, None
+    try:
+        op = dis.opname[frame.f_code.co_code[frame.f_lasti]]
+    except (IndexError, ValueError):
+        op = ""
+    if op in _NORMAL_EXIT_OPS:
+        return False, None, None
+    lasti = frame.f_lasti
+    found: TracebackType | None = None
+    for ref in gc.get_referrers(frame):
+        if isinstance(ref, TracebackType) and ref.tb_frame is frame and ref.tb_lasti == lasti:
+            found = ref
+            break
+    if found is None:
+        return False, None, None
+    for ref in gc.get_referrers(found):
+        if isinstance(ref, BaseException) and ref.__traceback__ is found:
+            return True, ref, found
+    return True, None, found
+
+
+# --------------------------------------------------------------------------- the bar
+class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
+    """``tqdm.auto.tqdm`` that also keeps one Mattermost message up to date.
+
+    Parameters (on top of tqdm's own, which all keep their meaning)
+    ----------------------------------------------------------------
+    user, channel : where the message goes (default: the client's default target).
+    id : the message id (so ``send_update``/hooks can reach it; a new random id when
+        not given).
+    min_interval : seconds between two edits of the message (default 5).
+    reply : post a thread reply at the end (done, stopped, failed). ``None``
+        (default): only for the outermost bar (position 0).
+    mention : text put in front of the reply, e.g. ``"@alice"`` (a thread reply in a
+        channel alerts only the thread's followers).
+    local : show the local bar (default True); ``False`` sends the message only.
+    client : the :class:`~mattermost_notify.client.Notify` to use (default:
+        ``get_client()``, resolved on a background thread).
+    rank_zero_only : send only from rank 0 in a distributed run (default True).
+    """
+
+    def __init__(
+        self,
+        iterable: Iterable[Any] | None = None,
+        *args: Any,
+        user: str | None = None,
+        channel: str | None = None,
+        id: str | None = None,
+        min_interval: float = DEFAULT_MIN_INTERVAL,
+        reply: bool | None = None,
+        mention: str | None = None,
+        local: bool = True,
+        client: Notify | None = None,
+        rank_zero_only: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self._mm: _Remote | None = None
+        self._mm_state = "running"
+        self._mm_closing = False
+        self._mm_in_with = False
+        self._mm_deferred: tuple[str, str, str | None] | None = None
+        self._mm_reply = reply
+        self._mm_mention = mention
+        if not local:
+            kwargs["file"] = _NullFile()
+            if _tqdm_auto.__module__ == "tqdm.auto":  # the tqdm.notebook flavour
+                kwargs.setdefault("display", False)  # tqdm.notebook: no widget shown
+        self._mm_local = local
+        super().__init__(iterable, *args, **kwargs)
+        if self.disable:
+            return
+        if user is not None and channel is not None:
+            _warn("progress message: give a user or a channel, not both; nothing is sent")
+            return
+        if rank_zero_only:
+            rank = process_rank()
+            if rank not in (None, 0):
+                return
+        if not (min_interval > 0):
+            min_interval = DEFAULT_MIN_INTERVAL
+        try:
+            self._mm_start(client, user, channel, id, float(min_interval))
+        except Exception as exc:  # never break the user's loop
+            _warn(f"progress message not started: {exc}")
+            self._mm = None
+
+    # ---- set-up ----
+    def _mm_leaves(self) -> bool:
+        return (abs(self.pos) == 0) if self.leave is None else bool(self.leave)
+
+    def _mm_start(
+        self,
+        client: Notify | None,
+        user: str | None,
+        channel: str | None,
+        msg_id: str | None,
+        min_interval: float,
+    ) -> None:
+        slot = None
+        reuse = False
+        if msg_id is None:
+            if not self._mm_leaves():
+                slot = (id(client) if client is not None else 0, user, channel, abs(self.pos))
+                with _slots_lock:
+                    msg_id = _free_slots.pop(slot, None)
+                reuse = msg_id is not None
+            if msg_id is None:
+                msg_id = f"progress-{uuid.uuid4().hex[:16]}"
+        _remember_client(client)
+        remote = _Remote(
+            client=client,
+            user=user,
+            channel=channel,
+            msg_id=msg_id,
+            reuse=reuse,
+            slot=slot,
+            min_interval=min_interval,
+        )
+        self._mm = remote
+        text = self._mm_running_text()
+        remote.last_text = text
+        remote.submit("start", text)
+
+    @property
+    def message_id(self) -> str | None:
+        """The id of this bar's message (None when nothing is sent)."""
+        return self._mm.msg_id if self._mm is not None else None
+
+    @property
+    def remote_edits(self) -> int:
+        """How many edits were handed to the sender (the final state not counted)."""
+        return self._mm.edits if self._mm is not None else 0
+
+    # ---- formatting ----
+    def _mm_meter(self, final: bool = False) -> str:
+        fd = dict(self.format_dict)
+        if final:
+            fd["rate"] = None  # overall rate, not the smoothed one
+        bar_format = fd.get("bar_format")
+        if bar_format:
+            fd["bar_format"] = bar_format.replace("<bar/>", "{bar:20u}").replace(
+                "{bar}", "{bar:20u}"
+            )
+        else:
+            fd["bar_format"] = "{l_bar}{bar:20u}{r_bar}" if fd.get("total") else None
+        fd["ncols"] = None
+        fd["ascii"] = False
+        return self.format_meter(**fd)
+
+    def _mm_running_text(self) -> str:
+        return f"⏳ {_code(self._mm_meter())}"
+
+    def _mm_summary(self) -> tuple[str, float, str, str]:
+        fd = self.format_dict
+        n = fd["n"]
+        elapsed = float(fd.get("elapsed") or 0.0)
+        count = _count_text(n, fd.get("total"), fd.get("unit_scale") or False)
+        rate = _rate_text(
+            n - (fd.get("initial") or 0), elapsed, fd.get("unit") or "it", fd.get("unit_scale")
+        )
+        return count, elapsed, rate, (self.desc or "").rstrip(": ") or "progress"
+
+    # ---- tqdm hooks ----
+    def display(self, *args: Any, **kwargs: Any) -> Any:
+        result = None
+        if self._mm_local or not hasattr(self, "sp"):
+            result = super().display(*args, **kwargs)
+        remote = self._mm
+        if remote is None or self._mm_closing or args or kwargs.get("msg") is not None:
+            return result
+        try:
+            now = time.monotonic()
+            if now - remote.last_edit < remote.min_interval:
+                return result
+            text = self._mm_running_text()
+            if text != remote.last_text:
+                remote.last_text = text
+                remote.last_edit = now
+                remote.edits += 1
+                remote.submit("edit", text)
+        except Exception as exc:  # pragma: no cover - formatting bug; keep the loop alive
+            log.debug("progress message: display failed: %s", exc)
+        return result
+
+    def __enter__(self) -> tqdm:
+        self._mm_in_with = True
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            # close() (now, or earlier when a for loop over the bar was left) leaves
+            # the final state to us while _mm_in_with is set: we know the exception.
+            super().__exit__(exc_type, exc, tb)
+        finally:
+            self._mm_in_with = False
+            outcome, self._mm_deferred = self._mm_deferred, None
+            if outcome is not None:
+                if exc is not None:
+                    outcome = self._mm_classify_exception(exc, tb)
+                self._mm_finish(*outcome)
+
+    def close(self) -> None:
+        remote = getattr(self, "_mm", None)
+        if remote is None or getattr(self, "_mm_closing", True):
+            super().close()
+            return
+        self._mm_closing = True
+        try:
+            outcome = self._mm_classify_close(sys._getframe(1))
+        except Exception:  # pragma: no cover - defensive
+            outcome = ("stopped", "", None)
+        try:
+            super().close()
+        finally:
+            if self._mm_in_with:
+                # `with` form: __exit__ knows the exception exactly; it sends the final.
+                self._mm_deferred = outcome
+            else:
+                self._mm_finish(*outcome)
+
+    # ---- the final state ----
+    def _mm_classify_close(self, caller: FrameType | None) -> tuple[str, str, str | None]:
+        """(state, detail, exception text) for a close() called from ``caller``."""
+        exc = sys.exc_info()[1]
+        if (
+            exc is not None
+            and exc.__traceback__ is not None
+            and exc.__traceback__.tb_frame is caller
+        ):
+            if isinstance(exc, GeneratorExit):
+                # the for loop over this bar was left before the end: break or exception?
+                user = _user_frame(caller)
+                raised, found, tb = _loop_left_by_exception(user)
+                if raised:
+                    return self._mm_classify_exception(found, tb)
+                return self._mm_normal_end()
+            return self._mm_classify_exception(exc, exc.__traceback__)
+        return self._mm_normal_end()
+
+    def _mm_normal_end(self) -> tuple[str, str, str | None]:
+        if self.total is not None and self.n < self.total:
+            return "stopped", "", None
+        return "done", "", None
+
+    def _mm_classify_exception(
+        self, exc: BaseException | None, tb: TracebackType | None
+    ) -> tuple[str, str, str | None]:
+        if exc is None and tb is None:
+            return self._mm_normal_end()
+        if isinstance(exc, KeyboardInterrupt):
+            return "interrupted", "KeyboardInterrupt", None
+        if isinstance(exc, SystemExit) and exc.code in (None, 0):
+            return "stopped", "SystemExit", None
+        if isinstance(exc, (GeneratorExit, StopIteration, StopAsyncIteration)):
+            return self._mm_normal_end()
+        tb = tb if tb is not None else (exc.__traceback__ if exc is not None else None)
+        return "failed", "", _exception_text(exc, _where(tb))
+
+    def _mm_finish(self, state: str, detail: str, error: str | None) -> None:
+        remote = self._mm
+        if remote is None:
+            return
+        try:
+            self._mm_state = state
+            meter = _code(self._mm_meter(final=True))
+            count, elapsed, rate, name = self._mm_summary()
+            took = _tqdm_std.format_interval(elapsed)
+            rate_part = f" ({rate})" if rate else ""
+
+            def headline(who: str) -> str:
+                if state == "done":
+                    return f"✅ {who} done: {count} in {took}{rate_part}"
+                if state == "failed":
+                    return f"❌ {who} failed at {count} after {took}"
+                if state == "interrupted":
+                    return f"⏹️ {who} interrupted at {count} after {took}"
+                why = f" ({detail})" if detail else ""
+                return f"⏹️ {who} stopped at {count} after {took}{why}"
+
+            block = f":\n```\n{error}\n```" if error else ""
+            text = f"{meter}\n{headline(f'**{name}**')}{block}"
+            reply = None
+            wants_reply = self._mm_reply if self._mm_reply is not None else abs(self.pos) == 0
+            if wants_reply and state in ("done", "stopped", "failed"):
+                mention = f"{self._mm_mention} " if self._mm_mention else ""
+                reply = f"{mention}{headline(name)} (on {socket.gethostname()}){block}"
+            remote.submit("final", text, reply)
+            if remote.slot is not None and not self._mm_leaves():
+                with _slots_lock:
+                    _free_slots[remote.slot] = remote.msg_id
+        except Exception as exc:  # pragma: no cover - never break the user's code
+            _warn(f"progress message: final state not sent ({exc})")
+        finally:
+            self._mm = None
+
+    @property
+    def state(self) -> str:
+        """running, done, stopped, failed or interrupted (the final state once closed)."""
+        return self._mm_state
+
+
+class _NullFile:
+    """A file that swallows the local bar (``local=False``)."""
+
+    def write(self, s: str) -> int:
+        return len(s)
+
+    def flush(self) -> None:
+        return None
+
+    def isatty(self) -> bool:
+        return False
+
+
+def trange(*args: Any, **kwargs: Any) -> tqdm:
+    """``tqdm(range(*args), **kwargs)`` with a Mattermost message."""
+    return tqdm(range(*args), **kwargs)
+
+
+def progress(
+    iterable: Iterable[Any] | None = None,
+    total: float | None = None,
+    desc: str | None = None,
+    *,
+    user: str | None = None,
+    channel: str | None = None,
+    id: str | None = None,
+    min_interval: float = DEFAULT_MIN_INTERVAL,
+    **kwargs: Any,
+) -> tqdm:
+    """A progress bar whose state is kept in one Mattermost message (see :class:`tqdm`)."""
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        user=user,
+        channel=channel,
+        id=id,
+        min_interval=min_interval,
+        **kwargs,
+    )

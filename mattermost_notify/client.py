@@ -1023,7 +1023,25 @@ class Notify:
                     report.checks.append(
                         Check("team", True, f"@{report.bot_name} is a member of {self.team_name!r}")
                     )
-                except (NotFoundError, PermissionDeniedError):
+                except NotFoundError as exc:
+                    if exc.error_id == "api.context.404.app_error":
+                        # the server has no member route (an old or partial server)
+                        report.checks.append(
+                            Check(
+                                "team", True, f"{self.team_name!r} found (membership not checked)"
+                            )
+                        )
+                    else:
+                        report.team_member = False
+                        report.checks.append(
+                            Check(
+                                "team",
+                                False,
+                                f"@{report.bot_name} is not a member of team {self.team_name!r}: "
+                                "add the bot to the team",
+                            )
+                        )
+                except PermissionDeniedError:
                     report.team_member = False
                     report.checks.append(
                         Check(

@@ -472,7 +472,7 @@ class Transport:
             )
         elif status == 403:
             cls = PermissionDeniedError
-            text = f"the bot is not allowed to access {thing} on {server}{said}"
+            text = f"permission denied: {thing} on {server}{said}"
         elif status == 404:
             cls = NotFoundError
             text = f"{thing} not found on {server}{said}"

@@ -37,8 +37,8 @@ REPO = HERE.parent
 WORKER = textwrap.dedent(
     r"""
     import json, os, sys, time
-    lib, url, token, team, n, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6].split(",")
-    op = sys.argv[7]
+    lib, url, token, team, n, files, op = sys.argv[1:8]
+    n, files = int(n), files.split(",")
     user, channel = "alice", "alerts"
 
     if lib == "ours":
@@ -77,7 +77,8 @@ WORKER = textwrap.dedent(
             cid = chan_id()
             handles = [open(f, "rb") for f in files]
             try:
-                up = d.files.upload_file(cid, [("files", (os.path.basename(f), h)) for f, h in zip(files, handles)])
+                parts = [("files", (os.path.basename(f), h)) for f, h in zip(files, handles)]
+                up = d.files.upload_file(cid, parts)
             finally:
                 for h in handles: h.close()
             ids = [i["id"] for i in up["file_infos"]]
@@ -260,7 +261,8 @@ def main() -> int:
     imports = import_times(args.import_reps)
 
     print(
-        f"## Library benchmark ({args.n} messages per case, one sandbox, {time.strftime('%Y-%m-%d')})\n"
+        f"## Library benchmark ({args.n} messages per case, one sandbox, "
+        f"{time.strftime('%Y-%m-%d')})\n"
     )
     print("| case | library | requests / message | median latency (ms) |")
     print("| --- | --- | ---: | ---: |")

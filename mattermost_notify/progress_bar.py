@@ -73,6 +73,7 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -95,6 +96,10 @@ log = logging.getLogger("mattermost_notify.progress")
 DEFAULT_MIN_INTERVAL = 5.0
 _RANK_VARIABLES = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 _MAX_EXCEPTION_TEXT = 1500
+try:  # once, at import: nothing on a bar's path makes a system call for it
+    _HOST = socket.gethostname()
+except OSError:  # pragma: no cover
+    _HOST = "unknown host"
 _TQDM_DIR = str(Path(_tqdm_pkg.__file__).resolve().parent)
 _THIS_FILE = str(Path(__file__).resolve())
 # Instructions at which a for loop's iterator is dropped without an exception:
@@ -225,9 +230,11 @@ class _Op:
 _pump = _Pump()
 
 # leave=False bars give their message back on close; the next transient bar at the
-# same (client, target, position) edits it instead of posting a new one.
-_free_slots: dict[tuple[int, str | None, str | None, int], str] = {}
-_slots_lock = threading.Lock()
+# same (client, target, position) edits it instead of posting a new one. Used on the
+# pump thread only: client -> {(user, channel, position): (message id, post ticket)}.
+_free_slots: weakref.WeakKeyDictionary[Any, dict[tuple[str | None, str | None, int], Any]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _warn(text: str) -> None:
@@ -244,16 +251,15 @@ class _Remote:
         user: str | None,
         channel: str | None,
         msg_id: str,
-        reuse: bool,
-        slot: tuple[int, str | None, str | None, int] | None,
+        transient_pos: int | None,
         min_interval: float,
     ) -> None:
         self.client = client
         self.user = user
         self.channel = channel
         self.msg_id = msg_id
-        self.reuse = reuse
-        self.slot = slot
+        self.transient_pos = transient_pos  # a leave=False bar without an id: slot user
+        self.post_ticket: Any = None
         self.min_interval = min_interval
         self.waiting_edit: _Op | None = None
         self.broken = False  # no client: nothing more is tried for this bar
@@ -284,16 +290,44 @@ class _Remote:
             _warn(f"progress messages are off for this bar ({type(exc).__name__}: {exc})")
             return
         if op.kind == "start":
-            if self.reuse:
+            free = self._take_slot()
+            if free is not None:
+                self.msg_id, self.post_ticket = free
                 sender.update(self.msg_id, op.text)
             else:
-                sender.post(op.text, user=self.user, channel=self.channel, id=self.msg_id)
+                self.post_ticket = sender.post(
+                    op.text, user=self.user, channel=self.channel, id=self.msg_id
+                )
         elif op.kind == "edit":
             sender.update(self.msg_id, op.text)
         else:  # final
             sender.update(self.msg_id, op.text)
             if op.reply:
                 sender.post(op.reply, reply_to=self.msg_id)
+            self._give_slot_back()
+
+    def _slots(self) -> dict[tuple[str | None, str | None, int], Any] | None:
+        try:
+            return _free_slots.setdefault(self.client, {})
+        except TypeError:  # a client that cannot be weakly referenced: no reuse
+            return None
+
+    def _take_slot(self) -> tuple[str, Any] | None:
+        if self.transient_pos is None or (slots := self._slots()) is None:
+            return None
+        free = slots.pop((self.user, self.channel, self.transient_pos), None)
+        if free is None:
+            return None
+        ticket = free[1]
+        with contextlib.suppress(Exception):
+            if ticket is not None and ticket.done() and ticket.exception(0) is not None:
+                return None  # that message never existed: post a new one
+        return free  # type: ignore[no-any-return]
+
+    def _give_slot_back(self) -> None:
+        if self.transient_pos is None or (slots := self._slots()) is None:
+            return
+        slots[(self.user, self.channel, self.transient_pos)] = (self.msg_id, self.post_ticket)
 
 
 def flush(timeout: float | None = 10.0) -> bool:
@@ -316,12 +350,13 @@ def flush(timeout: float | None = 10.0) -> bool:
     return ok
 
 
-_clients_seen: list[Any] = []
+_clients_seen: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _remember_client(client: Any) -> None:
-    if client is not None and all(c is not client for c in _clients_seen):
-        _clients_seen.append(client)
+    if client is not None:
+        with contextlib.suppress(TypeError):  # not weak-referenceable: not flushed here
+            _clients_seen.add(client)
 
 
 def _drain_at_exit() -> None:
@@ -510,24 +545,18 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         msg_id: str | None,
         min_interval: float,
     ) -> None:
-        slot = None
-        reuse = False
+        transient_pos = None
         if msg_id is None:
             if not self._mm_leaves():
-                slot = (id(client) if client is not None else 0, user, channel, abs(self.pos))
-                with _slots_lock:
-                    msg_id = _free_slots.pop(slot, None)
-                reuse = msg_id is not None
-            if msg_id is None:
-                msg_id = f"progress-{uuid.uuid4().hex[:16]}"
+                transient_pos = abs(self.pos)
+            msg_id = f"progress-{uuid.uuid4().hex[:16]}"
         _remember_client(client)
         remote = _Remote(
             client=client,
             user=user,
             channel=channel,
             msg_id=msg_id,
-            reuse=reuse,
-            slot=slot,
+            transient_pos=transient_pos,
             min_interval=min_interval,
         )
         self._mm = remote
@@ -702,11 +731,8 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
             wants_reply = self._mm_reply if self._mm_reply is not None else abs(self.pos) == 0
             if wants_reply and state in ("done", "stopped", "failed"):
                 mention = f"{self._mm_mention} " if self._mm_mention else ""
-                reply = f"{mention}{headline(name)} (on {socket.gethostname()}){block}"
+                reply = f"{mention}{headline(name)} (on {_HOST}){block}"
             remote.submit("final", text, reply)
-            if remote.slot is not None and not self._mm_leaves():
-                with _slots_lock:
-                    _free_slots[remote.slot] = remote.msg_id
         except Exception as exc:  # pragma: no cover - never break the user's code
             _warn(f"progress message: final state not sent ({exc})")
         finally:

@@ -242,6 +242,7 @@ class NotifyMagics(Magics):
         self._store: Any = None
         self._attached_to: Any = None
         self._our_stores: list[Any] = []
+        self._queued_ids: set[str] = set()
         self._warned: set[str] = set()
         self._stack: list[_Armed] = []
         self._auto_on = False
@@ -416,7 +417,7 @@ class NotifyMagics(Magics):
     @argument("--id", help="message id: send it again with the same id to update it")
     @argument("message", nargs="*", help="the message (Markdown); {expr} and $var expand")
     @line_magic
-    def notify(self, line: str) -> Any:
+    def notify(self, line: str) -> None:
         """Send a message: a thin layer over :func:`mattermost_notify.notify`.
 
         The message is the rest of the line, verbatim; ``{expr}`` and ``$var`` are expanded
@@ -431,18 +432,25 @@ class NotifyMagics(Magics):
         if not self.enabled:
             return None
         target = self._target(opts["user"], opts["channel"])
+        mid = opts["id"]
         try:
-            self.client()  # wires the notebook's hook store to the default client
+            client = self.client()  # wires the notebook's hook store to the default client
             from .. import api
 
-            return api.notify(
+            if mid is not None and mid in self._queued_ids and not client.has_message(mid):
+                # its first post is still queued: this is an edit, not a second post
+                api.send_update(message, mid, files=opts["files"] or None, block=False)
+                return None
+            api.notify(
                 message,
                 user_name=target["user"],
                 channel_name=target["channel"],
                 files=opts["files"] or None,
-                id=opts["id"],
+                id=mid,
                 block=False,
             )
+            if mid is not None:
+                self._queued_ids.add(mid)
         except MattermostNotifyError as exc:
             _warn(f"mattermost_notify: %notify not sent: {exc}")
         except Exception as exc:
@@ -472,7 +480,7 @@ class NotifyMagics(Magics):
         not supported in the body.
         """
         __tracebackhide__ = True
-        args = parse_argstring(self.notify_on_done, line)
+        args = _parse(self.notify_on_done, line)
         if args.user and args.channel:
             raise UsageError("%%notify_on_done: give -u USER or -c CHANNEL, not both")
         job = self._start_job(args, cell)
@@ -590,7 +598,7 @@ class NotifyMagics(Magics):
     @line_magic
     def autonotify(self, line: str) -> None:
         """Notify after every cell that ran longer than a threshold, or failed."""
-        args = parse_argstring(self.autonotify, line)
+        args = _parse(self.autonotify, line)
         if args.off:
             self._auto_on = False
             print("autonotify: off")
@@ -679,7 +687,7 @@ class NotifyMagics(Magics):
         They live in a store keyed by the notebook's path, so that after a kernel restart
         ``notify.send_update(..., id=ID)`` edits the same message.
         """
-        args = parse_argstring(self.notify_hooks, line)
+        args = _parse(self.notify_hooks, line)
         store = self.hook_store()
         if args.action == "list":
             if args.args:
@@ -747,6 +755,22 @@ class NotifyMagics(Magics):
         form = SetupForm()
         display(form.widget)
         return None
+
+
+def _unquote(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_unquote(v) for v in value]
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _parse(magic: Any, line: str) -> Any:
+    """``parse_argstring``, with the quotes IPython's non-POSIX split keeps removed."""
+    args = parse_argstring(magic, line)
+    for name, value in vars(args).items():
+        setattr(args, name, _unquote(value))
+    return args
 
 
 def _td(seconds: float) -> Any:

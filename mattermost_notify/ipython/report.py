@@ -95,7 +95,9 @@ class Outcome:
 
     @property
     def traceback_is_long(self) -> bool:
-        return self.traceback is not None and traceback_tail(self.traceback) != self.traceback
+        if self.traceback is None:
+            return False
+        return traceback_tail(self.traceback) != self.traceback.rstrip("\n")
 
 
 def _user_at_host() -> str:

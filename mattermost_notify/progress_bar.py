@@ -712,7 +712,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
             self._mm_state = state
             meter = _code(self._mm_meter(final=True))
             count, elapsed, rate, name = self._mm_summary()
-            took = _tqdm_std.format_interval(elapsed)
+            took = f"{elapsed:.1f} s" if elapsed < 60 else _tqdm_std.format_interval(elapsed)
             rate_part = f" ({rate})" if rate else ""
 
             def headline(who: str) -> str:

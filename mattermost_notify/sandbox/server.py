@@ -658,7 +658,10 @@ class Api:
                     if created is None:
                         self._pending.pop(pending_id, None)
                     else:
-                        self._pending[pending_id] = (created["id"], time.monotonic() + PENDING_TTL)
+                        self._pending[pending_id] = (
+                            created["id"],
+                            time.monotonic() + self.sb.pending_post_id_ttl,
+                        )
 
     def _dedup_begin(self, ctx: Ctx, pending_id: str) -> Obj | None:
         """Steps 2-5 of the server's deduplicateCreatePost: the earlier post, or None."""
@@ -668,7 +671,7 @@ class Api:
             if entry is not None and entry[1] <= now:
                 entry = None
             if entry is None:
-                self._pending[pending_id] = ("", now + PENDING_TTL)
+                self._pending[pending_id] = ("", now + self.sb.pending_post_id_ttl)
                 if len(self._pending) > 25000:
                     self._pending = {k: v for k, v in self._pending.items() if v[1] > now}
                 return None
@@ -682,7 +685,7 @@ class Api:
                 if channel is not None and self._can_read(ctx.user_id, channel):
                     return post
         with self._pending_lock:  # not readable any more: create a new post
-            self._pending[pending_id] = ("", time.monotonic() + PENDING_TTL)
+            self._pending[pending_id] = ("", time.monotonic() + self.sb.pending_post_id_ttl)
         return None
 
     def _create_post(self, ctx: Ctx, body: Obj, channel: Obj) -> Obj:
@@ -1112,6 +1115,8 @@ class Sandbox:
         self.build_number = "0"
         self.max_file_size = int(max_file_size)
         self.post_edit_time_limit = post_edit_time_limit
+        #: seconds a pending_post_id is remembered (the server's 30 s; tests may shorten it)
+        self.pending_post_id_ttl = PENDING_TTL
         self.faults = Faults()
         self.rate_limiter = (
             RateLimiter(rate_limit_per_sec, rate_limit_burst) if rate_limit else None

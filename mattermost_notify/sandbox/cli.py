@@ -1,0 +1,227 @@
+"""``mattermost-notify sandbox``: run the sandbox server in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+MiB = 1024 * 1024
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``sandbox`` subcommand's options to ``parser``."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8065, help="port (default 8065; 0: any free)")
+    parser.add_argument("--token", help="the bot's access token (default: random)")
+    parser.add_argument("--team", default="sandbox", help="team name (default sandbox)")
+    parser.add_argument("--bot-username", default="notify-bot", help="the bot's user name")
+    parser.add_argument(
+        "--user",
+        action="append",
+        dest="users",
+        metavar="NAME",
+        help="a user (repeatable; default alice and bob)",
+    )
+    parser.add_argument(
+        "--channel",
+        action="append",
+        dest="channels",
+        metavar="NAME",
+        help="a public channel with the bot in it (repeatable; default town-square and alerts)",
+    )
+    parser.add_argument(
+        "--private-channel",
+        action="append",
+        dest="private_channels",
+        metavar="NAME",
+        help="a private channel with the bot in it (repeatable; default bot-private)",
+    )
+    parser.add_argument("--db", metavar="FILE", help="keep the state in this SQLite file")
+    parser.add_argument("--rate-limit", action="store_true", help="enable rate limiting")
+    parser.add_argument("--rate-limit-per-sec", type=float, default=10.0, metavar="N")
+    parser.add_argument("--rate-limit-burst", type=int, default=100, metavar="N")
+    parser.add_argument(
+        "--max-file-size",
+        type=int,
+        default=100 * MiB,
+        metavar="BYTES",
+        help="FileSettings.MaxFileSize (default 100 MiB)",
+    )
+    parser.add_argument(
+        "--post-edit-time-limit",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="reject edits of the message this long after the post (default: unlimited)",
+    )
+    parser.add_argument("--server-version", default="10.6.0", help="version to report")
+    parser.add_argument(
+        "--write-config",
+        metavar="FILE",
+        help="write a configuration file (TOML, mode 0600) that wakeup() can use",
+    )
+    faults = parser.add_argument_group("fault injection")
+    faults.add_argument(
+        "--fail-next",
+        type=int,
+        default=0,
+        metavar="N",
+        help="answer the next N requests with --fail-status",
+    )
+    faults.add_argument(
+        "--fail-fraction",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="answer a seeded fraction P of requests with --fail-status",
+    )
+    faults.add_argument("--fail-status", type=int, default=503, metavar="STATUS")
+    faults.add_argument("--fault-seed", type=int, default=0, metavar="SEED")
+    faults.add_argument(
+        "--drop-before",
+        type=int,
+        default=0,
+        metavar="N",
+        help="drop the connection of the next N requests before applying them",
+    )
+    faults.add_argument(
+        "--drop-after",
+        type=int,
+        default=0,
+        metavar="N",
+        help="apply the next N requests, then drop the connection unanswered",
+    )
+    faults.add_argument(
+        "--delay", type=float, default=0.0, metavar="SECONDS", help="stall every request this long"
+    )
+    faults.add_argument(
+        "--fault-path",
+        default=None,
+        metavar="PREFIX",
+        help="apply the faults only to paths starting with PREFIX",
+    )
+
+
+def _toml_string(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def write_config_file(path: str | Path, url: str, token: str, team: str) -> Path:
+    """Write the TOML configuration of ARCHITECTURE.md with mode 0600."""
+    target = Path(path).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = (
+        "# written by `mattermost-notify sandbox`\n"
+        f"url = {_toml_string(url)}\n"
+        f"token = {_toml_string(token)}\n"
+        f"team_name = {_toml_string(team)}\n"
+    )
+    tmp = target.with_name(target.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, target)
+    return target
+
+
+def build_sandbox(args: argparse.Namespace) -> Any:
+    """The :class:`Sandbox` described by parsed arguments (not started)."""
+    from .server import Sandbox
+
+    options: dict[str, Any] = {
+        "port": args.port,
+        "host": args.host,
+        "token": args.token,
+        "team": args.team,
+        "bot_username": args.bot_username,
+        "db": args.db,
+        "rate_limit": args.rate_limit,
+        "rate_limit_per_sec": args.rate_limit_per_sec,
+        "rate_limit_burst": args.rate_limit_burst,
+        "max_file_size": args.max_file_size,
+        "post_edit_time_limit": args.post_edit_time_limit,
+        "version": args.server_version,
+    }
+    for name in ("users", "channels", "private_channels"):
+        if getattr(args, name):
+            options[name] = tuple(getattr(args, name))
+    sandbox = Sandbox(**options)
+    path = args.fault_path
+    if args.fail_next:
+        sandbox.faults.fail_next(args.fail_next, args.fail_status, path_prefix=path)
+    if args.drop_before:
+        sandbox.faults.drop_before(args.drop_before, path_prefix=path)
+    if args.drop_after:
+        sandbox.faults.drop_after(args.drop_after, path_prefix=path)
+    if args.fail_fraction:
+        sandbox.faults.fail_fraction(
+            args.fail_fraction, args.fault_seed, (args.fail_status,), path_prefix=path
+        )
+    if args.delay:
+        sandbox.faults.delay(args.delay, path_prefix=path)
+    return sandbox
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sandbox until Ctrl-C (or SIGTERM); returns the exit status."""
+    try:
+        sandbox = build_sandbox(args)
+        sandbox.start()
+    except OSError as err:
+        print(f"mattermost-notify sandbox: cannot start: {err}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        store = sandbox._store
+        with store.lock:
+            public_channels = sorted(c["name"] for c in store.channels.values() if c["type"] == "O")
+            private_channels = sorted(
+                c["name"] for c in store.channels.values() if c["type"] == "P"
+            )
+        users = sorted(sandbox.user_tokens)
+        lines = [
+            f"Mattermost sandbox running at {sandbox.url}  (web page: {sandbox.url}/)",
+            f"  token:            {sandbox.token}",
+            f"  team:             {sandbox.team}",
+            f"  bot:              {sandbox.bot_username}",
+            f"  users:            {', '.join(users)}",
+            f"  channels:         {', '.join(public_channels)}",
+            f"  private channels: {', '.join(private_channels)}",
+            f"  incoming webhook: {sandbox.webhook_url}",
+            f"  state:            {args.db or 'in memory'}",
+        ]
+        if args.write_config:
+            target = write_config_file(args.write_config, sandbox.url, sandbox.token, sandbox.team)
+            lines.append(f"  config written:   {target}")
+        lines.append("Press Ctrl-C to stop.")
+        print("\n".join(lines), flush=True)
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    print("Mattermost sandbox stopped.", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mattermost_notify.sandbox``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mattermost_notify.sandbox",
+        description="Run a local Mattermost server (REST API v4 subset) for tests and demos.",
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

@@ -168,8 +168,11 @@ def cut_message(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` runes with a visible marker when it is longer."""
     if _runes(text) <= limit:
         return text
-    keep = limit - len(CUT_MARKER.format(n=_runes(text)))
-    return text[:keep] + CUT_MARKER.format(n=_runes(text) - keep)
+    total = _runes(text)
+    keep = limit - len(CUT_MARKER.format(n=total))
+    while len(CUT_MARKER.format(n=total - keep)) + keep < limit:
+        keep += 1  # fewer hidden characters may need fewer digits
+    return text[:keep] + CUT_MARKER.format(n=total - keep)
 
 
 class Notify:

@@ -146,11 +146,10 @@ class _RateState:
             now = time.monotonic()
             wait = max(0.0, self.blocked_until - now)
             if self.remaining is not None and self.rate:
+                # with a real bucket, keep one token in hand for other clients at this address
+                spare = 1 if (self.limit or 0) >= 10 else 0
                 available = (
-                    self.remaining
-                    + (now - self.observed) * self.rate
-                    - self.sent_since
-                    - 1  # keep one token in hand for other clients at this address
+                    self.remaining + (now - self.observed) * self.rate - self.sent_since - spare
                 )
                 if self.limit is not None:
                     available = min(available, self.limit - self.sent_since)

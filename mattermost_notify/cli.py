@@ -344,18 +344,22 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     if args.ids:
         raise UsageError("outbox flush delivers everything; IDs are only for 'outbox drop'")
     settings = _load_settings(args)
+    url = settings.url.rstrip("/")
+
+    def waiting() -> int:
+        return sum(
+            1 for e in outbox.list_entries() if e.server_url.rstrip("/") == url and not e.active
+        )
+
+    before = waiting()
     with _client(settings) as client:
-        delivered, _remaining = outbox.flush_outbox(client, args.timeout)
-    left = [
-        e
-        for e in outbox.list_entries()
-        if e.server_url.rstrip("/") == settings.url.rstrip("/") and not e.active
-    ]
-    _out(f"Delivered {delivered} message(s) to {settings.url}.")
+        outbox.flush_outbox(client, args.timeout)
+    left = waiting()
+    _out(f"{before} message(s) were waiting for {url}; {before - left} sent, {left} left.")
     if left:
         print(
-            f"{PROG}: {len(left)} message(s) for {settings.url} could not be delivered yet; "
-            f"they stay in the outbox",
+            f"{PROG}: {left} message(s) for {url} could not be delivered yet; "
+            "they stay in the outbox",
             file=sys.stderr,
         )
         return EXIT_FAILURE
@@ -389,6 +393,7 @@ def _delegate(module: str, what: str) -> Callable[[argparse.ArgumentParser], Non
         try:
             mod = importlib.import_module(f"mattermost_notify.{module}")
         except ImportError as exc:
+            parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
             parser.set_defaults(func=_missing(what, exc))
             return
         mod.add_arguments(parser)

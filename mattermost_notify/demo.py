@@ -148,7 +148,7 @@ def run_demo(keep: bool = False, out: IO[str] | None = None) -> int:
             say("   then, in a second Python process:")
             for line in SECOND_PROCESS.splitlines()[3:-1]:
                 if line.strip():
-                    say(f"     {line}")
+                    say(f"     {line.replace('sys.argv[1]', repr(hook_file.name))}")
             child = subprocess.run(
                 [sys.executable, "-c", SECOND_PROCESS, str(hook_file)],
                 env=_child_env(sb.url, sb.token, sb.team, work / "data"),

@@ -1,0 +1,619 @@
+"""The ``mattermost-notify`` command, over real HTTP against the sandbox.
+
+Most cases run ``main([...])`` in this process; the original package's documented
+flows and the long-running subcommands also run through the installed console
+script in a subprocess. Every call checks that the token is not in the output
+and that no traceback is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mattermost_notify import __version__
+from mattermost_notify.cli import main
+
+SCRIPT = shutil.which("mattermost-notify", path=str(Path(sys.executable).parent)) or shutil.which(
+    "mattermost-notify"
+)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+def _check_clean(result: Result, secrets: list[str]) -> None:
+    for secret in secrets:
+        assert secret not in result.out, "the token was printed on stdout"
+        assert secret not in result.err, "the token was printed on stderr"
+    assert "Traceback" not in result.err, result.err
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch):
+    """An isolated user: own HOME, config and data dirs, cwd; no MATTERMOST_NOTIFY_* vars."""
+    for name in list(os.environ):
+        if name.startswith("MATTERMOST_NOTIFY_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("MATTERMOST_NOTIFY_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("MATTERMOST_NOTIFY_DATA_DIR", str(tmp_path / "data"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+@pytest.fixture
+def run(capsys, mattermost_server, cli_env):
+    """run(*args) -> Result, through ``main`` in this process."""
+
+    def _run(*args: str, secrets: tuple[str, ...] = ()) -> Result:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse: --help, --version, usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        result = Result(code, captured.out, captured.err)
+        _check_clean(result, [mattermost_server.token, *secrets])
+        return result
+
+    return _run
+
+
+def _script_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def script(mattermost_server, cli_env):
+    """script(*args, input=None) -> Result, through the installed console script."""
+    assert SCRIPT, "the mattermost-notify console script is not installed next to python"
+
+    def _script(*args: str, input: str | None = None, secrets: tuple[str, ...] = ()) -> Result:
+        proc = subprocess.run(
+            [SCRIPT, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=_script_env(),
+            timeout=120,
+            start_new_session=True,  # no controlling terminal: getpass reads stdin
+        )
+        result = Result(proc.returncode, proc.stdout, proc.stderr)
+        _check_clean(result, [mattermost_server.token, *secrets])
+        return result
+
+    return _script
+
+
+@pytest.fixture
+def configfile(run, mattermost_server, cli_env) -> Path:
+    """A configuration file written by ``setup`` with flags (no check)."""
+    path = cli_env / "mm.toml"
+    sb = mattermost_server
+    r = run(
+        "setup", "-u", sb.url, "-n", sb.team, "-t", sb.token, "-o", str(path), "--no-check"
+    )  # fmt: skip
+    assert r.code == 0, r.text
+    return path
+
+
+def _messages(posts) -> list[str]:
+    return [p.message for p in posts]
+
+
+def _one_line_error(result: Result) -> str:
+    lines = [line for line in result.err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got: {result.err!r}"
+    assert lines[0].startswith("mattermost-notify"), lines[0]
+    return lines[0]
+
+
+# ---------------------------------------------------------------- basics
+
+
+def test_version_in_process_and_console_script(run, script):
+    r = run("--version")
+    assert r.code == 0
+    assert r.out.strip() == f"mattermost-notify {__version__}"
+    r = script("--version")
+    assert r.code == 0
+    assert r.out.strip() == f"mattermost-notify {__version__}"
+
+
+def test_no_command_prints_help_and_exits_2(run):
+    r = run()
+    assert r.code == 2
+    for command in ("setup", "test", "send", "update", "sandbox", "demo", "outbox", "jupyter"):
+        assert command in r.out
+
+
+def test_usage_error_is_one_line(run):
+    r = run("send", "hello", "--channel", "alerts", "--user", "alice")
+    assert r.code == 2
+    line = _one_line_error(r)
+    assert "not allowed with" in line
+
+
+# ---------------------------------------------------------------- setup
+
+
+def test_setup_with_flags_writes_0600_file_and_checks(run, mattermost_server, cli_env):
+    sb = mattermost_server
+    out = cli_env / "conf.toml"
+    r = run("setup", "--url", sb.url, "--team-name", sb.team, "--token", sb.token, "-o", str(out))
+    assert r.code == 0, r.text
+    assert str(out) in r.out
+    assert "Connection successful!" in r.out
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    from mattermost_notify.config import load_settings
+
+    settings = load_settings(configfile=out)
+    assert (settings.url, settings.token, settings.team_name) == (
+        sb.url.rstrip("/"),
+        sb.token,
+        sb.team,
+    )
+
+
+def test_setup_default_location_then_test_finds_it(run, mattermost_server, cli_env, tmp_path):
+    sb = mattermost_server
+    r = run("setup", "-u", sb.url, "-n", sb.team, "-t", sb.token)
+    assert r.code == 0, r.text
+    expected = tmp_path / "config" / "config.toml"
+    assert expected.is_file()
+    assert str(expected) in r.out
+    r = run("test")
+    assert r.code == 0, r.text
+    assert "Connection successful!" in r.out
+
+
+def test_setup_output_directory_like_the_original(run, mattermost_server, cli_env):
+    """``-o DIR`` writes DIR/.mattermost_notify; ``--configfile DIR`` finds it."""
+    sb = mattermost_server
+    target = cli_env / "somewhere"
+    target.mkdir()
+    r = run("setup", "-u", sb.url, "-n", sb.team, "-t", sb.token, "-o", str(target), "--no-check")
+    assert r.code == 0, r.text
+    assert (target / ".mattermost_notify").is_file()
+    r = run("test", "--configfile", str(target))
+    assert r.code == 0, r.text
+
+
+def test_setup_in_cwd_is_found_by_the_search_order(run, mattermost_server, cli_env):
+    sb = mattermost_server
+    r = run("setup", "-u", sb.url, "-n", sb.team, "-t", sb.token, "-o", "$PWD", "--no-check")
+    assert r.code == 0, r.text
+    assert (cli_env / ".mattermost_notify").is_file()
+    r = run("send", "found by the search order", "--channel", "alerts")
+    assert r.code == 0, r.text
+    assert "found by the search order" in _messages(sb.view.posts(channel="alerts"))
+
+
+def test_setup_interactive_reads_token_without_echo(script, mattermost_server, cli_env):
+    sb = mattermost_server
+    out = cli_env / "interactive.toml"
+    r = script("setup", "-i", "-o", str(out), input=f"{sb.url}\n{sb.team}\n{sb.token}\n")
+    assert r.code == 0, r.text
+    assert "URL of the Mattermost server" in r.out
+    assert "Connection successful!" in r.out
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert sb.token in out.read_text()
+
+
+def test_setup_token_from_stdin(script, mattermost_server, cli_env):
+    sb = mattermost_server
+    out = cli_env / "stdin.toml"
+    r = script("setup", "-u", sb.url, "-n", sb.team, "-t", "-", "-o", str(out), input=sb.token)
+    assert r.code == 0, r.text
+    assert sb.token in out.read_text()
+
+
+def test_setup_missing_token_is_a_usage_error(run, mattermost_server):
+    r = run("setup", "--url", mattermost_server.url, "--team-name", "sandbox")
+    assert r.code == 2
+    assert "--token" in _one_line_error(r)
+
+
+def test_setup_bad_url_is_a_usage_error(run):
+    r = run("setup", "--url", "ftp://chat.example.org", "-n", "t", "-t", "abc", "--no-check")
+    assert r.code == 2
+    assert "ftp://chat.example.org" in _one_line_error(r)
+
+
+def test_setup_output_in_missing_directory(run, mattermost_server, cli_env):
+    sb = mattermost_server
+    missing = cli_env / "no" / "such" / "dir" / "conf.toml"
+    r = run("setup", "-u", sb.url, "-n", sb.team, "-t", sb.token, "-o", str(missing))
+    assert r.code == 2
+    assert "does not exist" in _one_line_error(r)
+    assert not missing.exists()
+
+
+def test_setup_wrong_token_fails_the_check_with_exit_1(run, mattermost_server, cli_env):
+    wrong = "x" * 26
+    out = cli_env / "wrong.toml"
+    r = run(
+        "setup", "-u", mattermost_server.url, "-n", "sandbox", "-t", wrong, "-o", str(out),
+        secrets=(wrong,),
+    )  # fmt: skip
+    assert r.code == 1
+    assert "FAIL" in r.out
+    assert "token" in _one_line_error(r)
+    assert out.exists()  # written anyway, as it says
+
+
+# ---------------------------------------------------------------- test
+
+
+def test_test_reports_one_line_per_check(run, configfile, mattermost_server):
+    r = run("test", "--configfile", str(configfile))
+    assert r.code == 0, r.text
+    for name in ("server", "token", "team"):
+        assert any(line.split()[1:2] == [f"{name}:"] for line in r.out.splitlines()), r.out
+    assert mattermost_server.bot_username in r.out
+
+
+def test_test_without_configuration_is_a_usage_error(run):
+    r = run("test")
+    assert r.code == 2
+    assert "no Mattermost server URL configured" in _one_line_error(r)
+
+
+def test_test_missing_configfile(run, cli_env):
+    r = run("test", "--configfile", str(cli_env / "nope.toml"))
+    assert r.code == 2
+    assert "nope.toml" in _one_line_error(r)
+
+
+def test_test_malformed_configfile(run, cli_env):
+    bad = cli_env / "bad.toml"
+    bad.write_text("url = [unclosed\n")
+    bad.chmod(0o600)
+    r = run("test", "--configfile", str(bad))
+    assert r.code == 2
+    assert "bad.toml" in _one_line_error(r)
+
+
+def test_test_unreachable_server_exits_1(run, cli_env):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = cli_env / "down.toml"
+    conf.write_text(f'url = "http://127.0.0.1:{port}"\ntoken = "abc"\nteam_name = "t"\n')
+    conf.chmod(0o600)
+    r = run("test", "--configfile", str(conf), secrets=("abc",))
+    assert r.code == 1
+    assert "server" in _one_line_error(r)
+
+
+def test_configfile_beats_the_environment(run, configfile, monkeypatch):
+    monkeypatch.setenv("MATTERMOST_NOTIFY_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("MATTERMOST_NOTIFY_TOKEN", "not-the-token")
+    r = run("test", "--configfile", str(configfile), secrets=("not-the-token",))
+    assert r.code == 0, r.text
+
+
+# ---------------------------------------------------------------- send / update
+
+
+def test_send_to_user(run, configfile, mattermost_server):
+    r = run("send", "Hello World!", "--user", "alice", "--configfile", str(configfile))
+    assert r.code == 0, r.text
+    assert "@alice" in r.out
+    assert _messages(mattermost_server.view.posts(dm_with="alice")) == ["Hello World!"]
+
+
+def test_send_to_channel_with_files_in_one_post(run, configfile, mattermost_server, cli_env):
+    a = cli_env / "a.txt"
+    b = cli_env / "b.csv"
+    a.write_text("alpha\n")
+    b.write_text("x,y\n1,2\n")
+    r = run(
+        "send", "two files", "-c", "alerts", "-f", str(a), str(b), "--configfile", str(configfile)
+    )  # fmt: skip
+    assert r.code == 0, r.text
+    [post] = mattermost_server.view.posts(channel="alerts")
+    assert post.message == "two files"
+    assert sorted(f.name for f in post.files) == ["a.txt", "b.csv"]
+    assert {f.read_bytes() for f in post.files} == {b"alpha\n", b"x,y\n1,2\n"}
+
+
+def test_send_message_from_stdin(script, configfile, mattermost_server):
+    r = script("send", "-", "-u", "bob", "--configfile", str(configfile), input="line 1\nline 2\n")
+    assert r.code == 0, r.text
+    assert _messages(mattermost_server.view.posts(dm_with="bob")) == ["line 1\nline 2"]
+
+
+def test_send_empty_stdin_is_a_usage_error(script, configfile):
+    r = script("send", "-", "-u", "bob", "--configfile", str(configfile), input="\n")
+    assert r.code == 2
+    assert "empty" in _one_line_error(r)
+
+
+def test_send_save_hook_then_update_hook_original_flow(script, configfile, mattermost_server):
+    """The original package's documented flow, through the console script."""
+    hook = configfile.parent / "job.hook"
+    r = script(
+        "send", "job: running", "-u", "alice", "-s", str(hook), "--configfile", str(configfile)
+    )  # fmt: skip
+    assert r.code == 0, r.text
+    assert hook.is_file()
+    assert mattermost_server.token not in hook.read_text()
+    r = script("update", "job: done", "-f", str(hook), "--configfile", str(configfile))
+    assert r.code == 0, r.text
+    [post] = mattermost_server.view.posts(dm_with="alice")
+    assert post.message == "job: done"
+    assert [e.message for e in post.edits] == ["job: running"]
+
+
+def test_send_with_id_and_update_with_long_flag(run, configfile, mattermost_server):
+    hook = configfile.parent / "h.json"
+    args = ("--configfile", str(configfile))
+    r = run("send", "v1", "-c", "alerts", "--id", "status", "--save-hook", str(hook), *args)
+    assert r.code == 0, r.text
+    assert json.loads(hook.read_text())["id"] == "status"
+    r = run("update", "v2", "--hook", str(hook), *args)
+    assert r.code == 0, r.text
+    assert "'status'" in r.out
+    assert _messages(mattermost_server.view.posts(channel="alerts")) == ["v2"]
+
+
+def test_update_reads_the_original_packages_hook_file(run, configfile, mattermost_server):
+    r = run("send", "old style", "-c", "alerts", "--configfile", str(configfile))
+    assert r.code == 0, r.text
+    [post] = mattermost_server.view.posts(channel="alerts")
+    legacy = configfile.parent / "legacy.hook"
+    legacy.write_text(
+        f"[Mattermost-Notify Message Hook]\nlegacy-id\n{post.channel_id}\n{post.id}"
+    )  # exactly what notify-mattermost 0.1.3 wrote
+    r = run("update", "new style", "-f", str(legacy), "--configfile", str(configfile))
+    assert r.code == 0, r.text
+    assert mattermost_server.view.post(post.id).message == "new style"
+
+
+def test_send_without_target_uses_default_channel(run, mattermost_server, cli_env):
+    sb = mattermost_server
+    conf = cli_env / "default.toml"
+    conf.write_text(
+        f'url = "{sb.url}"\ntoken = "{sb.token}"\nteam_name = "{sb.team}"\n'
+        'default_channel = "alerts"\n'
+    )
+    conf.chmod(0o600)
+    r = run("send", "to the default", "--configfile", str(conf))
+    assert r.code == 0, r.text
+    assert _messages(sb.view.posts(channel="alerts")) == ["to the default"]
+
+
+def test_send_without_target_or_default_is_a_usage_error(run, configfile):
+    r = run("send", "where to?", "--configfile", str(configfile))
+    assert r.code == 2
+    assert "--channel or --user" in _one_line_error(r)
+
+
+def test_send_missing_file_sends_nothing(run, configfile, mattermost_server, cli_env):
+    r = run(
+        "send", "with file", "-c", "alerts", "-f", str(cli_env / "missing.png"),
+        "--configfile", str(configfile),
+    )  # fmt: skip
+    assert r.code == 2
+    assert "missing.png" in _one_line_error(r)
+    assert mattermost_server.view.posts(channel="alerts") == []
+
+
+def test_send_unknown_user_exits_1_naming_it(run, configfile):
+    r = run("send", "hi", "-u", "nobody-here", "--configfile", str(configfile))
+    assert r.code == 1
+    assert "nobody-here" in _one_line_error(r)
+
+
+def test_send_private_channel_without_bot_exits_1_naming_it(run, configfile):
+    r = run("send", "hi", "-c", "secret", "--configfile", str(configfile))
+    assert r.code == 1
+    assert "secret" in _one_line_error(r)
+
+
+def test_send_wrong_token_exits_1(run, mattermost_server, cli_env):
+    wrong = "w" * 26
+    conf = cli_env / "wrong.toml"
+    conf.write_text(f'url = "{mattermost_server.url}"\ntoken = "{wrong}"\nteam_name = "sandbox"\n')
+    conf.chmod(0o600)
+    r = run("send", "hi", "-c", "alerts", "--configfile", str(conf), secrets=(wrong,))
+    assert r.code == 1
+    _one_line_error(r)
+
+
+def test_update_missing_hook_file(run, configfile, cli_env):
+    r = run("update", "x", "--hook", str(cli_env / "nohook"), "--configfile", str(configfile))
+    assert r.code == 2
+    assert "nohook" in _one_line_error(r)
+
+
+def test_update_corrupt_hook_file(run, configfile, cli_env):
+    bad = cli_env / "corrupt.hook"
+    bad.write_text('{"id": "x", "version": 1')
+    r = run("update", "x", "--hook", str(bad), "--configfile", str(configfile))
+    assert r.code == 2
+    assert "corrupt.hook" in _one_line_error(r)
+
+
+def test_update_requires_hook(run):
+    r = run("update", "x")
+    assert r.code == 2
+    assert "--hook" in _one_line_error(r)
+
+
+# ---------------------------------------------------------------- demo
+
+
+def test_demo_walks_through_and_checks_on_the_server(run):
+    started = time.perf_counter()
+    r = run("demo")
+    elapsed = time.perf_counter() - started
+    assert r.code == 0, r.text
+    for step in ("1. A direct message", "2. A channel post", "3. An update", "4. A hook"):
+        assert step in r.out
+    assert "All 4 steps done and checked on the server" in r.out
+    assert "second process" in r.out
+    assert "web page: http://127.0.0.1:" in r.out
+    print(f"demo run time: {elapsed:.2f} s")  # a figure for the report, not an assertion
+
+
+def test_demo_keep_stays_up_until_ctrl_c(mattermost_server, cli_env):
+    proc = subprocess.Popen(
+        [SCRIPT, "demo", "--keep"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_script_env(),
+    )
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        url = next(w for line in lines for w in line.split() if w.startswith("http://"))
+        import requests
+
+        assert requests.get(url.rstrip("/") + "/api/v4/system/ping", timeout=10).ok
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------- sandbox
+
+
+def test_sandbox_subcommand_runs_until_ctrl_c(cli_env):
+    conf = cli_env / "sandbox.toml"
+    proc = subprocess.Popen(
+        [SCRIPT, "sandbox", "--port", "0", "--write-config", str(conf)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_script_env(),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not conf.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert conf.exists(), proc.stderr.read() if proc.poll() is not None else "no config"
+        send = subprocess.run(
+            [SCRIPT, "send", "via the sandbox command", "-u", "alice", "--configfile", str(conf)],
+            capture_output=True,
+            text=True,
+            env=_script_env(),
+            timeout=60,
+        )
+        assert send.returncode == 0, send.stderr
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "http://127.0.0.1:" in out
+    assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------- outbox
+
+
+def _leave_an_undelivered_message(mattermost_server, cli_env) -> None:
+    """A process sends in the background while every connection is dropped, then exits."""
+    sb = mattermost_server
+    code = (
+        "import mattermost_notify as notify\n"
+        f"notify.wakeup(url={sb.url!r}, token={sb.token!r}, team_name={sb.team!r})\n"
+        "notify.notify('from the outbox', user_name='alice', block=False)\n"
+        "notify.flush(timeout=0.5)\n"
+    )
+    sb.faults.drop_before(10_000)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=_script_env(),
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        sb.faults.clear()
+
+
+def test_outbox_list_flush_drop(run, configfile, mattermost_server, cli_env):
+    r = run("outbox", "list")
+    assert r.code == 0, r.text
+    assert "empty" in r.out
+
+    _leave_an_undelivered_message(mattermost_server, cli_env)
+    r = run("outbox", "list")
+    assert r.code == 0, r.text
+    assert "from the outbox" in r.out
+    assert "@alice" in r.out
+
+    r = run("outbox", "flush", "--configfile", str(configfile))
+    assert r.code == 0, r.text
+    assert "1 message(s) were waiting" in r.out
+    assert "1 sent, 0 left" in r.out
+    assert _messages(mattermost_server.view.posts(dm_with="alice")) == ["from the outbox"]
+    assert "empty" in run("outbox", "list").out
+
+    _leave_an_undelivered_message(mattermost_server, cli_env)
+    r = run("outbox", "drop")
+    assert r.code == 0, r.text
+    assert "Dropped 1 message(s)" in r.out
+    assert "empty" in run("outbox", "list").out
+
+
+# ---------------------------------------------------------------- jupyter
+
+
+def test_jupyter_enable_status_disable(run, cli_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    r = run("jupyter", "enable")
+    assert r.code == 0, r.text
+    config_files = list((tmp_path / "ipython").rglob("ipython_kernel_config.py"))
+    assert config_files, "enable wrote no kernel config"
+    assert "mattermost_notify" in config_files[0].read_text()
+    r = run("jupyter", "status")
+    assert r.code == 0, r.text
+    assert "enabled" in r.out.lower()
+    r = run("jupyter", "disable")
+    assert r.code == 0, r.text
+    r = run("jupyter", "status")
+    assert r.code == 0, r.text
+    assert "not enabled" in r.out.lower() or "disabled" in r.out.lower()

@@ -160,6 +160,7 @@ def run_worker(sb, lib: str, op: str, n: int, files: list[str]) -> tuple[float, 
         cwd = str(CACHE)  # not the repo: our package must not shadow the original
     else:
         cwd = str(REPO)
+    errfile = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the worker
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -175,6 +176,7 @@ def run_worker(sb, lib: str, op: str, n: int, files: list[str]) -> tuple[float, 
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        stderr=errfile,
         text=True,
         env=env,
         cwd=cwd,
@@ -183,7 +185,9 @@ def run_worker(sb, lib: str, op: str, n: int, files: list[str]) -> tuple[float, 
     line = proc.stdout.readline().strip()
     if line != "ready":
         proc.kill()
-        raise RuntimeError(f"{lib} {op}: worker failed before the run ({line!r})")
+        errfile.seek(0)
+        last = (errfile.read().strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(last)
     sb.view.clear_requests()
     proc.stdin.write("go\n")
     proc.stdin.flush()
@@ -201,6 +205,10 @@ def import_times(reps: int) -> dict[str, float]:
         (
             "import mattermost_notify; mattermost_notify.Notify",
             "import mattermost_notify; mattermost_notify.Notify",
+        ),
+        (
+            "import mattermost_notify; mattermost_notify.Notify(...)",
+            "import mattermost_notify as m; m.Notify(token='t', url='http://localhost:1').close()",
         ),
     ):
         samples = []
@@ -224,7 +232,10 @@ def main() -> int:
     parser.add_argument("--upload-mib", type=int, default=200)
     args = parser.parse_args()
 
-    from mattermost_notify.sandbox import Sandbox
+    try:
+        from mattermost_notify.sandbox import Sandbox
+    except ImportError:  # the package facade of the sandbox not there yet
+        from mattermost_notify.sandbox.server import Sandbox
 
     ensure_original()
     tmp = Path(tempfile.mkdtemp(prefix="mmn-bench-"))
@@ -249,8 +260,11 @@ def main() -> int:
                 ("driver", "mattermostdriver"),
                 ("original", "notify-mattermost 0.1.3"),
             ):
-                reqs, ms = run_worker(sb, lib, op, args.n, files)
-                rows.append((label, name, reqs, ms))
+                try:
+                    reqs, ms = run_worker(sb, lib, op, args.n, files)
+                    rows.append((label, name, f"{reqs:.2f}", f"{ms:.1f}"))
+                except RuntimeError as exc:
+                    rows.append((label, name, f"failed: {exc}", "-"))
         mem = subprocess.run(
             [sys.executable, "-c", MEMORY, sb.url, sb.token, sb.team, str(big)],
             capture_output=True,
@@ -267,7 +281,7 @@ def main() -> int:
     print("| case | library | requests / message | median latency (ms) |")
     print("| --- | --- | ---: | ---: |")
     for label, name, reqs, ms in rows:
-        print(f"| {label} | {name} | {reqs:.2f} | {ms:.1f} |")
+        print(f"| {label} | {name} | {reqs} | {ms} |")
     base = imports["import requests"]
     print(f"\n### Import time (median of {args.import_reps} subprocesses)\n")
     print("| statement | ms | ratio to `import requests` |")

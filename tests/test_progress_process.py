@@ -1,0 +1,104 @@
+"""Progress messages from real child processes against the sandbox.
+
+* a script that ends right after its loop (no flush): the final state and the reply
+  still arrive (the bar's states reach the sender before its bounded exit flush);
+* a script whose top-level loop raises, uncaught: the message says failed;
+* the notebook flavour (``tqdm.auto`` resolved to ``tqdm.notebook``, an ipywidgets
+  bar), which has its own ``__iter__``/``close``/``display``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mattermost_notify.sandbox import Sandbox
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def run(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(code), encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def roots(sb: Sandbox) -> list[object]:
+    return [p for p in sb.view.posts(channel="alerts") if not p.root_id]
+
+
+def test_script_exits_right_after_the_loop(mattermost_env: Sandbox, tmp_path: Path) -> None:
+    proc = run(
+        """
+        from mattermost_notify import tqdm
+        for _ in tqdm(range(5), desc="job", channel="alerts"):
+            pass
+        """,
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert mattermost_env.token not in proc.stderr + proc.stdout
+    (post,) = roots(mattermost_env)
+    assert "✅ **job** done: 5/5" in post.message  # type: ignore[attr-defined]
+    assert len(post.reply_ids) == 1  # type: ignore[attr-defined]
+
+
+def test_uncaught_exception_in_a_script(mattermost_env: Sandbox, tmp_path: Path) -> None:
+    proc = run(
+        """
+        from mattermost_notify import tqdm
+        for i in tqdm(range(5), desc="job", channel="alerts"):
+            if i == 3:
+                raise RuntimeError("out of memory")
+        """,
+        tmp_path,
+    )
+    assert proc.returncode == 1
+    assert "RuntimeError: out of memory" in proc.stderr  # the user's traceback is intact
+    (post,) = roots(mattermost_env)
+    text = post.message  # type: ignore[attr-defined]
+    assert "❌ **job** failed at 3/5" in text
+    assert 'at job.py:5 in <module>(): raise RuntimeError("out of memory")' in text
+
+
+def test_notebook_flavour(mattermost_env: Sandbox, tmp_path: Path) -> None:
+    proc = run(
+        """
+        import ipykernel.zmqshell  # what tqdm.autonotebook looks for
+        from mattermost_notify import progress_bar
+        from tqdm.notebook import tqdm_notebook
+        assert issubclass(progress_bar.tqdm, tqdm_notebook), progress_bar.tqdm.__mro__
+        bar = progress_bar.tqdm
+        for _ in bar(range(4), desc="nb-done", channel="alerts"):
+            pass
+        try:
+            with bar(range(4), desc="nb-fail", channel="alerts") as b:
+                for i in b:
+                    if i == 2:
+                        raise ValueError("nan")
+        except ValueError:
+            pass
+        for i in bar(range(4), desc="nb-break", channel="alerts", local=False):
+            if i == 1:
+                break
+        assert progress_bar.flush(30)
+        """,
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    texts = sorted(p.message for p in roots(mattermost_env))  # type: ignore[attr-defined]
+    assert len(texts) == 3, texts
+    by = {name: next(t for t in texts if name in t) for name in ("nb-done", "nb-fail", "nb-break")}
+    assert "✅ **nb-done** done: 4/4" in by["nb-done"]
+    assert "❌ **nb-fail** failed at 2/4" in by["nb-fail"]
+    assert "ValueError: nan" in by["nb-fail"]
+    assert "⏹️ **nb-break** stopped at 1/4" in by["nb-break"]

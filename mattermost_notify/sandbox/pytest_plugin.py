@@ -76,3 +76,64 @@ def mattermost_env(
         yield mattermost_server
     finally:
         _reset_default_client()
+
+
+# ---- optional OpenAPI conformance check ----------------------------------------
+# With the ini option ``mattermost_sandbox_openapi = <dir of the official fragments>``
+# every JSON answer of every sandbox in the run is checked against the document,
+# and a test whose answers do not conform fails at teardown.
+
+_COLLECTOR_KEY = pytest.StashKey[Any]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "mattermost_sandbox_openapi",
+        "directory of Mattermost's OpenAPI source fragments: check every JSON answer "
+        "of the sandbox against them (needs pyyaml and jsonschema)",
+        default="",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    directory = config.getini("mattermost_sandbox_openapi")
+    if not directory:
+        return
+    from pathlib import Path
+
+    from .conformance import OpenAPIChecker, ResponseCollector
+
+    path = Path(directory)
+    if not path.is_absolute():
+        path = Path(str(config.rootpath)) / path
+    config.stash[_COLLECTOR_KEY] = ResponseCollector(OpenAPIChecker(path))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    collector = config.stash.get(_COLLECTOR_KEY, None)
+    if collector is not None:
+        collector.remove()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    collector = config.stash.get(_COLLECTOR_KEY, None)
+    if collector is not None:
+        checker = collector.checker
+        terminalreporter.write_line(
+            f"mattermost sandbox: {checker.checked} JSON answers checked against the OpenAPI "
+            f"document ({checker.skipped} of routes it does not describe)"
+        )
+
+
+@pytest.fixture(autouse=True)
+def _mattermost_sandbox_openapi_check(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test at teardown if a sandbox answer broke the OpenAPI document."""
+    collector = request.config.stash.get(_COLLECTOR_KEY, None)
+    if collector is not None:
+        collector.check_pending()  # answers from before this test belong to no test
+    yield
+    if collector is not None:
+        violations = collector.check_pending()
+        if violations:
+            lines = "\n".join(f"  {v}" for v in violations[:20])
+            pytest.fail(f"sandbox answers that break the OpenAPI document:\n{lines}")

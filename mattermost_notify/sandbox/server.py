@@ -1260,7 +1260,6 @@ class Sandbox:
                 "allow_open_invite": False,
                 "scheme_id": "",
                 "group_constrained": False,
-                "policy_id": None,
                 "_members": sorted(everyone),
             }
             store.teams[team["id"]] = team

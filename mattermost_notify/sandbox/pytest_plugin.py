@@ -117,7 +117,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     collector = config.stash.get(_COLLECTOR_KEY, None)
-    if collector is not None:
+    if collector is not None and collector.checker.checked:
         checker = collector.checker
         terminalreporter.write_line(
             f"mattermost sandbox: {checker.checked} JSON answers checked against the OpenAPI "

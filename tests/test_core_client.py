@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,8 +47,20 @@ def files(tmp_path: Path) -> list[str]:
     return out
 
 
+def _clear(sb: Sandbox) -> None:
+    """Forget the request log; the sandbox logs a request just after answering it, so let
+    the previous operation's last record land first."""
+    time.sleep(0.05)
+    sb.view.clear_requests()
+
+
+def _records(sb: Sandbox) -> list:
+    time.sleep(0.05)  # see _clear
+    return sb.view.requests()
+
+
 def _calls(sb: Sandbox) -> list[tuple[str, str]]:
-    return [(r.method, r.route or r.path) for r in sb.view.requests()]
+    return [(r.method, r.route or r.path) for r in _records(sb)]
 
 
 def _creating(sb: Sandbox) -> list[tuple[str, str]]:
@@ -58,7 +71,7 @@ def _creating(sb: Sandbox) -> list[tuple[str, str]]:
 
 
 def test_first_dm_then_warm_dm_is_one_request(sb: Sandbox, client: Notify) -> None:
-    sb.view.clear_requests()
+    _clear(sb)
     first = client.send_to_user("first", "alice")
     assert _calls(sb) == [
         ("GET", "/api/v4/users/username/{username}"),
@@ -66,9 +79,9 @@ def test_first_dm_then_warm_dm_is_one_request(sb: Sandbox, client: Notify) -> No
         ("POST", "/api/v4/channels/direct"),
         ("POST", "/api/v4/posts"),
     ]
-    sb.view.clear_requests()
+    _clear(sb)
     second = client.send_to_user("second", "alice")
-    records = sb.view.requests()
+    records = _records(sb)
     assert [(r.method, r.route) for r in records] == [("POST", "/api/v4/posts")]
     assert "set_online=false" in records[0].query
     assert first.channel_id == second.channel_id
@@ -76,13 +89,13 @@ def test_first_dm_then_warm_dm_is_one_request(sb: Sandbox, client: Notify) -> No
 
 
 def test_channel_message_needs_no_team_lookup(sb: Sandbox, client: Notify) -> None:
-    sb.view.clear_requests()
+    _clear(sb)
     client.send_to_channel("hello", "alerts")
     assert _calls(sb) == [
         ("GET", "/api/v4/teams/name/{team_name}/channels/name/{channel_name}"),
         ("POST", "/api/v4/posts"),
     ]
-    sb.view.clear_requests()
+    _clear(sb)
     sent = client.send_to_channel("again", "alerts")
     assert _calls(sb) == [("POST", "/api/v4/posts")]
     assert sent.permalink == f"{sb.url}/{sb.team}/pl/{sent.post_id}"
@@ -90,7 +103,7 @@ def test_channel_message_needs_no_team_lookup(sb: Sandbox, client: Notify) -> No
 
 def test_three_files_one_upload_one_post(sb: Sandbox, client: Notify, files: list[str]) -> None:
     client.send_to_channel("warm", "alerts", files=files[:1])
-    sb.view.clear_requests()
+    _clear(sb)
     sent = client.send_to_channel("three files", "alerts", files=files[:3])
     assert _calls(sb) == [("POST", "/api/v4/files"), ("POST", "/api/v4/posts")]
     post = sb.view.post(sent.post_id)
@@ -101,7 +114,7 @@ def test_three_files_one_upload_one_post(sb: Sandbox, client: Notify, files: lis
 
 def test_update_is_one_patch(sb: Sandbox, client: Notify) -> None:
     sent = client.send_to_user("v1", "alice", id="upd")
-    sb.view.clear_requests()
+    _clear(sb)
     again = client.send_update("v2", id="upd")
     assert _calls(sb) == [("PUT", "/api/v4/posts/{post_id}/patch")]
     post = sb.view.post(sent.post_id)
@@ -165,7 +178,7 @@ def test_update_files_on_old_server_names_the_version(files: list[str]) -> None:
         Notify(token=old.token, url=old.url, team_name=old.team) as c,
     ):
         sent = c.send_to_channel("v1", "alerts", id="old")
-        old.view.clear_requests()
+        _clear(old)
         with pytest.raises(errors.FileError, match=r"10\.4\.2.*needs 10\.5") as info:
             c.send_update("v2", id="old", files=files[:1])
         assert "'old'" in str(info.value)
@@ -194,7 +207,7 @@ def test_hook_file_round_trip_between_clients(sb: Sandbox, client: Notify, tmp_p
     assert (hook.server_url, hook.post_id) == (sb.url, sent.post_id)
     with Notify(token=sb.token, url=sb.url, team_name=sb.team) as other:
         other.read_message_hook_from_file(path)
-        sb.view.clear_requests()
+        _clear(sb)
         other.send_update("Hello World! (updated)", id="my-test-message")
     assert sb.view.post(sent.post_id).message == "Hello World! (updated)"
 
@@ -233,7 +246,7 @@ def test_hook_store_survives_a_restart(sb: Sandbox, tmp_path: Path) -> None:
         token=sb.token, url=sb.url, team_name=sb.team, hook_store=HookStore(store_path)
     ) as b:
         assert b.has_message("persist")
-        sb.view.clear_requests()
+        _clear(sb)
         b.send_update("kernel 2", id="persist")
         assert _calls(sb) == [("PUT", "/api/v4/posts/{post_id}/patch")]
     assert sb.view.post(sent.post_id).message == "kernel 2"
@@ -271,7 +284,7 @@ def test_bad_input_nothing_sent(
     args = {"message": "hello", **kwargs}
     if args.get("files") == "DIR":
         args["files"] = [str(tmp_path)]
-    sb.view.clear_requests()
+    _clear(sb)
     before = _count_posts(sb)
     with pytest.raises(exc, match=match):
         client.send_to_channel(args.pop("message"), "alerts", **args)
@@ -287,7 +300,7 @@ def test_one_bad_file_among_good_ones_sends_nothing(
     unreadable.chmod(0)
     if os.access(unreadable, os.R_OK):
         pytest.skip("running as a user who can read mode-0 files (root)")
-    sb.view.clear_requests()
+    _clear(sb)
     with pytest.raises(errors.FileError, match=r"secret\.bin.*not readable") as info:
         client.send_to_channel("x", "alerts", files=[*files[:2], str(unreadable)])
     assert info.value.path == str(unreadable)
@@ -346,7 +359,7 @@ def test_unknown_id_and_reused_id(sb: Sandbox, client: Notify) -> None:
     with pytest.raises(errors.MessageError, match="unknown message id 'never-sent'"):
         client.send_update("x", id="never-sent")
     client.send_to_channel("a", "alerts", id="mine")
-    sb.view.clear_requests()
+    _clear(sb)
     with pytest.raises(errors.MessageError, match="'mine' is already used for another target"):
         client.send_to_user("b", "alice", id="mine")
     assert ("POST", "/api/v4/posts") not in _calls(sb)
@@ -404,10 +417,10 @@ def test_retries_503_and_dropped_connections_exactly_once(sb: Sandbox, client: N
 
 
 def test_no_retry_on_4xx(sb: Sandbox, client: Notify) -> None:
-    sb.view.clear_requests()
+    _clear(sb)
     with pytest.raises(errors.NotFoundError):
         client.send_to_user("x", "ghost")
-    lookups = [r for r in sb.view.requests() if r.route == "/api/v4/users/username/{username}"]
+    lookups = [r for r in _records(sb) if r.route == "/api/v4/users/username/{username}"]
     assert [r.status for r in lookups] == [404]
 
 
@@ -418,7 +431,7 @@ def test_paced_client_gets_no_429() -> None:
     ):
         for i in range(40):
             c.send_to_channel(f"paced {i}", "alerts")
-        statuses = [r.status for r in limited.view.requests()]
+        statuses = [r.status for r in _records(limited)]
         assert 429 not in statuses
         assert [p.message for p in limited.view.posts(channel="alerts")][-40:] == [
             f"paced {i}" for i in range(40)

@@ -292,8 +292,12 @@ class NotifyMagics(Magics):
                 self._store = HookStore.for_key(key.key)
         return self._store
 
-    def client(self) -> Any:
-        """The core's default client, wired to this notebook's hook store."""
+    def client(self, *, keeps_id: bool = False) -> Any:
+        """The core's default client, wired to this notebook's hook store.
+
+        ``keeps_id``: the caller sends with an id of the user's, which should survive a
+        restart; warn (once) when there is no notebook key to keep it under.
+        """
         if self._get_client_fn is not None:
             client = self._get_client_fn()
         else:
@@ -301,7 +305,7 @@ class NotifyMagics(Magics):
 
             client = api.get_client()
         self._attach(client)
-        if self._key is None:
+        if keeps_id and self._key is None:
             self._warn_once(
                 "no-key",
                 "mattermost_notify: the notebook's path is unknown here, so message ids are "
@@ -434,7 +438,7 @@ class NotifyMagics(Magics):
         target = self._target(opts["user"], opts["channel"])
         mid = opts["id"]
         try:
-            client = self.client()  # wires the notebook's hook store to the default client
+            client = self.client(keeps_id=mid is not None)  # wires the notebook's hook store
             from .. import api
 
             if mid is not None and mid in self._queued_ids and not client.has_message(mid):
@@ -516,6 +520,8 @@ class NotifyMagics(Magics):
                 message_id=args.id or f"{_CELL_ID_PREFIX}{uuid.uuid4().hex[:12]}",
                 after=args.after,
             )
+            if args.id:
+                self.client(keeps_id=True)  # the warning, now, if the id cannot be kept
             if self.status_widget:
                 job.status = self._show_status(job.message_id)
             job.start()

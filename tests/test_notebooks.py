@@ -1,0 +1,246 @@
+"""The example notebooks and the extension in real kernels, checked on the sandbox.
+
+nbval (``notebooks/`` in testpaths) runs every notebook as documentation; here the same
+notebooks run with nbclient like "Run All" does, and the test reads what the sandbox
+received. Kernels inherit the environment ``mattermost_env`` sets (URL, token, team,
+private data dir), as a kernel started by Jupyter inherits the user's.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import queue
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbclient
+import nbformat
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+from mattermost_notify.hooks import HookStore
+from mattermost_notify.ipython import autoload
+
+pytestmark = pytest.mark.timeout(180)
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+@pytest.fixture
+def sb(mattermost_server: Any, mattermost_env: Any, tmp_path: Path, monkeypatch: Any) -> Any:
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    for var in ("JPY_SESSION_NAME", "MATTERMOST_NOTIFY_NOTEBOOK"):
+        monkeypatch.delenv(var, raising=False)
+    return mattermost_server
+
+
+def load(name: str) -> Any:
+    return nbformat.read(NOTEBOOKS / name, as_version=4)
+
+
+def execute(nb: Any, **kwargs: Any) -> Any:
+    client = nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
+    for key, value in kwargs.items():
+        setattr(client, key, value)
+    return client.execute()
+
+
+def wait_for(predicate: Any, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def roots(sb: Any, channel: str = "alerts") -> list[Any]:
+    return [p for p in sb.view.posts(channel=channel) if not p.root_id]
+
+
+def replies(sb: Any, root: Any) -> list[Any]:
+    return [sb.view.post(pid) for pid in sb.view.post(root.id).reply_ids]
+
+
+def errors(nb: Any) -> list[dict[str, Any]]:
+    return [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
+
+
+def assert_no_token(sb: Any, nb: Any) -> None:
+    assert sb.token not in json.dumps(nb)
+
+
+# ------------------------------------------------------------------ the notebooks
+
+
+def test_quickstart(sb: Any) -> None:
+    nb = execute(load("01-quickstart.ipynb"))
+    assert errors(nb) == []
+    messages = {p.message: p for p in roots(sb)}
+    assert "Data loaded: 1200 samples, it's time for coffee" in messages
+    status = messages["Step 2 of 2: done"]
+    assert status.edits[0].message == "Step 1 of 2: preprocessing"
+    assert [f.name for f in messages["Summary of the run"].files] == ["summary.csv"]
+    assert_no_token(sb, nb)
+
+
+def test_long_loop(sb: Any) -> None:
+    pytest.importorskip("matplotlib")
+    nb = execute(load("02-long-loop.ipynb"))
+    assert errors(nb) == []
+    posts = roots(sb)
+    assert len(posts) == 3, [p.message for p in posts]  # the --after 600 cell sent nothing
+    training, curve, auto = posts
+    [done] = replies(sb, training)
+    assert done.message.startswith(":white_check_mark: **Done** in ")
+    assert "training (toy model)" in done.message and "Result: `0.2`" in done.message
+    assert training.message.startswith(":white_check_mark: **Done**")
+    [figure] = replies(sb, curve)[0].files
+    assert figure.name == "figure-1.png" and figure.read_bytes().startswith(b"\x89PNG")
+    assert "time.sleep(0.6)" in auto.message
+    assert_no_token(sb, nb)
+
+
+def test_failing_cell_stops_run_all_with_one_traceback(sb: Any) -> None:
+    nb = load("03-failing-cell.ipynb")
+    for cell in nb.cells:  # a user's Run All knows nothing of the test's tags
+        cell.metadata.pop("tags", None)
+    with pytest.raises(nbclient.exceptions.CellExecutionError) as info:
+        execute(nb)  # Run All: stops at the failing cell
+    assert info.value.ename == "KeyError"
+    failing = next(c for c in nb.cells if c.source.startswith("%%notify_on_done"))
+    index = nb.cells.index(failing)
+    assert [o.output_type for o in failing.outputs] == ["error"], failing.outputs
+    assert all(c.get("execution_count") is None for c in nb.cells[index + 1 :])  # not run
+    # the kernel's exit flush delivers what was queued
+    reply = wait_for(lambda: roots(sb) and replies(sb, roots(sb)[0]))
+    assert reply, "no reply arrived"
+    assert reply[0].message.startswith(":x: **Failed** after ")
+    assert "**KeyError: 2**" in reply[0].message and "load_batch" in reply[0].message
+    assert_no_token(sb, nb)
+
+
+def test_update_after_a_kernel_restart(sb: Any) -> None:
+    nb = load("04-update-after-restart.ipynb")
+    cut = next(i for i, c in enumerate(nb.cells) if "restart-here" in c.metadata.get("tags", []))
+    before, after = copy.deepcopy(nb), copy.deepcopy(nb)
+    before.cells, after.cells = nb.cells[:cut], nb.cells[cut + 1 :]
+    execute(before)  # kernel 1, then shut down
+    [post] = roots(sb)
+    assert post.message == "Experiment 42: running"
+    after = execute(after)  # kernel 2: nothing in memory, the store on disk
+    assert errors(after) == []
+    [post] = roots(sb)
+    assert post.message == "Experiment 42: finished"
+    assert "experiment-42" in json.dumps(after.cells[-1].outputs)
+
+
+# ------------------------------------------------------------------ kernels by hand
+
+
+class Kernel:
+    def __init__(self) -> None:
+        self.km, self.kc = start_new_kernel(kernel_name="python3", startup_timeout=60)
+
+    def send(self, code: str) -> str:
+        return str(self.kc.execute(code, store_history=True))
+
+    def reply(self, msg_id: str, timeout: float = 60) -> dict[str, Any]:
+        while True:
+            msg = self.kc.get_shell_msg(timeout=timeout)
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return dict(msg["content"])
+
+    def run(self, code: str, timeout: float = 60) -> dict[str, Any]:
+        return self.reply(self.send(code), timeout)
+
+    def value(self, expr: str) -> Any:
+        msg_id = self.send(expr)
+        result = None
+        while True:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=30)
+            except queue.Empty:
+                break
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "execute_result":
+                result = msg["content"]["data"]["text/plain"]
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        self.reply(msg_id)
+        return result
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=False)
+
+
+@pytest.fixture
+def kernels() -> Iterator[list[Kernel]]:
+    started: list[Kernel] = []
+    yield started
+    for k in started:
+        k.close()
+
+
+def test_interrupt_in_a_real_kernel(sb: Any, kernels: list[Kernel]) -> None:
+    k = Kernel()
+    kernels.append(k)
+    k.run('%load_ext mattermost_notify\n%config NotifyMagics.default_channel = "alerts"')
+    msg_id = k.send("%%notify_on_done -m long\nimport time\ntime.sleep(30)")
+    time.sleep(1.0)
+    started = time.monotonic()
+    k.km.interrupt_kernel()
+    reply = k.reply(msg_id, timeout=30)
+    assert time.monotonic() - started < 5
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+    assert k.run("1 + 1")["status"] == "ok"  # the kernel lives on
+    assert k.value("import mattermost_notify as notify; notify.flush(timeout=30)") == "True"
+    [root] = roots(sb)
+    [answer] = replies(sb, root)
+    assert answer.message.startswith(":warning: **Interrupted** after ")
+    assert root.message.startswith(":warning: **Interrupted**")
+
+
+def test_two_kernels_write_one_store(sb: Any, kernels: list[Kernel]) -> None:
+    kernels.extend([Kernel(), Kernel()])
+    setup = (
+        '%load_ext mattermost_notify\n%config NotifyMagics.notebook_key = "/shared/nb.ipynb"\n'
+        '%config NotifyMagics.default_channel = "alerts"'
+    )
+    for k in kernels:
+        assert k.run(setup)["status"] == "ok"
+    loop = (
+        "import mattermost_notify as notify\n"
+        "for i in range(15):\n"
+        "    get_ipython().run_line_magic('notify', f'--id k{n}-{{i}} message {{i}}')\n"
+        "assert notify.flush(timeout=60)"
+    )
+    ids = [k.send(loop.format(n=n)) for n, k in enumerate(kernels)]  # both at once
+    for k, msg_id in zip(kernels, ids, strict=True):
+        assert k.reply(msg_id)["status"] == "ok"
+    hooks = HookStore.for_key("/shared/nb.ipynb").list()
+    assert sorted(h.id for h in hooks) == sorted(f"k{n}-{i}" for n in range(2) for i in range(15))
+    assert len(roots(sb)) == 30
+
+
+def test_autoload_enable_and_disable_in_real_kernels(sb: Any, kernels: list[Kernel]) -> None:
+    cfg = autoload.config_file()  # under the test's IPYTHONDIR
+    autoload.enable(cfg)
+    k = Kernel()
+    kernels.append(k)
+    assert k.value("'NotifyMagics' in get_ipython().magics_manager.registry") == "True"
+    assert k.value("'mattermost_notify' in get_ipython().extension_manager.loaded") == "True"
+    autoload.disable(cfg)
+    k2 = Kernel()
+    kernels.append(k2)
+    assert k2.value("'NotifyMagics' in get_ipython().magics_manager.registry") == "False"

@@ -68,6 +68,9 @@ FILES_SINCE = (10, 5, 0)
 CUT_MARKER = "\n\n… (message cut: {n} more characters not shown)"
 CONTINUED = "(continued {i}/{n})\n"
 
+Files = Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None
+"""One path or a list of paths."""
+
 _NAME = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 
@@ -735,7 +738,7 @@ class Notify:
         self,
         message: str,
         user_name: str | None = None,
-        files: Sequence[str | os.PathLike[str]] | None = None,
+        files: Files = None,
         id: str | None = None,
         *,
         root_id: str | None = None,
@@ -752,7 +755,7 @@ class Notify:
         self,
         message: str,
         channel_name: str | None = None,
-        files: Sequence[str | os.PathLike[str]] | None = None,
+        files: Files = None,
         id: str | None = None,
         *,
         root_id: str | None = None,
@@ -773,7 +776,7 @@ class Notify:
         self,
         id: str,
         message: str,
-        files: Sequence[str | os.PathLike[str]] | None = None,
+        files: Files = None,
         *,
         pending_post_id: str | None = None,
     ) -> SentMessage:
@@ -817,7 +820,7 @@ class Notify:
         self,
         message: str,
         id: str,
-        files: Sequence[str | os.PathLike[str]] | None = None,
+        files: Files = None,
         *,
         props: Mapping[str, Any] | None = None,
     ) -> SentMessage:

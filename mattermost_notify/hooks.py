@@ -129,7 +129,7 @@ class MessageHook:
     def from_json(cls, text: str, *, source: str = "hook") -> MessageHook:
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise HookError(f"{source} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
         return cls.from_dict(data, source=source)
 
@@ -264,7 +264,7 @@ class HookStore:
             raise HookError(f"cannot read {source}: {exc.strerror}") from None
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise HookError(f"{source} is corrupt ({exc.msg}, line {exc.lineno})") from None
         if not isinstance(data, dict) or data.get("schema") != STORE_SCHEMA:
             raise HookError(f"{source} is not a mattermost-notify hook store")

@@ -408,10 +408,7 @@ class Transport:
             return (
                 "connection failed",
                 True,
-                urllib3.exceptions.NewConnectionError(
-                    None,
-                    "connection failed",  # type: ignore[arg-type]
-                ),
+                urllib3.exceptions.ConnectTimeoutError("connection failed"),
             )
         if isinstance(exc, requests.exceptions.ChunkedEncodingError):
             return "connection dropped", True, urllib3.exceptions.ProtocolError("dropped")

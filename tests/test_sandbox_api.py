@@ -511,3 +511,67 @@ def test_incoming_webhook(mattermost_server: Sandbox) -> None:
         f"{sb.url}/hooks/{locked}", json={"text": "x", "channel": "town-square"}, timeout=5
     )
     assert r.status_code == 403
+
+
+# ---- odds and ends -----------------------------------------------------------------
+
+
+def test_token_never_reaches_the_log(
+    mattermost_server: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="mattermost_notify.sandbox")
+    sb = mattermost_server
+    requests.get(f"{sb.url}/api/v4/users/me", params={"access_token": sb.token}, timeout=5)
+    requests.get(f"{sb.url}/api/v4/users/me", headers=_bearer(sb.token), timeout=5)
+    assert "/api/v4/users/me" in caplog.text
+    assert sb.token not in caplog.text
+    assert all(sb.token not in repr(r) for r in sb.view.requests())
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_file_part_before_channel_id_uses_the_legacy_parser(
+    api: Api, mattermost_server: Sandbox
+) -> None:
+    from requests_toolbelt import MultipartEncoder
+
+    cid = mattermost_server.view.channel_id("alerts")
+    encoder = MultipartEncoder(
+        fields=[
+            ("files", ("first.txt", b"1", "text/plain")),
+            ("other", ("ignored.txt", b"2", "text/plain")),  # only "files" parts are read
+            ("channel_id", cid),
+        ]
+    )
+    r = api(
+        "POST", "/files", data=encoder.to_string(), headers={"Content-Type": encoder.content_type}
+    )
+    assert r.status_code == 201, r.text
+    assert [i["name"] for i in r.json()["file_infos"]] == ["first.txt"]
+
+
+def test_request_body_cap_and_unknown_route(api: Api) -> None:
+    big = api.post("alerts", "x", props={"blob": "y" * 400_000})
+    assert big.status_code == 413
+    assert error_id(big) == "api.context.request_body_too_large.app_error"
+    missing = api("GET", "/nothing/here")
+    assert missing.status_code == 404 and error_id(missing) == "api.context.404.app_error"
+    assert len(missing.headers["X-Request-Id"]) == 26 and "X-Version-Id" in missing.headers
+
+
+def test_secondary_routes(api: Api, alice: Api) -> None:
+    team = api("GET", "/teams/name/sandbox").json()
+    assert api("GET", f"/teams/{team['id']}").json()["name"] == "sandbox"
+    root = api.post("alerts", "root").json()
+    reply = api.post("alerts", "reply", root_id=root["id"]).json()
+    thread = api("GET", f"/posts/{reply['id']}/thread").json()
+    assert set(thread["order"]) == {root["id"], reply["id"]}
+    file_id = api.upload_id("alerts", b"abc", "a.csv")
+    info = api("GET", f"/files/{file_id}/info").json()
+    assert (info["size"], info["mime_type"]) == (3, "text/csv")
+    secret_file = alice.upload_id("secret")
+    assert api("GET", f"/files/{secret_file}").status_code == 403
+    config = requests.get(api.sb.url + "/api/v4/config/client", params={"format": "old"}, timeout=5)
+    assert config.status_code == 200 and "MaxPostSize" not in config.json()  # anonymous

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ._store import Obj, Store, dm_name, new_id, now_ms, public
@@ -171,7 +171,7 @@ class BodyTooLarge(Exception):
 class Body:
     """The request body, read incrementally (Content-Length or chunked)."""
 
-    def __init__(self, rfile: BinaryIO, headers: Any) -> None:
+    def __init__(self, rfile: Any, headers: Any) -> None:
         self._rfile = rfile
         self.chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
         self.length: int | None = None
@@ -385,7 +385,7 @@ class Api:
         if not route.stalls_itself:
             ctx.stall()
         handler = getattr(self, "h_" + route.handler)
-        return handler(ctx, **params), route.template
+        return handler(ctx, **(params or {})), route.template
 
     def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str] | None]:
         path_known = False
@@ -1039,7 +1039,8 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+        # never the request line: its query string may carry an access_token
+        log.debug("%s %s %s", self.address_string(), self.command, urlsplit(self.path).path)
 
     def do_GET(self) -> None:
         try:
@@ -1522,8 +1523,8 @@ class Sandbox:
             raise
         except Exception:
             log.exception("sandbox: unexpected error in %s %s", ctx.method, ctx.path)
-            err = ApiError(500, "sandbox.internal.app_error")
-            return self._error_response(err, ctx.request_id), ""
+            internal = ApiError(500, "sandbox.internal.app_error")
+            return self._error_response(internal, ctx.request_id), ""
 
     def _error_response(self, err: ApiError, request_id: str) -> Response:
         body = {

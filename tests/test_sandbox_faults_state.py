@@ -313,3 +313,13 @@ def test_cli_add_arguments_and_run_in_process(tmp_path: Path) -> None:
         assert sandbox.rate_limiter is not None and sandbox.faults.active
     finally:
         sandbox.close()
+
+
+def test_fail_fraction_with_modes_only(mattermost_server: Sandbox) -> None:
+    sb = mattermost_server
+    sb.faults.fail_fraction(1.0, modes=("drop_after",), path_prefix="/api/v4/posts")
+    for i in range(3):
+        with pytest.raises(requests.ConnectionError):
+            _post(sb, f"m{i}")
+    assert [p.message for p in sb.view.posts("alerts")] == ["m0", "m1", "m2"]
+    assert {r.fault for r in sb.view.requests()} == {"drop_after"}

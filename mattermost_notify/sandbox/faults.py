@@ -78,7 +78,7 @@ class Faults:
         self,
         p: float,
         seed: int = 0,
-        statuses: tuple[int, ...] = (503,),
+        statuses: tuple[int, ...] | None = None,
         modes: tuple[str, ...] = (),
         *,
         path_prefix: str | None = None,
@@ -87,8 +87,11 @@ class Faults:
         """Fail a seeded random fraction ``p`` of matching requests, until cleared.
 
         A failing request gets one of ``statuses`` or ``modes`` (``"drop_before"``,
-        ``"drop_after"``), chosen by the same seeded generator.
+        ``"drop_after"``), chosen by the same seeded generator. ``statuses``
+        defaults to ``(503,)`` when no ``modes`` are given, else to none.
         """
+        if statuses is None:
+            statuses = () if modes else (503,)
         if not 0.0 <= p <= 1.0:
             raise ValueError("p must be between 0 and 1")
         for mode in modes:

@@ -122,3 +122,10 @@ def test_mattermost_env_points_at_the_sandbox(mattermost_env: Sandbox) -> None:
     assert os.path.realpath(os.getcwd()).startswith(
         os.path.realpath(os.path.dirname(os.environ["HOME"]))
     )
+
+
+def test_request_is_in_the_log_when_its_answer_arrives(mattermost_server: Sandbox) -> None:
+    sb = mattermost_server
+    for n in range(50):
+        requests.get(sb.url + "/api/v4/system/ping", timeout=5)
+        assert len(sb.view.requests()) == n + 1

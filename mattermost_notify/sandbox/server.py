@@ -1496,11 +1496,7 @@ class Sandbox:
             extra["Referrer-Policy"] = "no-referrer"
             if method == "GET":
                 extra["Expires"] = "0"
-        try:
-            handler.write_response(response, extra)
-        except OSError:
-            handler.close_connection = True
-        if is_api:
+        if is_api:  # logged before answering: a client that got its answer finds it in the log
             self._record(
                 ctx,
                 route,
@@ -1511,6 +1507,10 @@ class Sandbox:
                 fault_name,
                 response.body,
             )
+        try:
+            handler.write_response(response, extra)
+        except OSError:
+            handler.close_connection = True
 
     def _run(self, ctx: Ctx) -> tuple[Response, str]:
         try:

@@ -52,7 +52,7 @@ def collect_everything(sb: Sandbox, tmp: Path, capfd: Any | None = None) -> dict
     for name in ("mattermost_notify", "urllib3", "requests"):
         logging.getLogger(name).setLevel(logging.DEBUG)
     # urllib3 logs to stderr too when asked; make its output visible to capfd
-    stream = logging.StreamHandler(sys.stderr)
+    stream = logging.StreamHandler(sys.stderr) if capfd is not None else logging.NullHandler()
     root.addHandler(stream)
     try:
         with warnings.catch_warnings(record=True) as caught:

@@ -298,6 +298,10 @@ class _Remote:
                 self.post_ticket = sender.post(
                     op.text, user=self.user, channel=self.channel, id=self.msg_id
                 )
+        elif self._post_failed():
+            # the sender already warned that the message could not be created; its edits
+            # would each fail (and warn) again
+            return
         elif op.kind == "edit":
             sender.update(self.msg_id, op.text)
         else:  # final
@@ -305,6 +309,13 @@ class _Remote:
             if op.reply:
                 sender.post(op.reply, reply_to=self.msg_id)
             self._give_slot_back()
+
+    def _post_failed(self) -> bool:
+        ticket = self.post_ticket
+        try:
+            return bool(ticket is not None and ticket.done() and ticket.exception(0) is not None)
+        except Exception:
+            return False
 
     def _slots(self) -> dict[tuple[str | None, str | None, int], Any] | None:
         try:

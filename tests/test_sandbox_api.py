@@ -552,6 +552,90 @@ def test_file_part_before_channel_id_uses_the_legacy_parser(
     assert [i["name"] for i in r.json()["file_infos"]] == ["first.txt"]
 
 
+def test_upload_the_way_the_original_package_does(mattermost_server: Sandbox, tmp_path) -> None:
+    """notify-mattermost 0.1.3 sends its text fields as ``("", value)`` tuples in ``files=``.
+
+    Those parts carry ``filename=""``; Go's ``Part.FileName()`` is "" for them, so the
+    server reads them as form fields, channel_id first (the streaming parser).
+    """
+    sb = mattermost_server
+    channel_id = sb.view.channel_id("alerts")
+    file_path = tmp_path / "report.txt"
+    file_path.write_bytes(b"original upload\n")
+    headers = {"Authorization": f"Bearer {sb.token}"}
+    with file_path.open("rb") as handle:
+        data = {
+            "channel_id": ("", channel_id),
+            "client_ids": ("", "id_for_file"),
+            "files": (file_path.name, handle),
+        }
+        r = requests.post(f"{sb.url}/api/v4/files", files=data, headers=headers, timeout=10)
+    assert r.status_code == 201, r.text
+    assert r.json()["client_ids"] == ["id_for_file"]
+    [info] = r.json()["file_infos"]
+    assert (info["name"], info["size"], info["channel_id"]) == ("report.txt", 16, channel_id)
+    sent = r.request.body
+    assert isinstance(sent, bytes)
+    assert b'name="channel_id"; filename=""' in sent
+    assert b'name="client_ids"; filename=""' in sent
+    post = requests.post(
+        f"{sb.url}/api/v4/posts",
+        json={"channel_id": channel_id, "file_ids": [info["id"]]},
+        headers=headers,
+        timeout=10,
+    )
+    assert post.status_code == 201, post.text
+    [stored] = sb.view.posts(channel="alerts")
+    assert [f.name for f in stored.files] == ["report.txt"]
+    # a filename="" part with another name is an unknown field, as on the server
+    with file_path.open("rb") as handle:
+        other = requests.post(
+            f"{sb.url}/api/v4/files",
+            files={"channel_id": ("", channel_id), "other": ("", "x"), "files": ("a", handle)},
+            headers=headers,
+            timeout=10,
+        )
+    assert other.status_code == 400
+    assert error_id(other) == "api.context.invalid_param.app_error"
+
+
+def test_team_member(api: Api, alice: Api, mattermost_server: Sandbox) -> None:
+    sb = mattermost_server
+    team_id = api("GET", "/teams/name/sandbox").json()["id"]
+    alice_id = api("GET", "/users/username/alice").json()["id"]
+    r = api("GET", f"/teams/{team_id}/members/{alice_id}")
+    assert r.status_code == 200, r.text
+    member = r.json()
+    assert member == {
+        "team_id": team_id,
+        "user_id": alice_id,
+        "roles": "team_user",
+        "delete_at": 0,
+        "scheme_guest": False,
+        "scheme_user": True,
+        "scheme_admin": False,
+        "explicit_roles": "",
+    }
+    me = api("GET", f"/teams/{team_id}/members/me")
+    assert me.status_code == 200 and me.json()["user_id"] == sb.bot_user_id
+    assert alice("GET", f"/teams/{team_id}/members/{sb.bot_user_id}").status_code == 200
+    # a well-formed user id that is no member of the team
+    missing = api("GET", f"/teams/{team_id}/members/{'a' * 26}")
+    assert missing.status_code == 404
+    assert error_id(missing) == "app.team.get_member.missing.app_error"
+    # a caller who cannot view the team: 403 before anything is looked up
+    sb._store.teams[team_id]["_members"].remove(alice_id)
+    denied = alice("GET", f"/teams/{team_id}/members/{sb.bot_user_id}")
+    assert denied.status_code == 403
+    assert error_id(denied) == "api.context.permissions.app_error"
+    gone = api("GET", f"/teams/{team_id}/members/{alice_id}")
+    assert gone.status_code == 404
+    assert error_id(gone) == "app.team.get_member.missing.app_error"
+    assert api("GET", f"/teams/{'b' * 26}/members/me").status_code == 403  # unknown team
+    bad = api("GET", f"/teams/{team_id}/members/nope")
+    assert bad.status_code == 400 and error_id(bad) == "api.context.invalid_url_param.app_error"
+
+
 def test_request_body_cap_and_unknown_route(api: Api) -> None:
     big = api.post("alerts", "x", props={"blob": "y" * 400_000})
     assert big.status_code == 413

@@ -71,6 +71,7 @@ _MESSAGES = {
     "app.user.missing_account.const": "Unable to find the user.",
     "app.team.get_by_name.missing.app_error": "Unable to find the existing team.",
     "app.team.get.find.app_error": "Unable to find the existing team.",
+    "app.team.get_member.missing.app_error": "No team member found for that user ID and team ID.",
     "app.channel.get_by_name.missing.app_error": "Channel does not exist.",
     "app.channel.get.existing.app_error": "Unable to find the existing channel.",
     "app.post.get.app_error": "Unable to get post.",
@@ -316,6 +317,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     _route("GET", "/api/v4/teams/name/{team_name}", "team_by_name"),
     _route("GET", "/api/v4/teams/{team_id}/channels/name/{channel_name}", "channel_by_name"),
+    _route("GET", "/api/v4/teams/{team_id}/members/{user_id}", "team_member"),
     _route("GET", "/api/v4/teams/{team_id}", "team"),
     _route("POST", "/api/v4/channels/direct", "direct_channel"),
     _route("GET", "/api/v4/channels/{channel_id}/posts", "channel_posts"),
@@ -495,6 +497,29 @@ class Api:
         if team is None:
             raise permission_error()
         return json_response(200, public(self._visible_team(ctx, team)))
+
+    def h_team_member(self, ctx: Ctx, team_id: str, user_id: str) -> Response:
+        # api4/team.go getTeamMember: ids checked, then view_team (membership: no
+        # sandbox user has system-wide team permissions), then the member row
+        _check_id(team_id, "team_id")
+        if user_id == "me":
+            user_id = ctx.user_id
+        _check_id(user_id, "user_id")
+        if not self._team_member(ctx.user_id, team_id):
+            raise permission_error()
+        if not self._team_member(user_id, team_id):
+            raise ApiError(404, "app.team.get_member.missing.app_error")
+        member: Obj = {
+            "team_id": team_id,
+            "user_id": user_id,
+            "roles": "team_user",
+            "delete_at": 0,
+            "scheme_guest": False,
+            "scheme_user": True,
+            "scheme_admin": False,
+            "explicit_roles": "",
+        }
+        return json_response(200, member)
 
     # ---- channels ------------------------------------------------------
     def _channel_in_team(self, ctx: Ctx, team: Obj, channel_name: str) -> Response:

@@ -162,7 +162,9 @@ class Uploads:
                     raise ApiError(413, "api.context.request_body_too_large.app_error")
                 for event in parser.parse(chunk):
                     if isinstance(event, MultipartSegment):
-                        if event.filename is None:
+                        if not event.filename:
+                            # no filename, or filename="": a form field, as for the server
+                            # (Go's Part.FileName() is "" for both)
                             mode, field_name = "field", event.name
                             field_value = bytearray()
                         elif channel_id or event.name == "files":

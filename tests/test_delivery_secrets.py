@@ -49,7 +49,9 @@ def collect_everything(sb: Sandbox, tmp: Path, capfd: Any | None = None) -> dict
     old_level = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
-    for name in ("mattermost_notify", "urllib3", "requests"):
+    chatty = ("mattermost_notify", "urllib3", "requests")
+    old_levels = {name: logging.getLogger(name).level for name in chatty}
+    for name in chatty:
         logging.getLogger(name).setLevel(logging.DEBUG)
     # urllib3 logs to stderr too when asked; make its output visible to capfd
     stream = logging.StreamHandler(sys.stderr) if capfd is not None else logging.NullHandler()
@@ -140,6 +142,8 @@ def collect_everything(sb: Sandbox, tmp: Path, capfd: Any | None = None) -> dict
         root.removeHandler(handler)
         root.removeHandler(stream)
         root.setLevel(old_level)
+        for name, level in old_levels.items():
+            logging.getLogger(name).setLevel(level)
     texts["logs"] = [
         f"{r.name} {r.levelname} {r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in records
     ]

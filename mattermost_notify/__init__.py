@@ -24,6 +24,7 @@ _LAZY: dict[str, str] = {
     "import_hook": "api",
     "flush": "api",
     "get_client": "api",
+    "current_client": "api",
     # the client
     "Notify": "client",
     "SentMessage": "client",
@@ -78,6 +79,7 @@ __all__ = [
     "ServerError",
     "Settings",
     "__version__",
+    "current_client",
     "export_hook",
     "flush",
     "get_client",
@@ -126,6 +128,7 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .api import (
+        current_client,
         export_hook,
         flush,
         get_client,

@@ -8,7 +8,9 @@ as in the seed; :func:`export_hook`/:func:`import_hook` carry them across proces
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from .sender import Ticket
 
 __all__ = [
+    "current_client",
     "export_hook",
     "flush",
     "get_client",
@@ -33,6 +36,9 @@ __all__ = [
 
 _lock = threading.RLock()
 _client: Notify | None = None
+
+# how long a blocking notify(id=...) waits for the background post of that id
+_QUEUED_POST_WAIT = 30.0
 
 Files = Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None
 
@@ -72,12 +78,24 @@ def wakeup(
         old = _client
         _client = client
     if old is not None:
-        # a second wakeup in one process keeps the hooks of the first (same server)
+        # a second wakeup in one process keeps the hooks (and hook store) of the first
+        if old.url == client.url and client.hook_store is None:
+            client.hook_store = old.hook_store
         for hook in old.hooks.values():
             if hook.server_url == client.url:
                 client._remember(hook)
         old.close()
+    # what an earlier process could not deliver to this server goes out now, first
+    from .outbox import resume_pending
+
+    resume_pending(client)
     return client
+
+
+def current_client() -> Notify | None:
+    """The default client if one was set up, else None (never wakes up)."""
+    with _lock:
+        return _client
 
 
 def get_client() -> Notify:
@@ -116,7 +134,7 @@ def notify(
         raise MessageError(
             f"give either user_name ({user_name!r}) or channel_name ({channel_name!r}), not both"
         )
-    if id is not None and client.has_message(id):
+    if id is not None and _known(client, id, block=block):
         if block:
             return client.send_update(message, id, files=files)
         return client.sender.update(id, message, files=files)
@@ -133,6 +151,18 @@ def notify(
     if not block:
         return client.sender.post(message, user=user_name, channel=channel_name, id=id, files=files)
     return client.send(message, user=user_name, channel=channel_name, files=files, id=id)
+
+
+def _known(client: Notify, id: str, *, block: bool) -> bool:
+    """Whether ``id`` names a message already sent, or queued in the background."""
+    if client.has_message(id):
+        return True
+    sender = client._sender
+    if sender is None or not sender.knows(id):
+        return False
+    if block:  # the edit must find the post: let the queue deliver it first
+        sender.flush(_QUEUED_POST_WAIT)
+    return True
 
 
 def notify_user(
@@ -199,9 +229,18 @@ def import_hook(path: str | os.PathLike[str]) -> MessageHook:
 
 
 def flush(timeout: float | None = None) -> bool:
-    """Wait until the background sender has delivered what was queued (True when done)."""
+    """Wait until background messages (progress bars included) are delivered.
+
+    True when everything went out within ``timeout`` seconds (None: no limit).
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    done = True
+    bars = sys.modules.get("mattermost_notify.progress_bar")
+    if bars is not None:  # progress states go through their own pump to the senders
+        done = bool(bars.flush(timeout))
     with _lock:
         client = _client
     if client is None or client._sender is None:
-        return True
-    return bool(client._sender.flush(timeout))
+        return done
+    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+    return bool(client._sender.flush(left)) and done

@@ -353,9 +353,14 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
     before = waiting()
     with _client(settings) as client:
-        outbox.flush_outbox(client, args.timeout)
+        sent, _ = outbox.flush_outbox(client, args.timeout)
     left = waiting()
-    _out(f"{before} message(s) were waiting for {url}; {before - left} sent, {left} left.")
+    failed = max(0, before - sent - left)  # refused for good: each was a warning above
+    _out(
+        f"{before} message(s) were waiting for {url}; {sent} sent, "
+        + (f"{failed} failed, " if failed else "")
+        + f"{left} left."
+    )
     if left:
         print(
             f"{PROG}: {left} message(s) for {url} could not be delivered yet; "

@@ -146,6 +146,69 @@ def _runes(text: str) -> int:
     return len(text)  # a Python str is a sequence of code points, like Go runes
 
 
+def check_message(message: Any, *, has_files: bool) -> str:
+    """``message`` if it can be sent (a str, not blank unless files go with it, no NUL)."""
+    if not isinstance(message, str):
+        raise MessageError(
+            f"the message must be a str, got {type(message).__name__}"
+            + (" (decode bytes first)" if isinstance(message, bytes) else "")
+        )
+    if not message.strip() and not has_files:
+        raise MessageError("the message is empty (and no files are attached)")
+    if "\x00" in message:
+        raise MessageError("the message contains a NUL character")
+    return message
+
+
+def check_id(id: Any, what: str = "message id") -> str:
+    """``id`` if it is a usable message id (a non-blank str of at most 256 characters)."""
+    if not isinstance(id, str) or not id.strip():
+        raise MessageError(f"the {what} must be a non-empty string, got {id!r}")
+    if len(id) > 256:
+        raise MessageError(f"the {what} {id[:40]!r}... is longer than 256 characters")
+    return id
+
+
+def check_files(files: Any) -> list[_FileSpec]:
+    """Every file exists, is a regular, readable, non-empty file; no server involved."""
+    if files is None:
+        return []
+    if isinstance(files, (str, os.PathLike)):
+        files = [files]
+    if not isinstance(files, Iterable) or isinstance(files, (bytes, Mapping)):
+        raise FileError(f"files must be a list of paths, got {type(files).__name__}")
+    specs: list[_FileSpec] = []
+    for item in files:
+        if not isinstance(item, (str, os.PathLike)):
+            raise FileError(f"a file must be given by its path, got {type(item).__name__}")
+        path = Path(item).expanduser()
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise FileError(f"file {str(path)!r} does not exist", str(path)) from None
+        except OSError as exc:
+            raise FileError(
+                f"cannot access file {str(path)!r}: {exc.strerror}", str(path)
+            ) from None
+        if stat.S_ISDIR(st.st_mode):
+            raise FileError(f"{str(path)!r} is a directory, not a file", str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise FileError(f"{str(path)!r} is not a regular file", str(path))
+        try:
+            with open(path, "rb") as fh:
+                fh.read(1)
+        except OSError as exc:
+            raise FileError(
+                f"file {str(path)!r} is not readable: {exc.strerror}", str(path)
+            ) from None
+        if st.st_size == 0:
+            raise FileError(
+                f"file {str(path)!r} is empty (the server refuses empty uploads)", str(path)
+            )
+        specs.append(_FileSpec(path, path.name, st.st_size))
+    return specs
+
+
 def split_message(text: str, limit: int) -> list[str]:
     """Split ``text`` into chunks of at most ``limit`` runes, at line ends where possible."""
     if _runes(text) <= limit:
@@ -424,64 +487,15 @@ class Notify:
 
     @staticmethod
     def _check_message(message: Any, *, has_files: bool) -> str:
-        if not isinstance(message, str):
-            raise MessageError(
-                f"the message must be a str, got {type(message).__name__}"
-                + (" (decode bytes first)" if isinstance(message, bytes) else "")
-            )
-        if not message.strip() and not has_files:
-            raise MessageError("the message is empty (and no files are attached)")
-        if "\x00" in message:
-            raise MessageError("the message contains a NUL character")
-        return message
+        return check_message(message, has_files=has_files)
 
     @staticmethod
     def _check_id(id: Any) -> str | None:
-        if id is None:
-            return None
-        if not isinstance(id, str) or not id.strip():
-            raise MessageError(f"the message id must be a non-empty string, got {id!r}")
-        if len(id) > 256:
-            raise MessageError(f"the message id {id[:40]!r}... is longer than 256 characters")
-        return id
+        return None if id is None else check_id(id)
 
     def _check_files(self, files: Any) -> list[_FileSpec]:
         """Every file: exists, regular, readable, under MaxFileSize. Nothing is sent yet."""
-        if files is None:
-            return []
-        if isinstance(files, (str, os.PathLike)):
-            files = [files]
-        if not isinstance(files, Iterable) or isinstance(files, (bytes, Mapping)):
-            raise FileError(f"files must be a list of paths, got {type(files).__name__}")
-        specs: list[_FileSpec] = []
-        for item in files:
-            if not isinstance(item, (str, os.PathLike)):
-                raise FileError(f"a file must be given by its path, got {type(item).__name__}")
-            path = Path(item).expanduser()
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                raise FileError(f"file {str(path)!r} does not exist", str(path)) from None
-            except OSError as exc:
-                raise FileError(
-                    f"cannot access file {str(path)!r}: {exc.strerror}", str(path)
-                ) from None
-            if stat.S_ISDIR(st.st_mode):
-                raise FileError(f"{str(path)!r} is a directory, not a file", str(path))
-            if not stat.S_ISREG(st.st_mode):
-                raise FileError(f"{str(path)!r} is not a regular file", str(path))
-            try:
-                with open(path, "rb") as fh:
-                    fh.read(1)
-            except OSError as exc:
-                raise FileError(
-                    f"file {str(path)!r} is not readable: {exc.strerror}", str(path)
-                ) from None
-            if st.st_size == 0:
-                raise FileError(
-                    f"file {str(path)!r} is empty (the server refuses empty uploads)", str(path)
-                )
-            specs.append(_FileSpec(path, path.name, st.st_size))
+        specs = check_files(files)
         if specs:
             limit = self._limit("MaxFileSize")
             if limit:
@@ -925,6 +939,19 @@ class Notify:
                 return True
         return self.hook_store is not None and self._store_get(id) is not None
 
+    def forget(self, id: str) -> bool:
+        """Drop the hook of ``id`` (memory and hook store); True when it was known.
+
+        The message stays on the server; a later send with ``id`` posts a new one.
+        """
+        check_id(id)
+        with self._lock:
+            known = self._hooks.pop(id, None) is not None
+            self._targets.pop(id, None)
+        if self.hook_store is not None:
+            known = self.hook_store.remove(id) or known
+        return known
+
     # seed/original name
     message_in_cache = has_message
 
@@ -1015,48 +1042,42 @@ class Notify:
             return report
 
         if self.team_name:
+            not_member = Check(
+                "team",
+                False,
+                f"@{report.bot_name} is not a member of team {self.team_name!r}: "
+                "add the bot to the team",
+            )
+            team: dict[str, Any] | None = None
             try:
                 team = t.get(
                     f"/teams/name/{self.team_name}", what=f"team {self.team_name!r}", retry=False
                 )
-                try:
-                    t.get(
-                        f"/teams/{team['id']}/members/{report.bot_user_id}",
-                        what=f"the bot's membership of team {self.team_name!r}",
-                        retry=False,
-                    )
-                    report.team_member = True
-                    report.checks.append(
-                        Check("team", True, f"@{report.bot_name} is a member of {self.team_name!r}")
-                    )
-                except NotFoundError as exc:
-                    if exc.error_id == "api.context.404.app_error":
-                        # the server has no member route (an old or partial server)
-                        report.checks.append(
-                            Check(
-                                "team", True, f"{self.team_name!r} found (membership not checked)"
-                            )
-                        )
-                    else:
-                        report.team_member = False
-                        report.checks.append(
-                            Check(
-                                "team",
-                                False,
-                                f"@{report.bot_name} is not a member of team {self.team_name!r}: "
-                                "add the bot to the team",
-                            )
-                        )
-                except PermissionDeniedError:
+                t.get(
+                    f"/teams/{team['id']}/members/{report.bot_user_id}",
+                    what=f"the bot's membership of team {self.team_name!r}",
+                    retry=False,
+                )
+                report.team_member = True
+                report.checks.append(
+                    Check("team", True, f"@{report.bot_name} is a member of {self.team_name!r}")
+                )
+            except PermissionDeniedError:
+                # an invite-only team is hidden from a bot that is not in it
+                report.team_member = False
+                report.checks.append(not_member)
+            except NotFoundError as exc:
+                if exc.error_id == "app.team.get_member.missing.app_error":
                     report.team_member = False
+                    report.checks.append(not_member)
+                elif exc.error_id == "api.context.404.app_error" and team is not None:
+                    # the team exists but the server has no member route (old or partial)
                     report.checks.append(
-                        Check(
-                            "team",
-                            False,
-                            f"@{report.bot_name} is not a member of team {self.team_name!r}: "
-                            "add the bot to the team",
-                        )
+                        Check("team", True, f"{self.team_name!r} found (membership not checked)")
                     )
+                else:
+                    report.team_member = False
+                    report.checks.append(Check("team", False, str(exc)))
             except MattermostNotifyError as exc:
                 report.team_member = False
                 report.checks.append(Check("team", False, str(exc)))

@@ -483,20 +483,21 @@ def _loop_left_by_exception(
 class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
     """``tqdm.auto.tqdm`` that also keeps one Mattermost message up to date.
 
-    Parameters (on top of tqdm's own, which all keep their meaning)
-    ----------------------------------------------------------------
-    user, channel : where the message goes (default: the client's default target).
-    id : the message id (so ``send_update``/hooks can reach it; a new random id when
-        not given).
-    min_interval : seconds between two edits of the message (default 5).
-    reply : post a thread reply at the end (done, stopped, failed). ``None``
+    Takes tqdm's own arguments, which all keep their meaning, and these:
+
+    :param user: send the message to this user (default: the client's default target).
+    :param channel: post the message in this channel.
+    :param id: the message id, so ``send_update`` and hooks can reach it (default: a
+        new random id).
+    :param min_interval: seconds between two edits of the message (default 5).
+    :param reply: post a thread reply at the end (done, stopped, failed); ``None``
         (default): only for the outermost bar (position 0).
-    mention : text put in front of the reply, e.g. ``"@alice"`` (a thread reply in a
-        channel alerts only the thread's followers).
-    local : show the local bar (default True); ``False`` sends the message only.
-    client : the :class:`~mattermost_notify.client.Notify` to use (default:
+    :param mention: text put in front of the reply, e.g. ``"@alice"`` (a thread reply
+        in a channel alerts only the thread's followers).
+    :param local: show the local bar (default True); ``False`` sends the message only.
+    :param client: the :class:`~mattermost_notify.client.Notify` to use (default:
         ``get_client()``, resolved on a background thread).
-    rank_zero_only : send only from rank 0 in a distributed run (default True).
+    :param rank_zero_only: send only from rank 0 in a distributed run (default True).
     """
 
     def __init__(

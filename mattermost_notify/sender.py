@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import inspect
 import logging
 import os
 import random
@@ -50,7 +49,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
-    FileError,
     MattermostNotifyError,
     MattermostNotifyWarning,
     MessageError,
@@ -198,45 +196,23 @@ def _server_url(client: Any) -> str:
 
 
 def _normalize_files(files: FileArg) -> list[str] | None:
-    if files is None:
-        return None
-    items: list[Any]
-    if isinstance(files, str | os.PathLike):
-        items = [files]
-    elif isinstance(files, bytes):
-        raise FileError("files must be paths (str or os.PathLike), not bytes")
-    else:
-        try:
-            items = list(files)
-        except TypeError:
-            raise FileError(
-                f"files must be a path or a list of paths, not {type(files).__name__}"
-            ) from None
-    out: list[str] = []
-    for f in items:
-        if not isinstance(f, str | os.PathLike):
-            raise FileError(f"a file to attach must be a path, not {type(f).__name__}")
-        path = os.path.abspath(os.fspath(f))
-        if not os.path.exists(path):
-            raise FileError(f"file to attach does not exist: {path}", path=path)
-        if not os.path.isfile(path):
-            raise FileError(f"file to attach is not a regular file: {path}", path=path)
-        out.append(path)
-    return out or None
+    """Absolute paths of the files, checked now with the client's own rules."""
+    from .client import check_files
+
+    specs = check_files(files)
+    return [os.path.abspath(spec.path) for spec in specs] or None
 
 
-def _check_message(message: object, *, files: list[str] | None, what: str) -> str:
-    if not isinstance(message, str):
-        raise MessageError(f"the {what} must be a string, not {type(message).__name__}")
-    if not message.strip() and not files:
-        raise MessageError(f"the {what} is empty (and there are no files to send)")
-    return message
+def _check_message(message: object, *, files: list[str] | None) -> str:
+    from .client import check_message
+
+    return check_message(message, has_files=bool(files))
 
 
-def _check_id(value: object, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise MessageError(f"{name} must be a non-empty string, not {value!r}")
-    return value
+def _check_id(value: object, what: str = "message id") -> str:
+    from .client import check_id
+
+    return check_id(value, what)
 
 
 # ---------------------------------------------------------------- the sender
@@ -291,12 +267,11 @@ class BackgroundSender:
         self.idle_timeout = float(idle_timeout)
         self._use_spool = spool
         self._outbox_root = Path(outbox_root) if outbox_root is not None else None
-        self._reply_takes_ppid: bool | None = None
         self._setup()
         with _senders_lock:
             _senders.add(self)
         if self._spool is not None:
-            self.resume_outbox()
+            self._adopt()
 
     # state that a forked child must rebuild
     def _setup(self) -> None:
@@ -306,6 +281,7 @@ class BackgroundSender:
         self._waiting_updates: dict[str, _Item] = {}  # id -> queued update not on the wire
         self._inflight: _Item | None = None
         self._failed_ids: set[str] = set()
+        self._unclaimed: list[Ticket] = []  # adopted from the outbox, not yet returned
         self._seq = 0
         self._closed = False
         self._worker: threading.Thread | None = None
@@ -344,17 +320,17 @@ class BackgroundSender:
     ) -> Ticket:
         """Queue a new message (or, with ``reply_to``, a reply in that message's thread)."""
         paths = _normalize_files(files)
-        message = _check_message(message, files=paths, what="message")
+        message = _check_message(message, files=paths)
         if user is not None and channel is not None:
             raise MessageError(
                 f"give either a user or a channel, not both (user {user!r}, channel {channel!r})"
             )
         if id is not None:
-            _check_id(id, "id")
+            _check_id(id)
         if props is not None and not isinstance(props, Mapping):
             raise MessageError(f"props must be a mapping, not {type(props).__name__}")
         if reply_to is not None:
-            _check_id(reply_to, "reply_to")
+            _check_id(reply_to, "reply_to id")
             if user is not None or channel is not None:
                 raise MessageError(
                     f"a reply goes to the thread of {reply_to!r}: give no user or channel"
@@ -389,10 +365,10 @@ class BackgroundSender:
         props: Mapping[str, Any] | None = None,
     ) -> Ticket:
         """Queue an edit of message ``id``; a waiting edit of the same id is replaced."""
-        _check_id(id, "id")
+        _check_id(id)
         paths = _normalize_files(files)
         if not isinstance(message, str):
-            raise MessageError(f"the update must be a string, not {type(message).__name__}")
+            _check_message(message, files=paths)  # names the wrong type, as the client does
         if props is not None and not isinstance(props, Mapping):
             raise MessageError(f"props must be a mapping, not {type(props).__name__}")
         entry = self._entry(
@@ -446,23 +422,36 @@ class BackgroundSender:
         with self._cond:
             return len(self._queue)
 
+    def knows(self, id: str) -> bool:
+        """True while a new message with ``id`` is queued or on the wire (not yet sent)."""
+        with self._cond:
+            items = list(self._queue)
+            if self._inflight is not None:
+                items.append(self._inflight)
+        return any(i.kind == "post" and i.entry.get("id") == id for i in items)
+
     def resume_outbox(self) -> list[Ticket]:
         """Adopt what exited processes left in the outbox for this server; deliver it first.
 
-        Called when the sender is created and by ``outbox.resume_pending`` /
-        ``outbox.flush_outbox``. Returns a ticket per adopted entry.
+        Returns a ticket per entry adopted now or when the sender was created (each
+        ticket is returned once), so ``outbox.flush_outbox`` can count what it delivered.
         """
+        self._adopt()
+        with self._cond:
+            tickets, self._unclaimed = self._unclaimed, []
+        return tickets
+
+    def _adopt(self) -> None:
         self._check_fork()
         if self._spool is None:
-            return []
+            return
         try:
             adopted = self._spool.adopt_orphans(self.server_url)
         except Exception as exc:
             log.warning("cannot read the outbox: %s", exc)
-            return []
+            return
         if not adopted:
-            return []
-        tickets: list[Ticket] = []
+            return
         with self._cond:
             # Older than anything queued now: they go first, behind a message on the wire.
             pos = 1 if self._inflight is not None else 0
@@ -474,12 +463,11 @@ class BackgroundSender:
                 item.path = path
                 self._queue.insert(pos, item)
                 pos += 1
-                tickets.append(ticket)
+                self._unclaimed.append(ticket)
                 if kind == "update":
                     self._waiting_updates.setdefault(entry["id"], item)
             self._start_worker()
             self._cond.notify_all()
-        return tickets
 
     # ------------------------------------------------------------ internals
     def _entry(self, kind: str, message: str, **fields: Any) -> dict[str, Any]:
@@ -658,18 +646,9 @@ class BackgroundSender:
             if entry.get("props") is not None:
                 kwargs["props"] = entry["props"]
             return client.send_update(entry["message"], entry["id"], files=files, **kwargs)
-        # reply
-        if self._reply_takes_ppid is None:
-            try:
-                params = inspect.signature(client.reply).parameters
-                self._reply_takes_ppid = "pending_post_id" in params
-            except (TypeError, ValueError):
-                self._reply_takes_ppid = False
-        if self._reply_takes_ppid:
-            return client.reply(  # type: ignore[call-arg]
-                entry["reply_to"], entry["message"], files, pending_post_id=entry["pending_post_id"]
-            )
-        return client.reply(entry["reply_to"], entry["message"], files)
+        return client.reply(
+            entry["reply_to"], entry["message"], files, pending_post_id=entry["pending_post_id"]
+        )
 
     def _after_transient(self, item: _Item, exc: BaseException) -> None:
         item.attempts += 1

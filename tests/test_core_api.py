@@ -130,3 +130,57 @@ def test_wakeup_missing_settings_is_a_configuration_error(clean: Path) -> None:
         notify.wakeup()
     with pytest.raises(errors.ConfigurationError, match="no Mattermost server URL"):
         notify.notify_user("x", "alice")
+
+
+def test_notify_with_a_queued_id_edits_instead_of_posting_twice(sb: Sandbox, env: Path) -> None:
+    # the sandbox holds every request 0.3 s: the first post is still queued or on the
+    # wire when the same id comes again
+    sb.faults.delay(0.3)
+    try:
+        notify.notify("queued v1", channel_name="alerts", id="api-queued", block=False)
+        notify.notify("queued v2", channel_name="alerts", id="api-queued", block=False)
+        assert notify.flush(20.0)
+    finally:
+        sb.faults.clear()
+    mine = [p for p in sb.view.posts(channel="alerts") if p.message.startswith("queued v")]
+    assert [p.message for p in mine] == ["queued v2"]
+    # a blocking call with the id waits for the queued post, then edits it
+    notify.notify("queued v3", channel_name="alerts", id="api-queued2", block=False)
+    sent = notify.notify("queued v4", id="api-queued2")
+    assert sb.view.post(sent.post_id).message == "queued v4"
+    assert [p.message for p in sb.view.posts(channel="alerts")][-1] == "queued v4"
+
+
+def test_second_wakeup_keeps_hooks_and_hook_store(sb: Sandbox, env: Path) -> None:
+    first = notify.wakeup()
+    first.hook_store = notify.HookStore(env / "store.json")
+    sent = notify.notify_user("kept", "alice", id="api-kept")
+    second = notify.wakeup(always_send_to_channel="alerts")
+    assert second is notify.current_client() and second is not first
+    assert second.hook_store is first.hook_store
+    notify.send_update("kept v2", id="api-kept")
+    assert sb.view.post(sent.post_id).message == "kept v2"
+
+
+def test_current_client_never_wakes_up(clean: Path) -> None:
+    assert notify.current_client() is None  # no settings: nothing raised, nothing created
+
+
+def test_forget_drops_memory_and_store(sb: Sandbox, env: Path) -> None:
+    client = notify.wakeup()
+    client.hook_store = notify.HookStore(env / "store.json")
+    first = notify.notify_user("forget me", "alice", id="api-forget")
+    assert client.forget("api-forget") is True
+    assert "api-forget" not in client.hook_store and not client.has_message("api-forget")
+    assert client.forget("api-forget") is False
+    second = notify.notify_user("new message", "alice", id="api-forget")
+    assert second.post_id != first.post_id
+    assert sb.view.post(first.post_id).message == "forget me"
+
+
+def test_flush_waits_for_progress_messages(sb: Sandbox, env: Path) -> None:
+    notify.wakeup()
+    for _ in notify.progress(range(3), desc="flushed", channel="alerts", local=False):
+        pass
+    assert notify.flush(20.0)
+    assert "flushed" in sb.view.posts(channel="alerts")[-1].message

@@ -417,6 +417,15 @@ def test_retries_503_and_dropped_connections_exactly_once(sb: Sandbox, client: N
     assert messages == ["after two 503", "answer lost", "request lost"]
 
 
+def test_reply_retried_after_a_lost_answer_is_not_doubled(sb: Sandbox, client: Notify) -> None:
+    root = client.send_to_channel("root of a retried reply", "alerts", id="retried-reply")
+    sb.faults.drop_after(1)  # the server saves the reply, the answer is lost, we retry
+    reply = client.reply("retried-reply", "reply once")
+    thread = [p.message for p in sb.view.thread(root.post_id)]
+    assert thread == ["root of a retried reply", "reply once"]
+    assert sb.view.post(reply.post_id).root_id == root.post_id
+
+
 def test_no_retry_on_4xx(sb: Sandbox, client: Notify) -> None:
     _clear(sb)
     with pytest.raises(errors.NotFoundError):
@@ -472,6 +481,21 @@ def test_connection_report(sb: Sandbox, client: Notify) -> None:
     assert not report.ok
     assert report.checks[1].name == "token" and report.checks[1].ok is False
     assert report.error and "refused the access token" in report.error
+
+
+def test_connection_report_checks_team_membership() -> None:
+    with Sandbox() as outsider_sb:
+        with Notify(outsider_sb.token, outsider_sb.url, outsider_sb.team) as c:
+            team = c.test_connection().checks[2]
+            assert (team.name, team.ok) == ("team", True)
+            assert "is a member of 'sandbox'" in team.detail
+        outsider_sb.remove_from_team(outsider_sb.bot_username)
+        with Notify(outsider_sb.token, outsider_sb.url, outsider_sb.team) as c:
+            report = c.test_connection()
+        assert not report.ok and report.team_member is False
+        team = report.checks[2]
+        assert team.ok is False and "not a member of team 'sandbox'" in team.detail
+        assert "add the bot to the team" in team.detail
 
 
 def test_token_never_in_logs_reprs_errors_or_hooks(

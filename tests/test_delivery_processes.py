@@ -18,8 +18,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
+import mattermost_notify as mn
 from mattermost_notify import outbox
 from mattermost_notify.hooks import HookStore
 from mattermost_notify.sandbox import Sandbox
@@ -102,10 +101,6 @@ def test_outbox_survives_exit_and_the_next_sender_delivers_first(mattermost_env:
     assert outbox.list_entries() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs api.wakeup() to call outbox.resume_pending(client) (core, reported)",
-)
 def test_outbox_is_delivered_by_the_next_process_that_wakes_up(mattermost_env: Sandbox) -> None:
     sb = mattermost_env
     leave_messages_in_outbox(sb, "wake-")
@@ -170,6 +165,7 @@ def test_cli_outbox_list_flush_drop(mattermost_env: Sandbox) -> None:
         [*CLI, "outbox", "flush", "--timeout", "60"], capture_output=True, text=True, timeout=120
     )
     assert flush.returncode == 0, flush.stdout + flush.stderr
+    assert "12 message(s) were waiting" in flush.stdout and "12 sent, 0 left" in flush.stdout
     alerts, alice = server_messages(sb, "cli-")
     assert (alerts, alice) == (expected_alerts("cli-"), expected_alice("cli-"))
     assert outbox.list_entries() == []
@@ -179,6 +175,17 @@ def test_cli_outbox_list_flush_drop(mattermost_env: Sandbox) -> None:
     assert drop.returncode == 0, drop.stderr
     assert "12" in drop.stdout
     assert outbox.list_entries() == []
+
+
+def test_flush_outbox_counts_what_it_delivered(mattermost_env: Sandbox) -> None:
+    sb = mattermost_env
+    leave_messages_in_outbox(sb, "count-")
+    s = mn.load_settings()
+    with mn.Notify(s.token, s.url, s.team_name) as client:
+        assert outbox.flush_outbox(client, 60) == (12, 0)
+        assert outbox.flush_outbox(client, 5) == (0, 0)
+    alerts, alice = server_messages(sb, "count-")
+    assert (alerts, alice) == (expected_alerts("count-"), expected_alice("count-"))
 
 
 HOOK_WORKER = """

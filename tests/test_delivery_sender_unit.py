@@ -361,7 +361,7 @@ def test_a_failing_done_callback_is_contained() -> None:
         ({"message": "m", "id": ""}, MessageError, "id"),
         ({"message": "m", "id": 7}, MessageError, "id"),
         ({"message": "m", "files": "/does/not/exist.png"}, FileError, "/does/not/exist.png"),
-        ({"message": "m", "files": ["/"]}, FileError, "not a regular file"),
+        ({"message": "m", "files": ["/"]}, FileError, "is a directory"),
         ({"message": "m", "files": [3]}, FileError, "int"),
         ({"message": "m", "files": 3}, FileError, "int"),
         ({"message": "m", "props": [1]}, MessageError, "props"),

@@ -403,6 +403,16 @@ def test_autonotify_modes(ip: InteractiveShell, sb: Any) -> None:
     assert messages[0].startswith(":white_check_mark:") and "IndexError" in messages[1]
 
 
+def test_autonotify_cell_that_turns_it_on_is_not_reported(ip: InteractiveShell, sb: Any) -> None:
+    run(ip, "%autonotify --after 0.2\nimport time\ntime.sleep(0.3)")
+    run(ip, "import time\ntime.sleep(0.3)\n'reported'")
+    flush()
+    messages = [p.message for p in roots(sb)]
+    assert len(messages) == 1 and "'reported'" in messages[0], messages
+    result, _ = run(ip, "%autonotify -u alice -c alerts")
+    assert not result.success and "not both" in str(result.error_in_exec)
+
+
 def test_events_are_safe_without_pre_and_with_none(ip: InteractiveShell) -> None:
     magics = ip.magics_manager.registry["NotifyMagics"]
     ip.run_line_magic("autonotify", "--after 0")

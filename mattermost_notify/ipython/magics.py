@@ -242,7 +242,6 @@ class NotifyMagics(Magics):
         self._store: Any = None
         self._attached_to: Any = None
         self._our_stores: list[Any] = []
-        self._queued_ids: set[str] = set()
         self._warned: set[str] = set()
         self._stack: list[_Armed] = []
         self._auto_on = False
@@ -338,7 +337,7 @@ class NotifyMagics(Magics):
             return
         from .. import api
 
-        client = getattr(api, "_client", None)
+        client = api.current_client()
         if client is None:
             key = self.notebook(query_server=False)
             if key is None:
@@ -438,13 +437,9 @@ class NotifyMagics(Magics):
         target = self._target(opts["user"], opts["channel"])
         mid = opts["id"]
         try:
-            client = self.client(keeps_id=mid is not None)  # wires the notebook's hook store
+            self.client(keeps_id=mid is not None)  # wires the notebook's hook store
             from .. import api
 
-            if mid is not None and mid in self._queued_ids and not client.has_message(mid):
-                # its first post is still queued: this is an edit, not a second post
-                api.send_update(message, mid, files=opts["files"] or None, block=False)
-                return None
             api.notify(
                 message,
                 user_name=target["user"],
@@ -453,8 +448,6 @@ class NotifyMagics(Magics):
                 id=mid,
                 block=False,
             )
-            if mid is not None:
-                self._queued_ids.add(mid)
         except MattermostNotifyError as exc:
             _warn(f"mattermost_notify: %notify not sent: {exc}")
         except Exception as exc:
@@ -611,6 +604,11 @@ class NotifyMagics(Magics):
             return
         if args.after is not None and args.after < 0:
             raise UsageError("%autonotify: --after must be >= 0")
+        if args.user and args.channel:
+            raise UsageError("%autonotify: give -u USER or -c CHANNEL, not both")
+        if self._stack and not self._auto_on:
+            # the cell that turns it on is not a job to report
+            self._skip_auto.add(id(self._stack[0].info))
         self._auto_on = True
         self._auto_after = args.after
         self._auto_mode = args.on or "all"
@@ -786,27 +784,14 @@ def _td(seconds: float) -> Any:
 
 
 def _attach_hook_store(client: Any, store: Any) -> None:
-    """Make the client write its hooks through to ``store`` and read back from it.
-
-    The contract gives ``Notify(..., hook_store=...)``; for an existing client we set the
-    ``hook_store`` attribute it keeps (see the report for the owner of client.py).
-    """
-    setter = getattr(client, "set_hook_store", None)
-    if callable(setter):
-        setter(store)
-    else:
-        client.hook_store = store
+    """Make the client write its hooks through to ``store`` and read back from it."""
+    client.hook_store = store
 
 
 def _forget_in_client(client: Any, mid: str) -> bool:
     if client is None:
         return False
-    forget = getattr(client, "forget", None)
-    if callable(forget):
-        with contextlib.suppress(Exception):
-            return bool(forget(mid))
-    hooks = getattr(client, "_hooks", None)
-    if isinstance(hooks, dict) and mid in hooks:
-        del hooks[mid]
-        return True
-    return False
+    try:
+        return bool(client.forget(mid))
+    except Exception:
+        return False

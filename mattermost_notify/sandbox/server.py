@@ -1065,7 +1065,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         # never the request line: its query string may carry an access_token
-        log.debug("%s %s %s", self.address_string(), self.command, urlsplit(self.path).path)
+        # (an unparsable request, say a TLS handshake, has no command or path yet)
+        path = urlsplit(getattr(self, "path", None) or "").path
+        log.debug("%s %s %s", self.address_string(), self.command, path)
 
     def do_GET(self) -> None:
         try:
@@ -1387,6 +1389,26 @@ class Sandbox:
     def webhook_url(self) -> str:
         """URL of the seeded incoming webhook (posts to the first public channel)."""
         return f"{self.url}/hooks/{self.webhook_key}"
+
+    def remove_from_team(self, username: str) -> None:
+        """Take ``username`` (the bot too) out of the team and its channels, as an admin can.
+
+        For trying what a client does when its bot was never added to the team.
+        """
+        store = self._store
+        with store.lock:
+            user = store.user_by_name(username)
+            team = store.team_by_name(self.team)
+            if user is None or team is None:
+                raise KeyError(f"no user {username!r} in team {self.team!r}")
+            changed = [("team", team["id"])]
+            if user["id"] in team["_members"]:
+                team["_members"].remove(user["id"])
+            for ch in store.channels.values():
+                if ch["team_id"] == team["id"] and user["id"] in ch["_members"]:
+                    ch["_members"].remove(user["id"])
+                    changed.append(("channel", ch["id"]))
+            store.save_many(changed)
 
     def user_token(self, username: str) -> str:
         """The access token of a seeded (non-bot) user, for tests acting as that user."""

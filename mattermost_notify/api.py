@@ -67,13 +67,12 @@ def wakeup(
     from .config import load_settings
 
     resolved = load_settings(config, **settings)
-    client = Notify(**resolved.client_kwargs())
+    kwargs = resolved.client_kwargs()
     if always_send_to_user is not None:
-        client.set_default_user(always_send_to_user)
-        client._default_channel = None
+        kwargs.update(default_user=always_send_to_user, default_channel=None)
     if always_send_to_channel is not None:
-        client.set_default_channel(always_send_to_channel)
-        client._default_user = None
+        kwargs.update(default_user=None, default_channel=always_send_to_channel)
+    client = Notify(**kwargs)
     with _lock:
         old = _client
         _client = client

@@ -1,0 +1,50 @@
+"""Every benchmark in one command, one after the other (they must not share the CPU).
+
+    python bench/run_all.py [--quick]
+
+Runs ``bench_library.py``, ``bench_sandbox.py``, ``bench_progress.py``,
+``report_reliability.py`` and times ``mattermost-notify demo``; each prints its own
+Markdown table. ``--quick`` passes ``--quick`` (or small sizes) to those that take it.
+Exit status 1 when one of them failed. Full run: about 12 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    args = parser.parse_args()
+    quick = ["--quick"] if args.quick else []
+    runs = [
+        ("library", [str(HERE / "bench_library.py"), *(["--n", "10"] if args.quick else [])]),
+        ("sandbox", [str(HERE / "bench_sandbox.py")]),
+        ("progress", [str(HERE / "bench_progress.py"), *quick]),
+        ("reliability", [str(HERE / "report_reliability.py"), *quick]),
+        ("demo", ["-m", "mattermost_notify.cli", "demo"]),
+    ]
+    failed = []
+    for name, argv in runs:
+        shown = " ".join(Path(a).name if a.endswith(".py") else a for a in argv)
+        print(f"\n## {name}: python {shown}\n", flush=True)
+        start = time.perf_counter()
+        code = subprocess.call([sys.executable, *argv])
+        print(f"\n({name}: {time.perf_counter() - start:.1f} s, exit status {code})", flush=True)
+        if code:
+            failed.append(name)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1296,9 +1296,14 @@ class Sandbox:
             def display(name: str) -> str:
                 return name.replace("-", " ").replace("_", " ").title()
 
+            # (name, type, members): the listed channels with the bot in them, then
+            # "secret" (private) and "lobby" (public) that the bot is not a member of
+            specs = [(name, "O", everyone) for name in channels]
+            specs += [(name, "P", everyone) for name in private_channels]
+            specs += [("secret", "P", people_ids), ("lobby", "O", people_ids)]
             seen: set[str] = set()
             first_channel = None
-            for name in channels:
+            for name, kind, members in specs:
                 if name in seen:
                     continue
                 seen.add(name)
@@ -1306,45 +1311,13 @@ class Sandbox:
                     team["id"],
                     name,
                     display(name),
-                    "O",
-                    members=everyone,
+                    kind,
+                    members=members,
                     now=now,
                     creator_id=creator,
                 )
-                first_channel = first_channel or ch
-            for name in private_channels:
-                if name in seen:
-                    continue
-                seen.add(name)
-                self._make_channel(
-                    team["id"],
-                    name,
-                    display(name),
-                    "P",
-                    members=everyone,
-                    now=now,
-                    creator_id=creator,
-                )
-            if "secret" not in seen:
-                self._make_channel(
-                    team["id"],
-                    "secret",
-                    "Secret",
-                    "P",
-                    members=people_ids,
-                    now=now,
-                    creator_id=creator,
-                )
-            if "lobby" not in seen:
-                self._make_channel(
-                    team["id"],
-                    "lobby",
-                    "Lobby",
-                    "O",
-                    members=people_ids,
-                    now=now,
-                    creator_id=creator,
-                )
+                if kind == "O" and members is everyone and first_channel is None:
+                    first_channel = ch
             hook_channel = first_channel or next(iter(store.channels.values()))
             self.webhook_key = self.create_webhook(hook_channel["name"], _save=False)
             store.meta.update(

@@ -99,10 +99,10 @@ def current_client() -> Notify | None:
 
 def get_client() -> Notify:
     """The default client (woken up with the configured settings when needed)."""
-    with _lock:
+    with _lock:  # two threads waking up at once get one client
         if _client is not None:
             return _client
-    return wakeup()
+        return wakeup()
 
 
 def _reset() -> None:

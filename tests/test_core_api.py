@@ -184,3 +184,11 @@ def test_flush_waits_for_progress_messages(sb: Sandbox, env: Path) -> None:
         pass
     assert notify.flush(20.0)
     assert "flushed" in sb.view.posts(channel="alerts")[-1].message
+
+
+def test_threads_waking_up_at_once_share_one_client(sb: Sandbox, env: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        clients = list(pool.map(lambda _: notify.get_client(), range(8)))
+    assert len({id(c) for c in clients}) == 1 and clients[0] is notify.current_client()

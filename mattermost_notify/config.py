@@ -121,6 +121,33 @@ class Settings:
         }
 
 
+def read_text_file(
+    p: Path,
+    source: str,
+    error: type[Exception],
+    *,
+    encoding: str = "utf-8",
+    max_size: int | None = None,
+) -> str:
+    """The text of a small file, or ``error`` naming ``source`` (missing, a directory,
+    unreadable, too large, not text)."""
+    try:
+        size = p.stat().st_size
+        if max_size is not None and size > max_size:
+            raise error(f"{source} is too large ({size} bytes; at most {max_size})")
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{source} does not exist") from None
+    except IsADirectoryError:
+        raise error(f"{source} is a directory") from None
+    except OSError as exc:
+        raise error(f"cannot read {source}: {exc.strerror}") from None
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError:
+        raise error(f"{source} is not UTF-8 text (corrupt?)") from None
+
+
 # ---------------------------------------------------------------- directories
 
 
@@ -218,18 +245,7 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     that is readable by group or others gives an :class:`InsecureConfigWarning`.
     """
     p = Path(path).expanduser()
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigurationError(f"config file {p} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigurationError(f"config file {p} is a directory") from None
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read config file {p}: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConfigurationError(f"config file {p} is not UTF-8 text") from None
+    text = read_text_file(p, f"config file {p}", ConfigurationError, encoding="utf-8-sig")
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import atomic_write_text, user_data_dir
+from .config import atomic_write_text, read_text_file, user_data_dir
 from .errors import HookError
 
 __all__ = [
@@ -195,20 +195,7 @@ def read_hook(path: str | os.PathLike[str]) -> MessageHook:
     """Read a hook file (JSON, or the original package's 4-line text format)."""
     p = Path(path).expanduser()
     source = f"hook file {p}"
-    try:
-        if p.stat().st_size > MAX_HOOK_FILE:
-            raise HookError(f"{source} is too large to be a message hook")
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise HookError(f"{source} does not exist") from None
-    except IsADirectoryError:
-        raise HookError(f"{source} is a directory") from None
-    except OSError as exc:
-        raise HookError(f"cannot read {source}: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise HookError(f"{source} is not UTF-8 text (corrupt?)") from None
+    text = read_text_file(p, source, HookError, max_size=MAX_HOOK_FILE)
     if not text.strip():
         raise HookError(f"{source} is empty")
     if text.lstrip().startswith(LEGACY_HEADER):

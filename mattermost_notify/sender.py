@@ -77,6 +77,10 @@ class SenderClosedError(MattermostNotifyError):
 # ---------------------------------------------------------------- Ticket
 
 
+class _AfterFailedPost(MessageError):
+    """An edit or reply not sent because its message failed (which was warned about)."""
+
+
 class Ticket:
     """The handle of one queued message.
 
@@ -614,11 +618,11 @@ class BackgroundSender:
         kind = entry["kind"]
         try:
             if kind == "update" and entry["id"] in self._failed_ids:
-                raise MessageError(
+                raise _AfterFailedPost(
                     f"update of message {entry['id']!r} not sent: the message itself failed"
                 )
             if kind == "reply" and entry["reply_to"] in self._failed_ids:
-                raise MessageError(
+                raise _AfterFailedPost(
                     f"reply to message {entry['reply_to']!r} not sent: that message failed"
                 )
             return self._call_client(entry), None
@@ -695,7 +699,9 @@ class BackgroundSender:
                 self.delivered += 1
             tickets = list(item.tickets)
             self._cond.notify_all()
-        if exc is not None:
+        if isinstance(exc, _AfterFailedPost):
+            log.info("background %s skipped: %s", item.describe(), exc)  # warned once already
+        elif exc is not None:
             text = f"mattermost_notify: background {item.describe()} failed: {exc}"
             log.warning("%s", text, exc_info=not isinstance(exc, MattermostNotifyError))
             _warn(text)

@@ -268,7 +268,8 @@ def test_reply_to_a_failed_message_fails_without_a_request() -> None:
     assert isinstance(t.exception(1), MessageError) and "'job'" in str(t.exception())
     assert isinstance(u.exception(1), MessageError)
     assert [n for n, _ in c.calls] == ["send"]
-    assert len(rec) == 3 and "nobody" in str(rec[0].message)
+    # one warning: the message that failed; its reply and edit fail quietly (tickets say why)
+    assert len(rec) == 1 and "nobody" in str(rec[0].message)
     s.close(1)
 
 

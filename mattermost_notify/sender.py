@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .client import check_files, check_id, check_message
 from .errors import (
     MattermostNotifyError,
     MattermostNotifyWarning,
@@ -201,22 +202,7 @@ def _server_url(client: Any) -> str:
 
 def _normalize_files(files: FileArg) -> list[str] | None:
     """Absolute paths of the files, checked now with the client's own rules."""
-    from .client import check_files
-
-    specs = check_files(files)
-    return [os.path.abspath(spec.path) for spec in specs] or None
-
-
-def _check_message(message: object, *, files: list[str] | None) -> str:
-    from .client import check_message
-
-    return check_message(message, has_files=bool(files))
-
-
-def _check_id(value: object, what: str = "message id") -> str:
-    from .client import check_id
-
-    return check_id(value, what)
+    return [os.path.abspath(spec.path) for spec in check_files(files)] or None
 
 
 # ---------------------------------------------------------------- the sender
@@ -324,17 +310,17 @@ class BackgroundSender:
     ) -> Ticket:
         """Queue a new message (or, with ``reply_to``, a reply in that message's thread)."""
         paths = _normalize_files(files)
-        message = _check_message(message, files=paths)
+        message = check_message(message, has_files=bool(paths))
         if user is not None and channel is not None:
             raise MessageError(
                 f"give either a user or a channel, not both (user {user!r}, channel {channel!r})"
             )
         if id is not None:
-            _check_id(id)
+            check_id(id)
         if props is not None and not isinstance(props, Mapping):
             raise MessageError(f"props must be a mapping, not {type(props).__name__}")
         if reply_to is not None:
-            _check_id(reply_to, "reply_to id")
+            check_id(reply_to, "reply_to id")
             if user is not None or channel is not None:
                 raise MessageError(
                     f"a reply goes to the thread of {reply_to!r}: give no user or channel"
@@ -369,10 +355,10 @@ class BackgroundSender:
         props: Mapping[str, Any] | None = None,
     ) -> Ticket:
         """Queue an edit of message ``id``; a waiting edit of the same id is replaced."""
-        _check_id(id)
+        check_id(id)
         paths = _normalize_files(files)
         if not isinstance(message, str):
-            _check_message(message, files=paths)  # names the wrong type, as the client does
+            check_message(message, has_files=bool(paths))  # names the wrong type
         if props is not None and not isinstance(props, Mapping):
             raise MessageError(f"props must be a mapping, not {type(props).__name__}")
         entry = self._entry(

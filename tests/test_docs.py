@@ -17,7 +17,6 @@ the README. The whole docs build (``sphinx -W``) runs in the README test.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -25,7 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_readme import IPYTHON_DRIVER, fill, placeholders, run_console_line, user_env, writes
+from test_readme import (
+    fill,
+    placeholders,
+    run_console_line,
+    run_ipython_cells,
+    user_env,
+    writes,
+)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -167,18 +173,8 @@ def test_jupyter_page_cells(user, tmp_path):
     sb, work, env, values = user
     cells = [fill(b.code, values) for b in rst_blocks("jupyter.rst") if b.lang == "ipython"]
     assert len(cells) >= 2
-    path = tmp_path / "cells.json"
-    path.write_text(json.dumps(cells))
     before = writes(sb)
-    proc = subprocess.run(
-        [sys.executable, "-c", IPYTHON_DRIVER, str(path)],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    run_ipython_cells(cells, tmp_path, work, env)
     assert writes(sb) > before
     replies = [p for p in sb.view.posts(dm_with="alice") if p.root_id]
     assert replies, "%%notify_on_done posted no reply in the thread"

@@ -162,6 +162,21 @@ notify.flush(timeout=30)
 """
 
 
+def run_ipython_cells(cells: list[str], tmp_path: Path, work: Path, env: dict[str, str]) -> None:
+    """Run ``cells`` in one IPython shell in a child process, as a user would; all must pass."""
+    path = tmp_path / "cells.json"
+    path.write_text(json.dumps(cells))
+    proc = subprocess.run(
+        [sys.executable, "-c", IPYTHON_DRIVER, str(path)],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, f"ipython cells:\n{proc.stdout}\n{proc.stderr}"
+
+
 def test_readme_blocks_are_all_known_kinds():
     kinds = {b.lang for b in code_blocks(README.read_text(encoding="utf-8"))}
     assert kinds <= {"console", "python", "ipython", "toml"}, kinds
@@ -265,18 +280,8 @@ def test_readme_code_blocks_run_against_the_sandbox(mattermost_server, tmp_path)
             ran.append(block.where)
 
     assert ipython_cells, "the README shows the magics"
-    cells = tmp_path / "cells.json"
-    cells.write_text(json.dumps(ipython_cells))
     before = writes(sb)
-    proc = subprocess.run(
-        [sys.executable, "-c", IPYTHON_DRIVER, str(cells)],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, f"ipython cells:\n{proc.stdout}\n{proc.stderr}"
+    run_ipython_cells(ipython_cells, tmp_path, work, env)
     assert writes(sb) > before, "the magics posted nothing"
     ran.append(f"{len(ipython_cells)} ipython cells")
 

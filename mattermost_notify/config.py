@@ -20,20 +20,19 @@ notify-mattermost 0.1.3 keep their file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import stat
-import tempfile
 import tomllib
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._files import read_text_file, write_private
 from .errors import ConfigurationError, InsecureConfigWarning
 
 __all__ = [
@@ -119,33 +118,6 @@ class Settings:
             "default_user": self.default_user,
             "default_channel": self.default_channel,
         }
-
-
-def read_text_file(
-    p: Path,
-    source: str,
-    error: type[Exception],
-    *,
-    encoding: str = "utf-8",
-    max_size: int | None = None,
-) -> str:
-    """The text of a small file, or ``error`` naming ``source`` (missing, a directory,
-    unreadable, too large, not text)."""
-    try:
-        size = p.stat().st_size
-        if max_size is not None and size > max_size:
-            raise error(f"{source} is too large ({size} bytes; at most {max_size})")
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise error(f"{source} does not exist") from None
-    except IsADirectoryError:
-        raise error(f"{source} is a directory") from None
-    except OSError as exc:
-        raise error(f"cannot read {source}: {exc.strerror}") from None
-    try:
-        return raw.decode(encoding)
-    except UnicodeDecodeError:
-        raise error(f"{source} is not UTF-8 text (corrupt?)") from None
 
 
 # ---------------------------------------------------------------- directories
@@ -462,24 +434,6 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write ``text`` to ``path`` atomically (temp file + ``os.replace``) with ``mode``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_config(path: str | os.PathLike[str], settings: Settings) -> Path:
     """Write ``settings`` as TOML to ``path`` (mode 0600, atomic). Returns the path."""
     p = Path(path).expanduser()
@@ -500,10 +454,5 @@ def write_config(path: str | os.PathLike[str], settings: Settings) -> Path:
         lines.append(f"default_user = {_toml_value(settings.default_user)}")
     if settings.default_channel:
         lines.append(f"default_channel = {_toml_value(settings.default_channel)}")
-    atomic_write_text(p, "\n".join(lines) + "\n", 0o600)
+    write_private(p, "\n".join(lines) + "\n")
     return p
-
-
-def with_overrides(settings: Settings, **changes: Any) -> Settings:
-    """A copy of ``settings`` with ``changes`` applied (None values ignored)."""
-    return replace(settings, **{k: v for k, v in changes.items() if v is not None})

@@ -28,7 +28,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import atomic_write_text, read_text_file, user_data_dir
+from ._checks import check_fields
+from ._files import read_text_file, write_private
+from .config import user_data_dir
 from .errors import HookError
 
 __all__ = [
@@ -100,20 +102,9 @@ class MessageHook:
                 f"{source} has hook format version {version}; this mattermost-notify reads "
                 f"version {HOOK_VERSION}: upgrade mattermost-notify"
             )
-        values: dict[str, Any] = {}
-        for name, (types, required) in _FIELDS.items():
-            if name not in data:
-                if required:
-                    raise HookError(f"{source} is missing the field {name!r}")
-                values[name] = None
-                continue
-            value = data[name]
-            if not isinstance(value, types):
-                raise HookError(f"{source}: field {name!r} has the wrong type")
-            values[name] = value
-        unknown = set(data) - set(_FIELDS) - {"schema", "version"}
-        if unknown:
-            raise HookError(f"{source} has unknown fields: {', '.join(sorted(unknown))}")
+        values = {k: v for k, v in data.items() if k not in ("schema", "version")}
+        check_fields(values, _FIELDS, HookError, source)
+        values = {name: values.get(name) for name in _FIELDS}
         if not values["id"]:
             raise HookError(f"{source}: the message id is empty")
         for name in ("channel_id", "post_id", "bot_user_id"):
@@ -163,7 +154,7 @@ def write_hook(path: str | os.PathLike[str], hook: MessageHook) -> Path:
     """Write ``hook`` as JSON to ``path``: atomically, mode 0600."""
     p = Path(path).expanduser()
     try:
-        atomic_write_text(p, hook.to_json(), 0o600)
+        write_private(p, hook.to_json())
     except IsADirectoryError:
         raise HookError(f"cannot write the hook to {p}: it is a directory") from None
     except OSError as exc:
@@ -279,7 +270,7 @@ class HookStore:
             "hooks": {key: hook.to_dict() for key, hook in hooks.items()},
         }
         try:
-            atomic_write_text(self.path, json.dumps(data, indent=1) + "\n", 0o600)
+            write_private(self.path, json.dumps(data, indent=1) + "\n")
         except OSError as exc:
             raise HookError(f"cannot write hook store {self.path}: {exc.strerror}") from None
 

@@ -21,6 +21,8 @@ import os
 import re
 from pathlib import Path
 
+from .._files import write_private
+
 __all__ = ["BLOCK", "add_arguments", "config_file", "disable", "enable", "is_enabled", "run"]
 
 BEGIN = "# >>> mattermost-notify autoload >>>"
@@ -73,11 +75,8 @@ def disable(path: Path) -> bool:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.mattermost-notify.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    if path.exists():
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-    os.replace(tmp, path)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    write_private(path, text, mode=mode)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ as in the seed; :func:`export_hook`/:func:`import_hook` carry them across proces
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -14,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._checks import check_target
 from .errors import ConfigurationError, MessageError
 
 if TYPE_CHECKING:
@@ -85,9 +87,13 @@ def wakeup(
                 client._remember(hook)
         old.close()
     # what an earlier process could not deliver to this server goes out now, first
-    from .outbox import resume_pending
+    from .outbox import has_entries
 
-    resume_pending(client)
+    try:
+        if has_entries():  # cheap when empty: no sender thread is started
+            client.sender.resume_outbox()
+    except Exception as exc:  # never break wakeup()
+        logging.getLogger("mattermost_notify").warning("cannot resume the outbox: %s", exc)
     return client
 
 
@@ -125,28 +131,18 @@ def notify(
 ) -> SentMessage | Ticket | None:
     """Send ``message`` to a user or a channel, or update it when ``id`` is already known.
 
+    Without a target it goes where :meth:`Notify.resolve_target` says: the default
+    user, else the default channel.
+
     With ``block=False`` the message is handed to the client's background sender and a
     ticket is returned at once; failures then become warnings, never exceptions.
     """
     client = get_client()
-    if user_name is not None and channel_name is not None:
-        raise MessageError(
-            f"give either user_name ({user_name!r}) or channel_name ({channel_name!r}), not both"
-        )
+    check_target(user_name, channel_name)
     if id is not None and _known(client, id, block=block):
         if block:
             return client.send_update(message, id, files=files)
         return client.sender.update(id, message, files=files)
-    if user_name is None and channel_name is None:
-        if client.default_user is not None:
-            user_name = client.default_user
-        elif client.default_channel is not None:
-            channel_name = client.default_channel
-        else:
-            raise MessageError(
-                "no user or channel given and no default set: pass user_name= or "
-                "channel_name=, or wakeup(always_send_to_user=...)"
-            )
     if not block:
         return client.sender.post(message, user=user_name, channel=channel_name, id=id, files=files)
     return client.send(message, user=user_name, channel=channel_name, files=files, id=id)

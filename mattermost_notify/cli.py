@@ -29,6 +29,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .client import Notify
     from .config import Settings
+    from .outbox import OutboxEntry
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -208,35 +209,15 @@ def cmd_setup(args: argparse.Namespace) -> int:
 # test
 
 
-def _report_lines(report: Any) -> tuple[bool, list[tuple[bool | None, str, str]]]:
-    """Turn a ConnectionReport into (ok, [(passed, name, detail), ...])."""
-    ok = bool(getattr(report, "ok", False))
-    lines: list[tuple[bool | None, str, str]] = []
-    for check in getattr(report, "checks", None) or ():
-        if isinstance(check, tuple):
-            name, passed, detail = [*check, "", None, ""][:3]
-        else:
-            name = getattr(check, "name", str(check))
-            passed = getattr(check, "ok", getattr(check, "passed", None))
-            detail = getattr(check, "detail", getattr(check, "message", ""))
-        lines.append((passed, str(name), str(detail or "")))
-    return ok, lines
-
-
 def _print_report(client: Notify) -> int:
     with client:
         report = client.test_connection()
-    ok, lines = _report_lines(report)
-    for passed, name, detail in lines:
-        mark = {True: "ok  ", False: "FAIL", None: "skip"}.get(passed, "    ")
-        _out(f"  {mark} {name}" + (f": {detail}" if detail else ""))
-    if ok:
+    for line in report.lines():
+        _out(f"  {line}")
+    if report.ok:
         _out("Connection successful!")
         return EXIT_OK
-    reason = getattr(report, "error", None) or next(
-        (f"{name}: {detail}" for passed, name, detail in lines if passed is False), "unknown"
-    )
-    print(f"{PROG}: connection test failed: {reason}", file=sys.stderr)
+    print(f"{PROG}: connection test failed: {report.error or 'no check ran'}", file=sys.stderr)
     return EXIT_FAILURE
 
 
@@ -251,23 +232,14 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def _check_files(files: Sequence[str] | None) -> list[str] | None:
-    if not files:
-        return None
-    for name in files:
-        path = Path(name)
-        if not path.exists():
-            raise UsageError(f"file not found: {name}")
-        if not path.is_file():
-            raise UsageError(f"not a regular file: {name}")
-    return list(files)
+    from ._checks import check_files
 
-
-def _describe(sent: Any, target: str) -> str:
-    link = getattr(sent, "permalink", None)
-    return f"Sent to {target}" + (f": {link}" if link else "")
+    return [str(spec.path) for spec in check_files(files)] or None
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    from .errors import MessageError
+
     message = _read_message(args.message)
     files = _check_files(args.files)
     settings = _load_settings(args)
@@ -277,23 +249,14 @@ def cmd_send(args: argparse.Namespace) -> int:
         if not hook_path.parent.is_dir():
             raise UsageError(f"directory for --save-hook does not exist: {hook_path.parent}")
     with _client(settings) as client:
-        if args.channel:
-            sent = client.send_to_channel(message, args.channel, files=files, id=msg_id)
-            target = f"~{args.channel}"
-        elif args.user:
-            sent = client.send_to_user(message, args.user, files=files, id=msg_id)
-            target = f"@{args.user}"
-        elif settings.default_channel:
-            sent = client.send_to_channel(message, settings.default_channel, files=files, id=msg_id)
-            target = f"~{settings.default_channel}"
-        elif settings.default_user:
-            sent = client.send_to_user(message, settings.default_user, files=files, id=msg_id)
-            target = f"@{settings.default_user}"
-        else:
+        try:
+            kind, name = client.resolve_target(args.user, args.channel)
+        except MessageError:
             raise UsageError(
                 "send needs --channel or --user (or default_channel/default_user in the config)"
-            )
-        _out(_describe(sent, target))
+            ) from None
+        sent = client.send(message, files=files, id=msg_id, **{kind: name})
+        _out(f"Sent to {'@' if kind == 'user' else '~'}{name}: {sent.permalink}")
         if args.save_hook:
             client.write_message_hook_to_file(msg_id, str(hook_path))
             _out(f"Saved the message hook to {hook_path} (update it with: {PROG} update -f FILE)")
@@ -310,8 +273,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     with _client(settings) as client:
         hook = client.read_message_hook_from_file(str(hook_path))
         sent = client.send_update(message, id=hook.id, files=files)
-        link = getattr(sent, "permalink", None)
-        _out(f"Updated message {hook.id!r}" + (f": {link}" if link else ""))
+        _out(f"Updated message {hook.id!r}: {sent.permalink}")
     return EXIT_OK
 
 
@@ -353,7 +315,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
     before = waiting()
     with _client(settings) as client:
-        sent, _ = outbox.flush_outbox(client, args.timeout)
+        sent, _ = client.sender.deliver_outbox(args.timeout)
     left = waiting()
     failed = max(0, before - sent - left)  # refused for good: each was a warning above
     _out(
@@ -371,7 +333,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _describe_entry(entry: Any) -> str:
+def _describe_entry(entry: OutboxEntry) -> str:
     import datetime as dt
 
     when = dt.datetime.fromtimestamp(entry.created_at).strftime("%Y-%m-%d %H:%M:%S")

@@ -23,16 +23,27 @@ from __future__ import annotations
 import contextlib
 import mimetypes
 import os
-import re
-import stat
 import threading
 import types
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._checks import (
+    MAX_FILES_PER_POST,
+    MAX_MESSAGE_RUNES,
+    FileSpec,
+    check_files,
+    check_id,
+    check_message,
+    check_name,
+    check_props,
+    check_target,
+    cut_message,
+    plan_posts,
+)
 from .errors import (
     APIError,
     ConfigurationError,
@@ -52,26 +63,18 @@ if TYPE_CHECKING:
     from .transport import Transport
 
 __all__ = [
-    "MAX_FILES_PER_POST",
-    "MAX_MESSAGE_RUNES",
     "Check",
     "ConnectionReport",
     "Notify",
     "SentMessage",
 ]
 
-MAX_MESSAGE_RUNES = 16383
-MAX_FILES_PER_POST = 10
 MULTIPART_OVERHEAD = 512  # bytes the server allows above MaxFileSize per request
 PER_FILE_OVERHEAD = 1024  # rough multipart headers per file part, for batching
 FILES_SINCE = (10, 5, 0)
-CUT_MARKER = "\n\n… (message cut: {n} more characters not shown)"
-CONTINUED = "(continued {i}/{n})\n"
 
 Files = Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None
 """One path or a list of paths."""
-
-_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -133,112 +136,6 @@ class ConnectionReport:
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
-
-
-@dataclass(frozen=True)
-class _FileSpec:
-    path: Path
-    name: str
-    size: int
-
-
-def _runes(text: str) -> int:
-    return len(text)  # a Python str is a sequence of code points, like Go runes
-
-
-def check_message(message: Any, *, has_files: bool) -> str:
-    """``message`` if it can be sent (a str, not blank unless files go with it, no NUL)."""
-    if not isinstance(message, str):
-        raise MessageError(
-            f"the message must be a str, got {type(message).__name__}"
-            + (" (decode bytes first)" if isinstance(message, bytes) else "")
-        )
-    if not message.strip() and not has_files:
-        raise MessageError("the message is empty (and no files are attached)")
-    if "\x00" in message:
-        raise MessageError("the message contains a NUL character")
-    return message
-
-
-def check_id(id: Any, what: str = "message id") -> str:
-    """``id`` if it is a usable message id (a non-blank str of at most 256 characters)."""
-    if not isinstance(id, str) or not id.strip():
-        raise MessageError(f"the {what} must be a non-empty string, got {id!r}")
-    if len(id) > 256:
-        raise MessageError(f"the {what} {id[:40]!r}... is longer than 256 characters")
-    return id
-
-
-def check_files(files: Any) -> list[_FileSpec]:
-    """Every file exists, is a regular, readable, non-empty file; no server involved."""
-    if files is None:
-        return []
-    if isinstance(files, (str, os.PathLike)):
-        files = [files]
-    if not isinstance(files, Iterable) or isinstance(files, (bytes, Mapping)):
-        raise FileError(f"files must be a list of paths, got {type(files).__name__}")
-    specs: list[_FileSpec] = []
-    for item in files:
-        if not isinstance(item, (str, os.PathLike)):
-            raise FileError(f"a file must be given by its path, got {type(item).__name__}")
-        path = Path(item).expanduser()
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            raise FileError(f"file {str(path)!r} does not exist", str(path)) from None
-        except OSError as exc:
-            raise FileError(
-                f"cannot access file {str(path)!r}: {exc.strerror}", str(path)
-            ) from None
-        if stat.S_ISDIR(st.st_mode):
-            raise FileError(f"{str(path)!r} is a directory, not a file", str(path))
-        if not stat.S_ISREG(st.st_mode):
-            raise FileError(f"{str(path)!r} is not a regular file", str(path))
-        try:
-            with open(path, "rb") as fh:
-                fh.read(1)
-        except OSError as exc:
-            raise FileError(
-                f"file {str(path)!r} is not readable: {exc.strerror}", str(path)
-            ) from None
-        if st.st_size == 0:
-            raise FileError(
-                f"file {str(path)!r} is empty (the server refuses empty uploads)", str(path)
-            )
-        specs.append(_FileSpec(path, path.name, st.st_size))
-    return specs
-
-
-def split_message(text: str, limit: int) -> list[str]:
-    """Split ``text`` into chunks of at most ``limit`` runes, at line ends where possible."""
-    if _runes(text) <= limit:
-        return [text]
-    chunks: list[str] = []
-    rest = text
-    while _runes(rest) > limit:
-        cut = rest.rfind("\n", 0, limit + 1)
-        if cut < limit // 2:
-            cut = rest.rfind(" ", 0, limit + 1)
-        if cut < limit // 2:
-            cut = limit
-        chunk, rest = rest[:cut], rest[cut:]
-        if rest[:1] in ("\n", " "):
-            rest = rest[1:]
-        chunks.append(chunk)
-    if rest:
-        chunks.append(rest)
-    return chunks
-
-
-def cut_message(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` runes with a visible marker when it is longer."""
-    if _runes(text) <= limit:
-        return text
-    total = _runes(text)
-    keep = limit - len(CUT_MARKER.format(n=total))
-    while len(CUT_MARKER.format(n=total - keep)) + keep < limit:
-        keep += 1  # fewer hidden characters may need fewer digits
-    return text[:keep] + CUT_MARKER.format(n=total - keep)
 
 
 class Notify:
@@ -370,11 +267,11 @@ class Notify:
 
     def set_default_channel(self, channel_name: str) -> None:
         """Send to ``channel_name`` when no target is given (looked up when first used)."""
-        self._default_channel = self._check_name(channel_name, "channel name")
+        self._default_channel = check_name(channel_name, "channel name")
 
     def set_default_user(self, user_name: str) -> None:
         """Send to ``user_name`` when no target is given (looked up when first used)."""
-        self._default_user = self._check_name(user_name, "user name")
+        self._default_user = check_name(user_name, "user name")
 
     @property
     def default_channel(self) -> str | None:
@@ -383,20 +280,6 @@ class Notify:
     @property
     def default_user(self) -> str | None:
         return self._default_user
-
-    @staticmethod
-    def _check_name(name: Any, kind: str) -> str:
-        if not isinstance(name, str):
-            raise MessageError(f"the {kind} must be a string, got {type(name).__name__}")
-        clean = name.strip().lstrip("@~").lower() if kind == "user name" else name.strip()
-        if kind == "channel name":
-            clean = clean.lstrip("~").lower()
-        if not _NAME.match(clean):
-            raise MessageError(
-                f"invalid {kind} {name[:80]!r}: use the name (handle), "
-                "letters, digits, '.', '_' and '-' only"
-            )
-        return clean
 
     # ------------------------------------------------------------ look-ups
 
@@ -485,15 +368,7 @@ class Notify:
 
     # ------------------------------------------------------------ validation
 
-    @staticmethod
-    def _check_message(message: Any, *, has_files: bool) -> str:
-        return check_message(message, has_files=has_files)
-
-    @staticmethod
-    def _check_id(id: Any) -> str | None:
-        return None if id is None else check_id(id)
-
-    def _check_files(self, files: Any) -> list[_FileSpec]:
+    def _check_files(self, files: Any) -> list[FileSpec]:
         """Every file: exists, regular, readable, under MaxFileSize. Nothing is sent yet."""
         specs = check_files(files)
         if specs:
@@ -508,23 +383,29 @@ class Notify:
                         )
         return specs
 
-    def _resolve_target(self, user: str | None, channel: str | None) -> tuple[str, str]:
-        """(kind, name) of the target, falling back to the defaults."""
-        if user is not None and channel is not None:
-            raise MessageError(
-                f"give either a user ({user!r}) or a channel ({channel!r}), not both"
-            )
+    def resolve_target(
+        self, user: str | None = None, channel: str | None = None
+    ) -> tuple[str, str]:
+        """``("user", name)`` or ``("channel", name)``: where a message without a target goes.
+
+        The one place that decides it. An explicit ``user`` or ``channel`` wins; else the
+        default user; else the default channel; else :class:`MessageError`. Names come
+        back normalised (no ``@``/``~``, lower case). Every caller that names no target
+        (``send``, ``notify()``, the background sender, ``%notify``, ``mattermost-notify
+        send``) passes ``None`` on to here.
+        """
+        check_target(user, channel)
         if user is not None:
-            return "user", self._check_name(user, "user name")
+            return "user", check_name(user, "user name")
         if channel is not None:
-            return "channel", self._check_name(channel, "channel name")
-        if self._default_channel:
-            return "channel", self._default_channel
+            return "channel", check_name(channel, "channel name")
         if self._default_user:
             return "user", self._default_user
+        if self._default_channel:
+            return "channel", self._default_channel
         raise MessageError(
-            "no user or channel given and no default set "
-            "(pass user_name=/channel_name=, or set_default_channel())"
+            "no user or channel given and no default set: pass user_name= or channel_name=, "
+            "or set a default (wakeup(always_send_to_user=...), default_user/default_channel)"
         )
 
     def _target_channel(self, kind: str, name: str) -> str:
@@ -532,13 +413,13 @@ class Notify:
 
     # ------------------------------------------------------------ files on the wire
 
-    def _upload(self, channel_id: str, specs: Sequence[_FileSpec]) -> list[str]:
+    def _upload(self, channel_id: str, specs: Sequence[FileSpec]) -> list[str]:
         """Upload ``specs`` (streamed) in as few multipart requests as the limit allows."""
         if not specs:
             return []
         limit = self._limit("MaxFileSize")
-        batches: list[list[_FileSpec]] = []
-        current: list[_FileSpec] = []
+        batches: list[list[FileSpec]] = []
+        current: list[FileSpec] = []
         size = 0
         for spec in specs:
             cost = spec.size + PER_FILE_OVERHEAD
@@ -553,7 +434,7 @@ class Notify:
             ids.extend(self._upload_batch(channel_id, batch))
         return ids
 
-    def _upload_batch(self, channel_id: str, batch: Sequence[_FileSpec]) -> list[str]:
+    def _upload_batch(self, channel_id: str, batch: Sequence[FileSpec]) -> list[str]:
         from requests_toolbelt.multipart.encoder import MultipartEncoder
 
         names = ", ".join(repr(s.name) for s in batch)
@@ -628,16 +509,62 @@ class Notify:
                     self._me = {"id": post["user_id"]}
         return post
 
-    def _chunks(self, message: str) -> list[str]:
-        """The message as one or more posts, each within the server's limit."""
-        limit = self._max_runes(_runes(message))
-        if _runes(message) <= limit:
-            return [message]
-        guess = split_message(message, limit - len(CONTINUED.format(i=999, n=999)))
-        return [
-            (CONTINUED.format(i=i + 1, n=len(guess)) if i else "") + chunk
-            for i, chunk in enumerate(guess)
-        ]
+    def _post_message(
+        self,
+        channel_id: str,
+        message: str,
+        specs: Sequence[FileSpec],
+        *,
+        id: str | None,
+        root_id: str | None,
+        props: dict[str, Any] | None,
+        pending_post_id: str | None,
+        what: str,
+    ) -> tuple[SentMessage, dict[str, Any]]:
+        """Post ``message`` and ``specs`` as the posts of :func:`plan_posts`.
+
+        Later posts go in the thread of ``root_id`` (or of the first post); each has its
+        own ``pending_post_id``, derived from the first. Returns the result and the
+        server's first post.
+        """
+        limit = self._max_runes(len(message))
+        first_pending = pending_post_id or self.new_pending_post_id()
+        post_ids: list[str] = []
+        file_ids_all: list[str] = []
+        thread_root = root_id
+        first_post: dict[str, Any] = {}
+        for index, (text, batch) in enumerate(plan_posts(message, specs, limit)):
+            file_ids = self._upload(channel_id, batch)
+            post = self._create_post(
+                channel_id,
+                text,
+                root_id=thread_root,
+                file_ids=file_ids,
+                props=props if index == 0 else None,
+                pending_post_id=first_pending if index == 0 else f"{first_pending}:{index}",
+                what=what,
+            )
+            attached = len(post.get("file_ids") or [])
+            if attached < len(file_ids):
+                raise APIError(
+                    f"{self.url} attached {attached} of {len(file_ids)} files to {what} "
+                    f"(post {post['id']})"
+                )
+            post_ids.append(str(post["id"]))
+            file_ids_all.extend(file_ids)
+            if index == 0:
+                first_post = post
+                thread_root = root_id or str(post["id"])
+        result = SentMessage(
+            id=id,
+            post_id=post_ids[0],
+            channel_id=channel_id,
+            root_id=root_id,
+            file_ids=tuple(file_ids_all),
+            permalink=self.permalink(post_ids[0]),
+            post_ids=tuple(post_ids),
+        )
+        return result, first_post
 
     def new_pending_post_id(self) -> str:
         """A fresh ``pending_post_id`` ("<bot user id>:<uuid4 hex>"); reuse it to retry."""
@@ -667,11 +594,11 @@ class Notify:
         sender, the outbox) keep one de-duplication key per logical message.
         """
         specs = self._check_files(files)
-        message = self._check_message(message, has_files=bool(specs))
-        id = self._check_id(id)
-        kind, name = self._resolve_target(user, channel)
-        if props is not None and not isinstance(props, Mapping):
-            raise MessageError(f"props must be a mapping, got {type(props).__name__}")
+        message = check_message(message, has_files=bool(specs))
+        if id is not None:
+            check_id(id)
+        kind, name = self.resolve_target(user, channel)
+        props = check_props(props)
         if root_id is not None and not isinstance(root_id, str):
             raise MessageError(f"root_id must be a post id string, got {type(root_id).__name__}")
         what_target = f"user {name!r}" if kind == "user" else f"channel {name!r}"
@@ -687,53 +614,15 @@ class Notify:
                     f"the message id {id!r} is already used for another target "
                     f"(channel {previous}); use a new id to send to {what_target}"
                 )
-        chunks = self._chunks(message)
-        file_batches = [
-            specs[i : i + MAX_FILES_PER_POST] for i in range(0, len(specs), MAX_FILES_PER_POST)
-        ]
-        # post plan: text chunks, the first carrying the first 10 files; then files 11+
-        plan: list[tuple[str, list[_FileSpec]]] = []
-        for i, chunk in enumerate(chunks):
-            plan.append((chunk, file_batches[0] if (i == 0 and file_batches) else []))
-        for batch in file_batches[1:]:
-            plan.append(("", batch))
-
-        first_pending = pending_post_id or self.new_pending_post_id()
-        post_ids: list[str] = []
-        file_ids_all: list[str] = []
-        thread_root = root_id
-        first_post: dict[str, Any] | None = None
-        for index, (text, batch) in enumerate(plan):
-            file_ids = self._upload(channel_id, batch)
-            pending = first_pending if index == 0 else f"{first_pending}:{index}"
-            post = self._create_post(
-                channel_id,
-                text,
-                root_id=thread_root,
-                file_ids=file_ids,
-                props=props if index == 0 else None,
-                pending_post_id=pending,
-                what=f"the message to {what_target}",
-            )
-            if len(post.get("file_ids") or []) < len(file_ids):
-                raise APIError(
-                    f"{self.url} attached {len(post.get('file_ids') or [])} of {len(file_ids)} "
-                    f"files to the message to {what_target} (post {post['id']})"
-                )
-            post_ids.append(str(post["id"]))
-            file_ids_all.extend(file_ids)
-            if first_post is None:
-                first_post = post
-                thread_root = root_id or str(post["id"])
-        assert first_post is not None
-        result = SentMessage(
+        result, first_post = self._post_message(
+            channel_id,
+            message,
+            specs,
             id=id,
-            post_id=str(first_post["id"]),
-            channel_id=channel_id,
             root_id=root_id,
-            file_ids=tuple(file_ids_all),
-            permalink=self.permalink(str(first_post["id"])),
-            post_ids=tuple(post_ids),
+            props=props,
+            pending_post_id=pending_post_id,
+            what=f"the message to {what_target}",
         )
         if id is not None:
             hook = MessageHook(
@@ -796,39 +685,19 @@ class Notify:
     ) -> SentMessage:
         """A new post in the thread of the message ``id`` (notifies, unlike an edit)."""
         specs = self._check_files(files)
-        message = self._check_message(message, has_files=bool(specs))
+        message = check_message(message, has_files=bool(specs))
         hook = self._hook(id)
-        root = hook.root_id or hook.post_id
-        post_ids: list[str] = []
-        file_ids_all: list[str] = []
-        chunks = self._chunks(message)
-        batches = [
-            specs[i : i + MAX_FILES_PER_POST] for i in range(0, len(specs), MAX_FILES_PER_POST)
-        ]
-        plan = [(c, batches[0] if (i == 0 and batches) else []) for i, c in enumerate(chunks)]
-        plan += [("", b) for b in batches[1:]]
-        pending = pending_post_id or self.new_pending_post_id()
-        for index, (text, batch) in enumerate(plan):
-            file_ids = self._upload(hook.channel_id, batch)
-            post = self._create_post(
-                hook.channel_id,
-                text,
-                root_id=root,
-                file_ids=file_ids,
-                pending_post_id=pending if index == 0 else f"{pending}:{index}",
-                what=f"the reply to message {id!r}",
-            )
-            post_ids.append(str(post["id"]))
-            file_ids_all.extend(file_ids)
-        return SentMessage(
+        result, _ = self._post_message(
+            hook.channel_id,
+            message,
+            specs,
             id=None,
-            post_id=post_ids[0],
-            channel_id=hook.channel_id,
-            root_id=root,
-            file_ids=tuple(file_ids_all),
-            permalink=self.permalink(post_ids[0]),
-            post_ids=tuple(post_ids),
+            root_id=hook.root_id or hook.post_id,
+            props=None,
+            pending_post_id=pending_post_id,
+            what=f"the reply to message {id!r}",
         )
+        return result
 
     def send_update(
         self,
@@ -845,9 +714,8 @@ class Notify:
         than the server's limit is cut with a visible marker.
         """
         specs = self._check_files(files)
-        message = self._check_message(message, has_files=bool(specs) or files is not None)
-        if props is not None and not isinstance(props, Mapping):
-            raise MessageError(f"props must be a mapping, got {type(props).__name__}")
+        message = check_message(message, has_files=bool(specs) or files is not None)
+        props = check_props(props)
         hook = self._hook(id)
         if len(specs) > MAX_FILES_PER_POST:
             raise FileError(
@@ -865,14 +733,14 @@ class Notify:
                     f"{self.url} runs Mattermost {shown}; replacing the files of a message "
                     f"(message {id!r}) needs 10.5 or newer. Send them with reply() instead."
                 )
-        text = cut_message(message, self._max_runes(_runes(message)))
+        text = cut_message(message, self._max_runes(len(message)))
         patch: dict[str, Any] = {"message": text}
         file_ids: list[str] = []
         if files is not None:
             file_ids = self._upload(hook.channel_id, specs)
             patch["file_ids"] = file_ids
         if props is not None:
-            patch["props"] = dict(props)
+            patch["props"] = props
         try:
             post = self._transport.put(
                 f"/posts/{hook.post_id}/patch", patch, what=f"message {id!r} (post {hook.post_id})"
@@ -908,8 +776,7 @@ class Notify:
         return hook
 
     def _hook(self, id: Any) -> MessageHook:
-        if not isinstance(id, str) or not id:
-            raise MessageError(f"the message id must be a non-empty string, got {id!r}")
+        check_id(id)
         with self._lock:
             hook = self._hooks.get(id)
         if hook is None:
@@ -960,9 +827,6 @@ class Notify:
         """The hooks in memory (read-only view)."""
         with self._lock:
             return types.MappingProxyType(dict(self._hooks))
-
-    def get_hook(self, id: str) -> MessageHook:
-        return self._hook(id)
 
     def add_hook(self, hook: MessageHook, *, source: str = "hook") -> MessageHook:
         """Adopt a hook (for example read from a file) after checking server and bot."""

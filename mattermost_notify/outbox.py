@@ -1,4 +1,4 @@
-"""The disk spool behind :class:`~mattermost_notify.sender.BackgroundSender`.
+"""The disk spool behind :class:`~mattermost_notify.sender.BackgroundSender` (storage only).
 
 Every message handed to the background sender is written here first, as one
 small JSON file, and removed once the server has taken it. A crash, a
@@ -42,36 +42,33 @@ process, not a power cut of the machine in the same second.
 from __future__ import annotations
 
 import contextlib
-import errno
-import itertools
 import json
 import logging
 import os
 import secrets
-import stat
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ._checks import check_fields
+from ._files import ensure_private_dir, read_private, write_private
+from .config import user_data_dir
 from .errors import MattermostNotifyWarning
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .client import Notify
 
 __all__ = [
     "ENTRY_VERSION",
+    "InvalidEntry",
     "OutboxEntry",
     "Spool",
     "drop_entries",
     "entry_from_json",
-    "flush_outbox",
+    "has_entries",
     "list_entries",
     "outbox_dir",
-    "resume_pending",
     "validate_entry",
 ]
 
@@ -85,7 +82,7 @@ _SUFFIX = ".json"
 _INVALID_SUFFIX = ".invalid"
 MAX_ENTRY_BYTES = 2_000_000  # a 16383-rune message and 10 paths are far below this
 
-# ---------------------------------------------------------------- the schema
+# ---------------------------------------------------------------- the record
 
 # field -> (allowed types, required)
 _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
@@ -109,6 +106,67 @@ class InvalidEntry(ValueError):
     """An outbox file that is not a valid entry (corrupt, truncated, foreign, too new)."""
 
 
+@dataclass
+class OutboxEntry:
+    """One queued message: a new post, an update of message ``id``, or a reply to
+    message ``reply_to``. What the sender queues and what ``outbox list`` shows.
+
+    ``path`` (the file, once written) and ``active`` (owned by a live process) are
+    not stored in the file.
+    """
+
+    kind: str
+    server_url: str
+    message: str | None
+    user: str | None = None
+    channel: str | None = None
+    id: str | None = None
+    reply_to: str | None = None
+    files: list[str] | None = None
+    props: dict[str, Any] | None = None
+    pending_post_id: str | None = None
+    attempts: int = 0
+    created_at: float = field(default_factory=time.time)
+    version: int = ENTRY_VERSION
+    path: Path | None = field(default=None, compare=False)
+    active: bool = field(default=False, compare=False)
+
+    @property
+    def entry_id(self) -> str:
+        return self.path.stem if self.path is not None else ""
+
+    @property
+    def target(self) -> str:
+        if self.kind == "update":
+            return f"update of {self.id!r}"
+        if self.kind == "reply":
+            return f"reply to {self.reply_to!r}"
+        if self.user:
+            return f"@{self.user}"
+        if self.channel:
+            return f"~{self.channel}"
+        return "default target"
+
+    def describe(self) -> str:
+        """For warnings and logs: "update of message 'x'", "message 'y' to user 'z'"."""
+        if self.kind == "update":
+            return f"update of message {self.id!r}"
+        if self.kind == "reply":
+            return f"reply to message {self.reply_to!r}"
+        target = f"user {self.user!r}" if self.user else None
+        target = target or (f"channel {self.channel!r}" if self.channel else "the default target")
+        mid = f" {self.id!r}" if self.id else ""
+        return f"message{mid} to {target}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in _FIELDS}
+        return {k: v for k, v in data.items() if v is not None or k == "message"}
+
+    def to_json(self) -> bytes:
+        data = validate_entry(self.to_dict())
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def validate_entry(data: object) -> dict[str, Any]:
     """Check one decoded entry against the schema; return it or raise InvalidEntry.
 
@@ -118,21 +176,7 @@ def validate_entry(data: object) -> dict[str, Any]:
     """
     if not isinstance(data, dict):
         raise InvalidEntry(f"an outbox entry must be a JSON object, not {type(data).__name__}")
-    unknown = sorted(set(data) - set(_FIELDS))
-    if unknown:
-        raise InvalidEntry(f"unknown field(s) in outbox entry: {', '.join(unknown)}")
-    for name, (types, required) in _FIELDS.items():
-        if name not in data:
-            if required:
-                raise InvalidEntry(f"outbox entry lacks the field {name!r}")
-            continue
-        value = data[name]
-        # bool is an int subclass: refuse it where a number is expected
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise InvalidEntry(
-                f"outbox entry field {name!r} has type {type(value).__name__}, "
-                f"expected {' or '.join(t.__name__ for t in types)}"
-            )
+    check_fields(data, _FIELDS, InvalidEntry, "outbox entry")
     if data["version"] != ENTRY_VERSION:
         raise InvalidEntry(
             f"outbox entry version {data['version']} is not supported "
@@ -157,130 +201,37 @@ def validate_entry(data: object) -> dict[str, Any]:
     return data
 
 
-def entry_from_json(text: str | bytes) -> dict[str, Any]:
+def entry_from_json(
+    text: str | bytes, path: Path | None = None, *, active: bool = False
+) -> OutboxEntry:
     """Decode and validate one entry (JSON only)."""
     try:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidEntry(f"outbox entry is not valid JSON ({exc.__class__.__name__})") from None
-    return validate_entry(data)
+    return OutboxEntry(**validate_entry(data), path=path, active=active)
 
 
-def _entry_to_json(entry: Mapping[str, Any]) -> bytes:
-    validate_entry(dict(entry))
-    return json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-# ---------------------------------------------------------------- the public record
-
-
-@dataclass(frozen=True)
-class OutboxEntry:
-    """One message waiting in the outbox (what ``mattermost-notify outbox list`` shows)."""
-
-    entry_id: str
-    kind: str
-    server_url: str
-    created_at: float
-    message: str | None
-    user: str | None
-    channel: str | None
-    id: str | None
-    reply_to: str | None
-    files: tuple[str, ...]
-    pending_post_id: str | None
-    attempts: int
-    active: bool  # owned by a live process (which is delivering it)
-    path: Path
-
-    @property
-    def target(self) -> str:
-        if self.kind == "update":
-            return f"update of {self.id!r}"
-        if self.kind == "reply":
-            return f"reply to {self.reply_to!r}"
-        if self.user:
-            return f"@{self.user}"
-        if self.channel:
-            return f"~{self.channel}"
-        return "default target"
-
-    @classmethod
-    def _from(cls, path: Path, data: Mapping[str, Any], *, active: bool) -> OutboxEntry:
-        return cls(
-            entry_id=path.stem,
-            kind=data["kind"],
-            server_url=data["server_url"],
-            created_at=float(data["created_at"]),
-            message=data.get("message"),
-            user=data.get("user"),
-            channel=data.get("channel"),
-            id=data.get("id"),
-            reply_to=data.get("reply_to"),
-            files=tuple(data.get("files") or ()),
-            pending_post_id=data.get("pending_post_id"),
-            attempts=int(data.get("attempts", 0)),
-            active=active,
-            path=path,
-        )
-
-
-# ---------------------------------------------------------------- file helpers
+# ---------------------------------------------------------------- files
 
 
 def outbox_dir() -> Path:
     """``<user_data_dir()>/outbox`` (honours ``MATTERMOST_NOTIFY_DATA_DIR``)."""
-    from .config import user_data_dir
-
-    return Path(user_data_dir()) / "outbox"
-
-
-def _ensure_private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = path.lstat()
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        raise OSError(errno.ENOTDIR, "outbox path is not a directory", str(path))
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise OSError(errno.EPERM, "outbox directory belongs to another user", str(path))
-    if st.st_mode & 0o077:
-        os.chmod(path, 0o700)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically with mode 0600 (temp file + rename)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(tmp, flags, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    return user_data_dir() / "outbox"
 
 
 _warned_modes: set[str] = set()
 
 
-def _read_entry(path: Path) -> dict[str, Any]:
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags)
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise InvalidEntry("outbox entry is not a regular file")
-        if st.st_mode & 0o077 and str(path) not in _warned_modes:
-            _warned_modes.add(str(path))
-            _warn(
-                f"outbox entry {path} is readable by other users"
-                f" (mode {stat.S_IMODE(st.st_mode):o}); it should be 0600"
-            )
-        data = fh.read(MAX_ENTRY_BYTES + 1)
-    if len(data) > MAX_ENTRY_BYTES:
-        raise InvalidEntry(f"outbox entry is larger than {MAX_ENTRY_BYTES} bytes")
-    return entry_from_json(data)
+def _read_entry(path: Path, *, active: bool = False) -> OutboxEntry:
+    try:
+        data, mode = read_private(path, MAX_ENTRY_BYTES)
+    except ValueError as exc:
+        raise InvalidEntry(f"outbox entry is {exc}") from None
+    if mode & 0o077 and str(path) not in _warned_modes:
+        _warned_modes.add(str(path))
+        _warn(f"outbox entry {path} is readable by other users (mode {mode:o}); it should be 0600")
+    return entry_from_json(data, path, active=active)
 
 
 def _quarantine(path: Path, exc: Exception) -> None:
@@ -301,8 +252,8 @@ def _normalize_url(url: str | None) -> str:
     return (url or "").rstrip("/")
 
 
-class _OrphanLock:
-    """Non-blocking probe of a spool's lock: taken only when its owner is gone."""
+class _SpoolLock:
+    """The lock of a spool: held by its live owner; taken by a probe only when it is gone."""
 
     def __init__(self, spool_dir: Path) -> None:
         from filelock import FileLock
@@ -326,12 +277,12 @@ class _OrphanLock:
             self.lock.release(force=True)
 
 
-def _entry_files(spool_dir: Path) -> list[Path]:
+def _entry_files(spool_dir: Path, suffix: str = _SUFFIX) -> list[Path]:
     try:
         names = [
             e.name
             for e in os.scandir(spool_dir)
-            if e.name.endswith(_SUFFIX) and not e.name.startswith(".")
+            if e.name.endswith(suffix) and not e.name.startswith(".")
         ]
     except FileNotFoundError:
         return []
@@ -347,6 +298,23 @@ def _spool_dirs(root: Path) -> list[Path]:
         )
     except FileNotFoundError:
         return []
+
+
+def _spools(root: Path, *, orphans_only: bool) -> Iterator[tuple[Path, bool]]:
+    """``(spool_dir, orphan)`` for each spool under ``root``; an orphan's lock is held
+    while the caller works on it, and the spool is removed afterwards when empty."""
+    for spool_dir in _spool_dirs(root):
+        probe = _SpoolLock(spool_dir)
+        orphan = probe.try_acquire()
+        if not orphan and orphans_only:
+            continue  # a live process owns it
+        try:
+            yield spool_dir, orphan
+            if orphan and orphans_only:
+                _remove_spool_dir(spool_dir)
+        finally:
+            if orphan:
+                probe.release()
 
 
 def _remove_spool_dir(spool_dir: Path) -> None:
@@ -367,7 +335,6 @@ def _remove_spool_dir(spool_dir: Path) -> None:
 
 _seq_lock = threading.Lock()
 _last_seq = 0
-_counter = itertools.count()
 
 
 def _next_name() -> str:
@@ -388,76 +355,58 @@ class Spool:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else outbox_dir()
-        _ensure_private_dir(self.root)
-        for _ in range(5):
+        ensure_private_dir(self.root)
+        while True:  # 2**64 names: a clash is not worth a limit
             path = self.root / f"{_SPOOL_PREFIX}{secrets.token_hex(8)}"
-            try:
+            with contextlib.suppress(FileExistsError):
                 path.mkdir(mode=0o700)
-            except FileExistsError:
-                continue
-            break
-        else:  # pragma: no cover - 2**64 names
-            raise OSError(errno.EEXIST, "cannot create an outbox spool", str(self.root))
+                break
         self.dir = path
-        self._lock = _OrphanLock(path)
-        if not self._lock.try_acquire():  # pragma: no cover - a fresh directory
-            raise OSError(errno.EBUSY, "cannot lock the new outbox spool", str(path))
+        self._lock = _SpoolLock(path)
+        self._lock.try_acquire()  # a fresh directory: nobody else holds it
         self._pid = os.getpid()
         self.closed = False
 
-    # entries ----------------------------------------------------------
-    def add(self, entry: Mapping[str, Any]) -> Path:
-        path = self.dir / _next_name()
-        _write_private(path, _entry_to_json(entry))
-        return path
+    def write(self, entry: OutboxEntry) -> None:
+        """Write ``entry`` (a new file the first time, then in place)."""
+        if entry.path is None:
+            entry.path = self.dir / _next_name()
+        write_private(entry.path, entry.to_json(), fsync=False)
 
-    def rewrite(self, path: Path, entry: Mapping[str, Any]) -> None:
-        _write_private(path, _entry_to_json(entry))
+    def remove(self, entry: OutboxEntry) -> None:
+        if entry.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
 
-    def remove(self, path: Path) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-
-    def pending(self) -> list[Path]:
-        return _entry_files(self.dir)
-
-    # adoption ---------------------------------------------------------
-    def adopt_orphans(self, server_url: str | None) -> list[tuple[Path, dict[str, Any]]]:
+    def adopt_orphans(self, server_url: str | None) -> list[OutboxEntry]:
         """Move the entries of dead processes' spools for ``server_url`` into this spool.
 
-        Returns ``(path, entry)`` pairs in creation order. Entries for another
-        server stay where they are; invalid entries are set aside.
+        Returns them in creation order. Entries for another server stay where they
+        are; invalid entries are set aside.
         """
         want = _normalize_url(server_url)
-        adopted: list[tuple[Path, dict[str, Any]]] = []
-        for spool_dir in _spool_dirs(self.root):
+        adopted: list[OutboxEntry] = []
+        for spool_dir, _ in _spools(self.root, orphans_only=True):
             if spool_dir == self.dir:
                 continue
-            probe = _OrphanLock(spool_dir)
-            if not probe.try_acquire():
-                continue  # a live process owns it
-            try:
-                for path in _entry_files(spool_dir):
-                    try:
-                        entry = _read_entry(path)
-                    except FileNotFoundError:
-                        continue
-                    except (InvalidEntry, OSError) as exc:
-                        _quarantine(path, exc)
-                        continue
-                    if _normalize_url(entry["server_url"]) != want:
-                        continue
-                    target = self.dir / path.name
-                    try:
-                        os.replace(path, target)
-                    except OSError as exc:
-                        log.warning("cannot adopt outbox entry %s: %s", path.name, exc)
-                        continue
-                    adopted.append((target, entry))
-                _remove_spool_dir(spool_dir)
-            finally:
-                probe.release()
-        adopted.sort(key=lambda pe: pe[0].name)
+            for path in _entry_files(spool_dir):
+                try:
+                    entry = _read_entry(path)
+                except FileNotFoundError:
+                    continue
+                except (InvalidEntry, OSError) as exc:
+                    _quarantine(path, exc)
+                    continue
+                if _normalize_url(entry.server_url) != want:
+                    continue
+                entry.path = self.dir / path.name
+                try:
+                    os.replace(path, entry.path)
+                except OSError as exc:
+                    log.warning("cannot adopt outbox entry %s: %s", path.name, exc)
+                    continue
+                adopted.append(entry)
+        adopted.sort(key=lambda e: e.entry_id)
         if adopted:
             log.info("adopted %d message(s) left in the outbox by an earlier process", len(adopted))
         return adopted
@@ -473,26 +422,12 @@ class Spool:
         self._lock.release()
 
 
-# ---------------------------------------------------------------- CLI functions
+# ---------------------------------------------------------------- the whole outbox
 
 
-def _iter_entries(
-    root: Path,
-) -> Iterator[tuple[Path, dict[str, Any] | None, bool, Exception | None]]:
-    for spool_dir in _spool_dirs(root):
-        probe = _OrphanLock(spool_dir)
-        orphan = probe.try_acquire()
-        try:
-            for path in _entry_files(spool_dir):
-                try:
-                    yield path, _read_entry(path), not orphan, None
-                except FileNotFoundError:
-                    continue
-                except (InvalidEntry, OSError) as exc:
-                    yield path, None, not orphan, exc
-        finally:
-            if orphan:
-                probe.release()
+def has_entries() -> bool:
+    """Whether any entry waits (one directory listing per spool; cheap when empty)."""
+    return any(_entry_files(d) for d in _spool_dirs(outbox_dir()))
 
 
 def list_entries() -> list[OutboxEntry]:
@@ -503,11 +438,14 @@ def list_entries() -> list[OutboxEntry]:
     reported in the log and skipped.
     """
     out: list[OutboxEntry] = []
-    for path, data, active, exc in _iter_entries(outbox_dir()):
-        if data is None:
-            log.warning("outbox entry %s is invalid: %s", path.name, exc)
-            continue
-        out.append(OutboxEntry._from(path, data, active=active))
+    for spool_dir, orphan in _spools(outbox_dir(), orphans_only=False):
+        for path in _entry_files(spool_dir):
+            try:
+                out.append(_read_entry(path, active=not orphan))
+            except FileNotFoundError:
+                continue
+            except (InvalidEntry, OSError) as exc:
+                log.warning("outbox entry %s is invalid: %s", path.name, exc)
     out.sort(key=lambda e: e.entry_id)
     return out
 
@@ -520,61 +458,17 @@ def drop_entries(ids: Iterable[str] | None = None) -> int:
     them). Returns the number of entry files removed (invalid ones included
     when ``ids`` is None).
     """
-    wanted = None if ids is None else [str(i) for i in ids]
-    root = outbox_dir()
+    wanted = None if ids is None else [str(i) for i in ids if i]
     removed = 0
-    for spool_dir in _spool_dirs(root):
-        probe = _OrphanLock(spool_dir)
-        if not probe.try_acquire():
-            continue
-        try:
-            candidates = _entry_files(spool_dir)
-            if wanted is None:
-                candidates += [
-                    spool_dir / e.name
-                    for e in os.scandir(spool_dir)
-                    if e.name.endswith(_INVALID_SUFFIX)
-                ]
-            for path in candidates:
-                stem = path.name.split(".", 1)[0]
-                if wanted is not None and not any(stem.startswith(w) for w in wanted if w):
-                    continue
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-                    removed += 1
-            _remove_spool_dir(spool_dir)
-        finally:
-            probe.release()
+    for spool_dir, _ in _spools(outbox_dir(), orphans_only=True):
+        candidates = _entry_files(spool_dir)
+        if wanted is None:
+            candidates += _entry_files(spool_dir, _INVALID_SUFFIX)
+        for path in candidates:
+            stem = path.name.split(".", 1)[0]
+            if wanted is not None and not any(stem.startswith(w) for w in wanted):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed += 1
     return removed
-
-
-def flush_outbox(client: Notify, timeout: float | None = 30.0) -> tuple[int, int]:
-    """Deliver what exited processes left for ``client``'s server; wait up to ``timeout``.
-
-    Returns ``(delivered, remaining)``: entries delivered now, and entries
-    still in the outbox afterwards (for any server, those of live processes
-    included). Entries that failed for good (say, a user that no longer
-    exists) are reported as warnings and removed.
-    """
-    sender = client.sender
-    tickets = sender.resume_outbox()
-    sender.flush(timeout)
-    delivered = sum(1 for t in tickets if t.done() and t.exception(timeout=0) is None)
-    return delivered, len(list_entries())
-
-
-def resume_pending(client: Notify) -> int:
-    """Hand what exited processes left for ``client``'s server to its background sender.
-
-    Meant for ``api.wakeup()``: cheap when the outbox is empty (one directory
-    listing, no thread started). Returns the number of entries adopted; they
-    are delivered in the background, before anything queued later.
-    """
-    try:
-        root = outbox_dir()
-        if not any(_entry_files(d) for d in _spool_dirs(root)):
-            return 0
-        return len(client.sender.resume_outbox())
-    except Exception as exc:  # never break wakeup()
-        log.warning("cannot resume the outbox: %s", exc)
-        return 0

@@ -45,10 +45,11 @@ import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .client import check_files, check_id, check_message
+from ._checks import check_files, check_id, check_message, check_props, check_target
 from .errors import (
     MattermostNotifyError,
     MattermostNotifyWarning,
@@ -57,10 +58,10 @@ from .errors import (
     RateLimitedError,
     ServerError,
 )
+from .outbox import OutboxEntry, Spool, list_entries
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Notify, SentMessage
-    from .outbox import Spool
 
 __all__ = ["BackgroundSender", "Ticket"]
 
@@ -69,10 +70,6 @@ log = logging.getLogger("mattermost_notify.sender")
 DEFAULT_EXIT_TIMEOUT = 5.0
 
 FileArg = str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None
-
-
-class SenderClosedError(MattermostNotifyError):
-    """The message was queued after the sender closed; it waits in the outbox."""
 
 
 # ---------------------------------------------------------------- Ticket
@@ -151,31 +148,16 @@ def _call_quietly(fn: Callable[[Ticket], None], ticket: Ticket) -> None:
 
 
 class _Item:
-    __slots__ = ("attempts", "entry", "path", "seq", "tickets")
+    __slots__ = ("entry", "seq", "tickets")
 
-    def __init__(self, entry: dict[str, Any], seq: int, ticket: Ticket | None) -> None:
+    def __init__(self, entry: OutboxEntry, seq: int, ticket: Ticket | None) -> None:
         self.entry = entry
         self.seq = seq
         self.tickets: list[Ticket] = [ticket] if ticket is not None else []
-        self.path: Path | None = None
-        self.attempts = int(entry.get("attempts", 0))
 
     @property
     def kind(self) -> str:
-        return str(self.entry["kind"])
-
-    def describe(self) -> str:
-        e = self.entry
-        if e["kind"] == "update":
-            return f"update of message {e['id']!r}"
-        if e["kind"] == "reply":
-            return f"reply to message {e['reply_to']!r}"
-        target = f"user {e['user']!r}" if e.get("user") else None
-        target = target or (
-            f"channel {e['channel']!r}" if e.get("channel") else "the default target"
-        )
-        mid = f" {e['id']!r}" if e.get("id") else ""
-        return f"message{mid} to {target}"
+        return self.entry.kind
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -186,18 +168,6 @@ def _is_transient(exc: BaseException) -> bool:
         return False
     # A requests/urllib3/socket error that escaped the transport's wrapping.
     return isinstance(exc, OSError)
-
-
-def _server_url(client: Any) -> str:
-    for attr in ("url", "server_url", "base_url"):
-        value = getattr(client, attr, None)
-        if isinstance(value, str) and value:
-            return value.rstrip("/")
-    settings = getattr(client, "settings", None)
-    value = getattr(settings, "url", None)
-    if isinstance(value, str) and value:
-        return value.rstrip("/")
-    raise MessageError("the client has no server URL; the background sender needs one")
 
 
 def _normalize_files(files: FileArg) -> list[str] | None:
@@ -250,7 +220,7 @@ class BackgroundSender:
         idle_timeout: float = 30.0,
     ) -> None:
         self._client = client
-        self.server_url = _server_url(client)
+        self.server_url = client.url.rstrip("/")
         self.exit_timeout = float(exit_timeout)
         self.max_backoff = float(max_backoff)
         self.initial_backoff = float(initial_backoff)
@@ -308,17 +278,18 @@ class BackgroundSender:
         files: FileArg = None,
         props: Mapping[str, Any] | None = None,
     ) -> Ticket:
-        """Queue a new message (or, with ``reply_to``, a reply in that message's thread)."""
+        """Queue a new message (or, with ``reply_to``, a reply in that message's thread).
+
+        Without ``user`` and ``channel`` it goes to the client's default target as
+        :meth:`Notify.resolve_target` decides it now, so a later change of the default
+        does not move it.
+        """
         paths = _normalize_files(files)
         message = check_message(message, has_files=bool(paths))
-        if user is not None and channel is not None:
-            raise MessageError(
-                f"give either a user or a channel, not both (user {user!r}, channel {channel!r})"
-            )
+        check_target(user, channel)
         if id is not None:
             check_id(id)
-        if props is not None and not isinstance(props, Mapping):
-            raise MessageError(f"props must be a mapping, not {type(props).__name__}")
+        props = check_props(props)
         if reply_to is not None:
             check_id(reply_to, "reply_to id")
             if user is not None or channel is not None:
@@ -328,22 +299,9 @@ class BackgroundSender:
             if id is not None:
                 raise MessageError("a reply cannot carry its own id (it cannot be updated later)")
             entry = self._entry("reply", message, reply_to=reply_to, files=paths)
-            entry["pending_post_id"] = uuid.uuid4().hex
             return self._enqueue(entry, Ticket("reply", reply_to))
-        if user is None and channel is None:
-            user, channel = self._default_target()
-        entry = self._entry(
-            "post",
-            message,
-            user=user,
-            channel=channel,
-            id=id,
-            files=paths,
-            props=dict(props) if props is not None else None,
-        )
-        # One value per logical message, kept on every retry and in the outbox,
-        # so the server's 30 s de-duplication makes a repeat harmless.
-        entry["pending_post_id"] = uuid.uuid4().hex
+        kind, name = self._client.resolve_target(user, channel)
+        entry = self._entry("post", message, id=id, files=paths, props=props, **{kind: name})
         return self._enqueue(entry, Ticket("post", id))
 
     def update(
@@ -359,15 +317,7 @@ class BackgroundSender:
         paths = _normalize_files(files)
         if not isinstance(message, str):
             check_message(message, has_files=bool(paths))  # names the wrong type
-        if props is not None and not isinstance(props, Mapping):
-            raise MessageError(f"props must be a mapping, not {type(props).__name__}")
-        entry = self._entry(
-            "update",
-            message,
-            id=id,
-            files=paths,
-            props=dict(props) if props is not None else None,
-        )
+        entry = self._entry("update", message, id=id, files=paths, props=check_props(props))
         return self._enqueue(entry, Ticket("update", id))
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -418,18 +368,30 @@ class BackgroundSender:
             items = list(self._queue)
             if self._inflight is not None:
                 items.append(self._inflight)
-        return any(i.kind == "post" and i.entry.get("id") == id for i in items)
+        return any(i.kind == "post" and i.entry.id == id for i in items)
 
     def resume_outbox(self) -> list[Ticket]:
         """Adopt what exited processes left in the outbox for this server; deliver it first.
 
         Returns a ticket per entry adopted now or when the sender was created (each
-        ticket is returned once), so ``outbox.flush_outbox`` can count what it delivered.
+        ticket is returned once), so :meth:`deliver_outbox` can count what it delivered.
         """
         self._adopt()
         with self._cond:
             tickets, self._unclaimed = self._unclaimed, []
         return tickets
+
+    def deliver_outbox(self, timeout: float | None = 30.0) -> tuple[int, int]:
+        """Deliver what exited processes left for this server; wait up to ``timeout``.
+
+        Returns ``(delivered, remaining)``: entries delivered now, and entries still in
+        the outbox afterwards (for any server, those of live processes included).
+        Entries that failed for good (say, a user that no longer exists) are warnings.
+        """
+        tickets = self.resume_outbox()
+        self.flush(timeout)
+        delivered = sum(1 for t in tickets if t.done() and t.exception(timeout=0) is None)
+        return delivered, len(list_entries())
 
     def _adopt(self) -> None:
         self._check_fork()
@@ -445,47 +407,31 @@ class BackgroundSender:
         with self._cond:
             # Older than anything queued now: they go first, behind a message on the wire.
             pos = 1 if self._inflight is not None else 0
-            for path, entry in adopted:
-                kind = entry["kind"]
-                ticket = Ticket(kind, entry.get("id") or entry.get("reply_to"))
+            for entry in adopted:
+                ticket = Ticket(entry.kind, entry.id or entry.reply_to)
                 self._seq += 1
                 item = _Item(entry, self._seq, ticket)
-                item.path = path
                 self._queue.insert(pos, item)
                 pos += 1
                 self._unclaimed.append(ticket)
-                if kind == "update":
-                    self._waiting_updates.setdefault(entry["id"], item)
+                if entry.kind == "update" and entry.id is not None:
+                    self._waiting_updates.setdefault(entry.id, item)
             self._start_worker()
             self._cond.notify_all()
 
     # ------------------------------------------------------------ internals
-    def _entry(self, kind: str, message: str, **fields: Any) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "version": 1,
-            "kind": kind,
-            "server_url": self.server_url,
-            "created_at": time.time(),
-            "message": message,
-            "attempts": 0,
-        }
-        entry.update({k: v for k, v in fields.items() if v is not None})
+    def _entry(self, kind: str, message: str, **fields: Any) -> OutboxEntry:
+        entry = OutboxEntry(kind=kind, server_url=self.server_url, message=message, **fields)
+        if kind != "update":
+            # One value per logical message, kept on every retry and in the outbox,
+            # so the server's 30 s de-duplication makes a repeat harmless.
+            entry.pending_post_id = uuid.uuid4().hex
         return entry
 
-    def _default_target(self) -> tuple[str | None, str | None]:
-        """The client's default target *now*, so a later change does not move queued messages."""
-        user = getattr(self._client, "default_user", None)
-        channel = getattr(self._client, "default_channel", None)
-        user = user if isinstance(user, str) and user else None
-        channel = channel if isinstance(channel, str) and channel else None
-        if user and channel:
-            return None, None  # let the client apply its own precedence
-        return user, channel
-
-    def _enqueue(self, entry: dict[str, Any], ticket: Ticket) -> Ticket:
+    def _enqueue(self, entry: OutboxEntry, ticket: Ticket) -> Ticket:
         self._check_fork()
         with self._cond:
-            if entry["kind"] == "update" and self._coalesce(entry, ticket):
+            if entry.kind == "update" and self._coalesce(entry, ticket):
                 return ticket
             self._seq += 1
             item = _Item(entry, self._seq, ticket)
@@ -501,52 +447,53 @@ class BackgroundSender:
                     self._spool = self._open_spool() if self._use_spool else None
                     self._persist(item)
             self._queue.append(item)
-            if entry["kind"] == "update":
-                self._waiting_updates[entry["id"]] = item
+            if entry.kind == "update" and entry.id is not None:
+                self._waiting_updates[entry.id] = item
             self._start_worker()
             self._cond.notify_all()
         return ticket
 
-    def _coalesce(self, entry: dict[str, Any], ticket: Ticket) -> bool:
+    def _coalesce(self, entry: OutboxEntry, ticket: Ticket) -> bool:
         """Merge into a waiting update of the same id (caller holds the lock)."""
-        waiting = self._waiting_updates.get(entry["id"])
+        waiting = self._waiting_updates.get(entry.id or "")
         if waiting is None or waiting is self._inflight or self._closed:
             return False
         old = waiting.entry
-        old["message"] = entry["message"]
-        for key in ("files", "props"):  # None means "unchanged": keep the older value
-            if entry.get(key) is not None:
-                old[key] = entry[key]
+        old.message = entry.message
+        # None means "unchanged": keep the older value
+        if entry.files is not None:
+            old.files = entry.files
+        if entry.props is not None:
+            old.props = entry.props
         waiting.tickets.append(ticket)
-        if waiting.path is not None and self._spool is not None:
-            try:
-                self._spool.rewrite(waiting.path, old)
-            except OSError as exc:
-                log.warning("cannot rewrite outbox entry %s: %s", waiting.path.name, exc)
+        self._write(old)
         return True
 
-    def _persist(self, item: _Item) -> None:
-        if self._spool is None or self._spool.closed or item.path is not None:
+    def _write(self, entry: OutboxEntry) -> None:
+        """Write ``entry`` to the spool when there is one (a failure is a log line)."""
+        if self._spool is None or self._spool.closed:
             return
         try:
-            item.path = self._spool.add(item.entry)
+            self._spool.write(entry)
         except OSError as exc:
             log.warning(
-                "cannot write to the outbox (%s); %s kept in memory only", exc, item.describe()
+                "cannot write to the outbox (%s); %s kept in memory only", exc, entry.describe()
             )
 
-    def _spill_after_close(self, item: _Item) -> None:
-        from .outbox import Spool
+    def _persist(self, item: _Item) -> None:
+        if item.entry.path is None:
+            self._write(item.entry)
 
-        if item.path is not None:
+    def _spill_after_close(self, item: _Item) -> None:
+        if item.entry.path is not None:
             return
         try:
             spool = Spool(self._outbox_root)
-            item.path = spool.add(item.entry)
+            spool.write(item.entry)
             spool.close()  # an orphan now: the next process delivers it
-            log.info("%s queued after close: kept in the outbox", item.describe())
+            log.info("%s queued after close: kept in the outbox", item.entry.describe())
         except Exception as exc:
-            log.warning("%s queued after close is lost: %s", item.describe(), exc)
+            log.warning("%s queued after close is lost: %s", item.entry.describe(), exc)
 
     def _close_spool(self) -> None:
         with self._cond:
@@ -579,12 +526,10 @@ class BackgroundSender:
                         return
                     item = self._queue[0]
                     self._inflight = item
-                    if (
-                        item.kind == "update"
-                        and self._waiting_updates.get(item.entry["id"]) is item
-                    ):
-                        del self._waiting_updates[item.entry["id"]]
-                    entry = dict(item.entry)
+                    mid = item.entry.id or ""
+                    if item.kind == "update" and self._waiting_updates.get(mid) is item:
+                        del self._waiting_updates[mid]
+                    entry = replace(item.entry)  # a snapshot: updates may coalesce into it
                 result, exc = self._attempt(entry)
                 if exc is not None and _is_transient(exc):
                     self._after_transient(item, exc)
@@ -600,16 +545,15 @@ class BackgroundSender:
             if closed:
                 self._close_spool()
 
-    def _attempt(self, entry: dict[str, Any]) -> tuple[SentMessage | None, BaseException | None]:
-        kind = entry["kind"]
+    def _attempt(self, entry: OutboxEntry) -> tuple[SentMessage | None, BaseException | None]:
         try:
-            if kind == "update" and entry["id"] in self._failed_ids:
+            if entry.kind == "update" and entry.id in self._failed_ids:
                 raise _AfterFailedPost(
-                    f"update of message {entry['id']!r} not sent: the message itself failed"
+                    f"update of message {entry.id!r} not sent: the message itself failed"
                 )
-            if kind == "reply" and entry["reply_to"] in self._failed_ids:
+            if entry.kind == "reply" and entry.reply_to in self._failed_ids:
                 raise _AfterFailedPost(
-                    f"reply to message {entry['reply_to']!r} not sent: that message failed"
+                    f"reply to message {entry.reply_to!r} not sent: that message failed"
                 )
             return self._call_client(entry), None
         except BaseException as exc:
@@ -617,78 +561,79 @@ class BackgroundSender:
                 raise
             return None, exc
 
-    def _call_client(self, entry: dict[str, Any]) -> SentMessage:
+    def _call_client(self, entry: OutboxEntry) -> SentMessage:
         client = self._client
-        kind = entry["kind"]
-        files = entry.get("files")
-        if kind == "post":
+        if entry.kind == "post":
             return client.send(
-                entry["message"],
-                user=entry.get("user"),
-                channel=entry.get("channel"),
-                files=files,
-                id=entry.get("id"),
-                props=entry.get("props"),
-                pending_post_id=entry["pending_post_id"],
+                entry.message or "",
+                user=entry.user,
+                channel=entry.channel,
+                files=entry.files,
+                id=entry.id,
+                props=entry.props,
+                pending_post_id=entry.pending_post_id,
             )
-        if kind == "update":
-            kwargs: dict[str, Any] = {}
-            if entry.get("props") is not None:
-                kwargs["props"] = entry["props"]
-            return client.send_update(entry["message"], entry["id"], files=files, **kwargs)
+        if entry.kind == "update":
+            kwargs: dict[str, Any] = {} if entry.props is None else {"props": entry.props}
+            return client.send_update(
+                entry.message or "", entry.id or "", files=entry.files, **kwargs
+            )
         return client.reply(
-            entry["reply_to"], entry["message"], files, pending_post_id=entry["pending_post_id"]
+            entry.reply_to or "",
+            entry.message or "",
+            entry.files,
+            pending_post_id=entry.pending_post_id,
         )
 
     def _after_transient(self, item: _Item, exc: BaseException) -> None:
-        item.attempts += 1
-        item.entry["attempts"] = item.attempts
-        delay = min(self.max_backoff, self.initial_backoff * 2 ** min(item.attempts - 1, 16))
+        entry = item.entry
+        entry.attempts += 1
+        delay = min(self.max_backoff, self.initial_backoff * 2 ** min(entry.attempts - 1, 16))
         delay = random.uniform(delay / 2, delay)
         if isinstance(exc, RateLimitedError) and exc.retry_after:
             delay = max(delay, min(float(exc.retry_after), 60.0))
         log.info(
             "%s: attempt %d failed (%s); retrying in %.1f s",
-            item.describe(),
-            item.attempts,
+            entry.describe(),
+            entry.attempts,
             exc,
             delay,
         )
         with self._cond:
             self._inflight = None
-            if item.kind == "update":
+            if item.kind == "update" and entry.id is not None:
                 # Not on the wire while it waits: a newer update may replace its text.
-                self._waiting_updates.setdefault(item.entry["id"], item)
-            if item.path is not None and self._spool is not None and not self._spool.closed:
-                with contextlib.suppress(OSError):
-                    self._spool.rewrite(item.path, item.entry)
+                self._waiting_updates.setdefault(entry.id, item)
+            if entry.path is not None:
+                self._write(entry)
             self._cond.wait_for(lambda: self._closed, delay)
 
     def _finish(self, item: _Item, result: SentMessage | None, exc: BaseException | None) -> None:
+        entry = item.entry
         # Off the disk first, so that a flush() that returns sees no stale entry.
-        if item.path is not None and self._spool is not None:
-            self._spool.remove(item.path)
+        if self._spool is not None:
+            self._spool.remove(entry)
         with self._cond:
             if self._queue and self._queue[0] is item:
                 self._queue.popleft()
             else:  # pragma: no cover - defensive
                 with contextlib.suppress(ValueError):
                     self._queue.remove(item)
-            if item.kind == "update" and self._waiting_updates.get(item.entry["id"]) is item:
-                del self._waiting_updates[item.entry["id"]]
+            if item.kind == "update" and self._waiting_updates.get(entry.id or "") is item:
+                del self._waiting_updates[entry.id or ""]
             self._inflight = None
             if exc is not None:
                 self.failed += 1
-                if item.kind == "post" and item.entry.get("id"):
-                    self._failed_ids.add(item.entry["id"])
+                if item.kind == "post" and entry.id:
+                    self._failed_ids.add(entry.id)
             else:
                 self.delivered += 1
             tickets = list(item.tickets)
             self._cond.notify_all()
         if isinstance(exc, _AfterFailedPost):
-            log.info("background %s skipped: %s", item.describe(), exc)  # warned once already
+            log.info("background %s skipped: %s", entry.describe(), exc)  # warned once already
         elif exc is not None:
-            text = f"mattermost_notify: background {item.describe()} failed: {exc}"
+            text = f"mattermost_notify: background {entry.describe()} failed: {exc}"
             log.warning("%s", text, exc_info=not isinstance(exc, MattermostNotifyError))
             _warn(text)
         for t in tickets:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from mattermost_notify import errors
-from mattermost_notify.client import CUT_MARKER, MAX_MESSAGE_RUNES, Notify
+from mattermost_notify._checks import CUT_MARKER, MAX_MESSAGE_RUNES
+from mattermost_notify.client import Notify
 from mattermost_notify.hooks import HookStore, read_hook
 
 try:

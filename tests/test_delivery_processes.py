@@ -182,8 +182,8 @@ def test_flush_outbox_counts_what_it_delivered(mattermost_env: Sandbox) -> None:
     leave_messages_in_outbox(sb, "count-")
     s = mn.load_settings()
     with mn.Notify(s.token, s.url, s.team_name) as client:
-        assert outbox.flush_outbox(client, 60) == (12, 0)
-        assert outbox.flush_outbox(client, 5) == (0, 0)
+        assert client.sender.deliver_outbox(60) == (12, 0)
+        assert client.sender.deliver_outbox(5) == (0, 0)
     alerts, alice = server_messages(sb, "count-")
     assert (alerts, alice) == (expected_alerts("count-"), expected_alice("count-"))
 

@@ -95,6 +95,17 @@ class StandIn:
     def has_message(self, id: str) -> bool:
         return id in self.known
 
+    def resolve_target(self, user: str | None, channel: str | None) -> tuple[str, str]:
+        if user or channel:
+            return ("user", user) if user else ("channel", channel)  # type: ignore[return-value]
+        if self.default_user or self.default_channel:
+            return (
+                ("user", self.default_user)
+                if self.default_user
+                else ("channel", self.default_channel)
+            )  # type: ignore[return-value]
+        raise MessageError("no user or channel given and no default set")
+
 
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -414,7 +425,7 @@ def test_entries_are_private_json_without_the_token(data_dir: Path) -> None:
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) == 0o600
         entry = outbox.entry_from_json(f.read_bytes())
-        assert entry["server_url"] == URL
+        assert entry.server_url == URL
         assert "token" not in f.read_text()
     c.gate.set()
     assert s.flush(5)

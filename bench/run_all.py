@@ -3,8 +3,9 @@
     python bench/run_all.py [--quick]
 
 Runs ``bench_library.py``, ``bench_sandbox.py``, ``bench_progress.py``,
-``report_reliability.py`` and times ``mattermost-notify demo``; each prints its own
-Markdown table. ``--quick`` passes ``--quick`` (or small sizes) to those that take it.
+``bench_logging.py``, ``report_reliability.py`` and times ``mattermost-notify demo``;
+each prints its own Markdown table. ``--quick`` passes ``--quick`` (or small sizes) to
+those that take it.
 Exit status 1 when one of them failed. Full run: about 12 minutes on 2 cores.
 """
 
@@ -28,6 +29,7 @@ def main() -> int:
         ("library", [str(HERE / "bench_library.py"), *(["--n", "10"] if args.quick else [])]),
         ("sandbox", [str(HERE / "bench_sandbox.py")]),
         ("progress", [str(HERE / "bench_progress.py"), *quick]),
+        ("logging", [str(HERE / "bench_logging.py"), *quick]),
         ("reliability", [str(HERE / "report_reliability.py"), *quick]),
         ("demo", ["-m", "mattermost_notify.cli", "demo"]),
     ]

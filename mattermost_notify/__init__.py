@@ -55,6 +55,8 @@ _LAZY: dict[str, str] = {
     "tqdm": "progress_bar",
     "trange": "progress_bar",
     "progress": "progress_bar",
+    # logging (imports the client when first used)
+    "MattermostHandler": "logging_handler",
 }
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
     "FileError",
     "HookError",
     "HookStore",
+    "MattermostHandler",
     "MattermostNotifyError",
     "MattermostNotifyWarning",
     "MessageError",
@@ -157,5 +160,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ServerError,
     )
     from .hooks import HookStore, MessageHook
+    from .logging_handler import MattermostHandler
     from .progress_bar import progress, tqdm, trange
     from .sender import BackgroundSender

@@ -29,6 +29,7 @@ __all__ = [
     "flush",
     "get_client",
     "import_hook",
+    "make_client",
     "notify",
     "notify_channel",
     "notify_user",
@@ -95,6 +96,15 @@ def wakeup(
     except Exception as exc:  # never break wakeup()
         logging.getLogger("mattermost_notify").warning("cannot resume the outbox: %s", exc)
     return client
+
+
+def make_client(config: Mapping[str, Any] | None = None, **settings: Any) -> Notify:
+    """A new client (not the default one) from ``settings`` > ``config`` > environment >
+    files, as :func:`wakeup` resolves them; nothing is sent."""
+    from .client import Notify
+    from .config import load_settings
+
+    return Notify(**load_settings(config, **settings).client_kwargs())
 
 
 def current_client() -> Notify | None:

@@ -248,6 +248,7 @@ def test_dictconfig_with_its_own_server_settings(
     name = f"svc.{uuid.uuid4().hex[:8]}"
     config = {
         "version": 1,
+        "disable_existing_loggers": False,
         "handlers": {
             "mattermost": {
                 "class": "mattermost_notify.MattermostHandler",

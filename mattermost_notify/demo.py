@@ -172,8 +172,8 @@ def run_demo(keep: bool = False, out: IO[str] | None = None) -> int:
             say(f"The demo found {len(problems)} problem(s): {'; '.join(problems)}")
         else:
             say(f"All 4 steps done and checked on the server in {elapsed:.1f} s.")
-        say(f"See the messages on the sandbox's web page: {sb.url}/")
         if keep:
+            say(f"See the messages on the sandbox's web page: {sb.url}/")
             say("The sandbox stays up (--keep); press Ctrl-C to stop it.")
             try:
                 while True:
@@ -181,7 +181,10 @@ def run_demo(keep: bool = False, out: IO[str] | None = None) -> int:
             except KeyboardInterrupt:
                 say("Stopped.")
         else:
-            say("(Run 'mattermost-notify demo --keep' to keep it up and look.)")
+            say(
+                "The sandbox has stopped. Run 'mattermost-notify demo --keep' to keep it up "
+                "and see the messages on its web page."
+            )
         say()
         say("Next: connect to your own server with 'mattermost-notify setup -i'.")
     return 1 if problems else 0

@@ -89,6 +89,26 @@ def _script_env() -> dict[str, str]:
     return env
 
 
+def _default_sigint() -> None:
+    # a shell without job control starts background jobs with SIGINT ignored, and a
+    # child inherits that; Python only installs its KeyboardInterrupt handler when
+    # SIGINT is at its default, so restore it in the child
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _start_until_ctrl_c(args: list[str]) -> subprocess.Popen[str]:
+    """Start the console script in its own session, as a terminal would for Ctrl-C."""
+    return subprocess.Popen(
+        [SCRIPT, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_script_env(),
+        start_new_session=True,
+        preexec_fn=_default_sigint,
+    )
+
+
 @pytest.fixture
 def script(mattermost_server, cli_env):
     """script(*args, input=None) -> Result, through the installed console script."""
@@ -480,24 +500,21 @@ def test_demo_walks_through_and_checks_on_the_server(run):
         assert step in r.out
     assert "All 4 steps done and checked on the server" in r.out
     assert "second process" in r.out
-    assert "web page: http://127.0.0.1:" in r.out
+    # without --keep the sandbox is gone: no address of a stopped server to click on
+    assert "http://127.0.0.1:" not in r.out.split("All 4 steps done")[1]
+    assert "has stopped" in r.out and "demo --keep" in r.out
     print(f"demo run time: {elapsed:.2f} s")  # a figure for the report, not an assertion
 
 
 def test_demo_keep_stays_up_until_ctrl_c(mattermost_server, cli_env):
-    proc = subprocess.Popen(
-        [SCRIPT, "demo", "--keep"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_script_env(),
-    )
+    proc = _start_until_ctrl_c(["demo", "--keep"])
     try:
         lines = []
         for line in proc.stdout:
             lines.append(line)
             if "Ctrl-C" in line:
                 break
+        assert any("web page: http://127.0.0.1:" in line for line in lines), lines
         url = next(w for line in lines for w in line.split() if w.startswith("http://"))
         import requests
 
@@ -517,13 +534,7 @@ def test_demo_keep_stays_up_until_ctrl_c(mattermost_server, cli_env):
 
 def test_sandbox_subcommand_runs_until_ctrl_c(cli_env):
     conf = cli_env / "sandbox.toml"
-    proc = subprocess.Popen(
-        [SCRIPT, "sandbox", "--port", "0", "--write-config", str(conf)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_script_env(),
-    )
+    proc = _start_until_ctrl_c(["sandbox", "--port", "0", "--write-config", str(conf)])
     try:
         deadline = time.monotonic() + 60
         while not conf.exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -546,6 +557,37 @@ def test_sandbox_subcommand_runs_until_ctrl_c(cli_env):
     assert proc.returncode == 0, err
     assert "http://127.0.0.1:" in out
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--port", "99999"], "--port"),
+        (["--port", "-1"], "--port"),
+        (["--fail-fraction", "2"], "--fail-fraction"),
+        (["--rate-limit-per-sec", "0"], "--rate-limit-per-sec"),
+        (["--rate-limit-burst", "0"], "--rate-limit-burst"),
+        (["--delay", "-3"], "--delay"),
+        (["--fail-status", "200"], "--fail-status"),
+    ],
+)
+def test_sandbox_bad_option_is_one_line_and_exit_2(run, flags, named):
+    r = run("sandbox", *flags)
+    assert r.code == 2, r.text
+    [line] = r.err.strip().splitlines()
+    assert named in line and flags[1] in line
+    assert r.out == ""
+
+
+def test_sandbox_on_a_busy_port_suggests_port_0(run):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run("sandbox", "--port", str(port))
+    assert r.code == 1, r.text
+    [line] = r.err.strip().splitlines()
+    assert "--port 0" in line and str(port) in line
 
 
 # ---------------------------------------------------------------- outbox
@@ -574,6 +616,7 @@ def _leave_an_undelivered_message(mattermost_server, cli_env) -> None:
         sb.faults.clear()
 
 
+@pytest.mark.slow  # two processes wait out their bounded exit flush against a dead server
 def test_outbox_list_flush_drop(run, configfile, mattermost_server, cli_env):
     r = run("outbox", "list")
     assert r.code == 0, r.text

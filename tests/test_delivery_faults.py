@@ -172,6 +172,7 @@ def run_fault_scenario(
         client.close(timeout=5)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_1000_messages_under_30_percent_faults_arrive_exactly_once_in_order(
     mattermost_env: Sandbox,
@@ -249,6 +250,7 @@ def run_outage_scenario(sb: Sandbox, down_for: float = 60.0) -> dict[str, Any]:
         client.close(timeout=5)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_server_down_60s_while_a_loop_keeps_sending(mattermost_env: Sandbox) -> None:
     f = run_outage_scenario(mattermost_env, down_for=60.0)

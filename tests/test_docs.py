@@ -145,7 +145,14 @@ def test_cli_page_examples(user):
     assert "Backup: done" in [p.message for p in posts]
 
 
-@pytest.mark.parametrize("page", PYTHON_PAGES)
+# pages whose examples take more than ~10 s (they run pytest sessions of their own)
+SLOW_PAGES = {"sandbox.rst"}
+
+
+@pytest.mark.parametrize(
+    "page",
+    [pytest.param(p, marks=pytest.mark.slow) if p in SLOW_PAGES else p for p in PYTHON_PAGES],
+)
 def test_python_blocks(user, page):
     sb, work, env, values = user
     blocks = [b for b in rst_blocks(page) if b.lang in ("python", "python3")]

@@ -35,6 +35,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 
@@ -197,6 +199,7 @@ def test_readme_keeps_the_ci_commands():
         assert command in ci
 
 
+@pytest.mark.slow
 def test_readme_code_blocks_run_against_the_sandbox(mattermost_server, tmp_path):
     sb = mattermost_server
     home = tmp_path / "home"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -14,10 +15,37 @@ from typing import Any
 MiB = 1024 * 1024
 
 
+def _number(
+    kind: type[int] | type[float], low: float, high: float | None = None, *, low_open: bool = False
+) -> Any:
+    """An argparse ``type`` accepting ``kind`` values in ``[low, high]`` (``(low, ...`` when
+    ``low_open``); anything else is a one-line usage error naming the range."""
+    if high is None:
+        wanted = f"a number greater than {low:g}" if low_open else f"a number >= {low:g}"
+    else:
+        wanted = f"a number from {low:g} to {high:g}"
+    if kind is int:
+        wanted = wanted.replace("a number", "a whole number")
+
+    def convert(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}") from None
+        too_low = value <= low if low_open else value < low
+        if too_low or (high is not None and value > high) or value != value:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}")
+        return value
+
+    return convert
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``sandbox`` subcommand's options to ``parser``."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8065, help="port (default 8065; 0: any free)")
+    parser.add_argument(
+        "--port", type=_number(int, 0, 65535), default=8065, help="port (default 8065; 0: any free)"
+    )
     parser.add_argument("--token", help="the bot's access token (default: random)")
     parser.add_argument("--team", default="sandbox", help="team name (default sandbox)")
     parser.add_argument("--bot-username", default="notify-bot", help="the bot's user name")
@@ -44,18 +72,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--db", metavar="FILE", help="keep the state in this SQLite file")
     parser.add_argument("--rate-limit", action="store_true", help="enable rate limiting")
-    parser.add_argument("--rate-limit-per-sec", type=float, default=10.0, metavar="N")
-    parser.add_argument("--rate-limit-burst", type=int, default=100, metavar="N")
+    parser.add_argument(
+        "--rate-limit-per-sec", type=_number(float, 0, low_open=True), default=10.0, metavar="N"
+    )
+    parser.add_argument("--rate-limit-burst", type=_number(int, 1), default=100, metavar="N")
     parser.add_argument(
         "--max-file-size",
-        type=int,
+        type=_number(int, 1),
         default=100 * MiB,
         metavar="BYTES",
         help="FileSettings.MaxFileSize (default 100 MiB)",
     )
     parser.add_argument(
         "--post-edit-time-limit",
-        type=int,
+        type=_number(int, 0),
         default=None,
         metavar="SECONDS",
         help="reject edits of the message this long after the post (default: unlimited)",
@@ -69,36 +99,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("fault injection")
     faults.add_argument(
         "--fail-next",
-        type=int,
+        type=_number(int, 0),
         default=0,
         metavar="N",
         help="answer the next N requests with --fail-status",
     )
     faults.add_argument(
         "--fail-fraction",
-        type=float,
+        type=_number(float, 0, 1),
         default=0.0,
         metavar="P",
         help="answer a seeded fraction P of requests with --fail-status",
     )
-    faults.add_argument("--fail-status", type=int, default=503, metavar="STATUS")
+    faults.add_argument("--fail-status", type=_number(int, 400, 599), default=503, metavar="STATUS")
     faults.add_argument("--fault-seed", type=int, default=0, metavar="SEED")
     faults.add_argument(
         "--drop-before",
-        type=int,
+        type=_number(int, 0),
         default=0,
         metavar="N",
         help="drop the connection of the next N requests before applying them",
     )
     faults.add_argument(
         "--drop-after",
-        type=int,
+        type=_number(int, 0),
         default=0,
         metavar="N",
         help="apply the next N requests, then drop the connection unanswered",
     )
     faults.add_argument(
-        "--delay", type=float, default=0.0, metavar="SECONDS", help="stall every request this long"
+        "--delay",
+        type=_number(float, 0),
+        default=0.0,
+        metavar="SECONDS",
+        help="stall every request this long",
     )
     faults.add_argument(
         "--fault-path",
@@ -175,7 +209,11 @@ def run(args: argparse.Namespace) -> int:
         sandbox = build_sandbox(args)
         sandbox.start()
     except OSError as err:
-        print(f"mattermost-notify sandbox: cannot start: {err}", file=sys.stderr)
+        hint = ""
+        if err.errno == errno.EADDRINUSE:
+            hint = f" (port {args.port} is busy: pick another, or --port 0 for any free port)"
+        reason = err.strerror or str(err)
+        print(f"mattermost-notify sandbox: cannot start: {reason}{hint}", file=sys.stderr)
         return 1
     stop = threading.Event()
     previous = None

@@ -103,12 +103,11 @@ def _resolve_configfile(value: str | None) -> Path | None:
 
 def _load_settings(args: argparse.Namespace) -> Settings:
     """Settings for a command; an explicit ``--configfile`` beats the environment."""
-    from .config import load_settings, read_config_file
+    from .config import load_settings
 
     configfile = _resolve_configfile(getattr(args, "configfile", None))
-    if configfile is None:
-        return load_settings()
-    return load_settings(read_config_file(configfile), configfile=configfile)
+    overrides = {"allow_insecure": True} if getattr(args, "allow_insecure", False) else {}
+    return load_settings(configfile=configfile, **overrides)
 
 
 def _client(settings: Settings) -> Notify:
@@ -151,7 +150,7 @@ def _prompt(label: str, default: str | None = None) -> str:
     return answer or (default or "")
 
 
-def _read_token(value: str | None, interactive: bool) -> str:
+def _read_token(value: str | None, interactive: bool, current: str | None = None) -> str:
     if value == "-":
         token = sys.stdin.readline().strip()
         if not token:
@@ -162,46 +161,105 @@ def _read_token(value: str | None, interactive: bool) -> str:
     if interactive:
         import getpass
 
+        keep = " [******** (Enter keeps the current token)]" if current else ""
         try:
-            return getpass.getpass("Access token of the bot (input hidden): ").strip()
+            answer = getpass.getpass(f"Access token of the bot (input hidden){keep}: ").strip()
         except EOFError:
-            return ""
-    return os.environ.get("MATTERMOST_NOTIFY_TOKEN", "")
+            answer = ""
+        return answer or (current or "")
+    return current or os.environ.get("MATTERMOST_NOTIFY_TOKEN", "")
+
+
+def _current_config(path: Path) -> dict[str, Any]:
+    """The settings in the file ``setup`` is about to replace ({} when none or unreadable)."""
+    import warnings
+
+    from .config import read_config_file
+    from .errors import MattermostNotifyError
+
+    if not path.is_file():
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return read_config_file(path)
+    except MattermostNotifyError:
+        return {}
+
+
+def _backup(path: Path) -> Path:
+    """Copy ``path`` to ``path.bak`` (mode 0600) before it is replaced."""
+    from ._files import write_private
+
+    backup = path.with_name(path.name + ".bak")
+    write_private(backup, path.read_bytes())
+    return backup
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
     from .config import make_settings, write_config
 
+    output = _output_path(args.output)
+    current = _current_config(output)
     interactive = args.interactive or not any((args.url, args.team_name, args.token))
     if interactive and not args.url:
-        args.url = _prompt("URL of the Mattermost server (e.g. https://chat.example.org)")
+        args.url = _prompt(
+            "URL of the Mattermost server (e.g. https://chat.example.org)", current.get("url")
+        )
     if interactive and not args.team_name:
-        args.team_name = _prompt("Name of the team (the bot must be a member)")
-    token = _read_token(args.token, interactive)
+        args.team_name = _prompt(
+            "Name of the team (the bot must be a member)", current.get("team_name")
+        )
+    token = _read_token(args.token, interactive, current.get("token"))
+    url = args.url or current.get("url")
+    team_name = args.team_name or current.get("team_name")
 
-    given = {"--url": args.url, "--token": token, "--team-name": args.team_name}
+    given = {"--url": url, "--token": token, "--team-name": team_name}
     missing = [flag for flag, value in given.items() if not value]
     if missing:
         raise UsageError(f"setup needs {', '.join(missing)} (or run: {PROG} setup -i)")
 
-    output = _output_path(args.output)
-    values: dict[str, Any] = {"url": args.url, "token": token, "team_name": args.team_name}
-    sources = {"url": "--url", "token": "--token", "team_name": "--team-name"}
+    # the other settings of the file being replaced are kept
+    values: dict[str, Any] = {k: v for k, v in current.items() if k not in ("url", "token")}
+    values.update(url=url, token=token, team_name=team_name)
+    sources = {key: f"config file {output}" for key in values}
+    sources.update({"url": "--url", "token": "--token", "team_name": "--team-name"})
     if args.ca_bundle:
         values["verify"] = args.ca_bundle
         sources["verify"] = "--ca-bundle"
+    if args.allow_insecure:
+        values["allow_insecure"] = True
+        sources["allow_insecure"] = "--allow-insecure"
     settings = make_settings(values, sources)
-    existed = output.exists()
-    write_config(output, settings)
-    _out(f"{'Replaced' if existed else 'Wrote'} the configuration file {output} (mode 0600).")
 
+    status = EXIT_OK
     if args.no_check:
-        _out(f"Not checked (--no-check). Check it with: {PROG} test --configfile {output}")
-        return EXIT_OK
-    _out("Checking the connection ...")
-    status = _print_report(_client(settings))
-    if status != EXIT_OK:
-        _out(f"The file was written anyway; fix the problem above and run: {PROG} test")
+        _out("Not checked (--no-check).")
+    else:
+        _out(f"Checking the connection to {settings.url} ...")
+        status = _print_report(_client(settings))
+        if status != EXIT_OK and not args.force:
+            kept = f"{output} is unchanged" if output.exists() else f"{output} was not created"
+            _out(
+                f"Nothing written: {kept}. Fix the problem above and run setup again, "
+                "or write it anyway with --force."
+            )
+            return status
+
+    existed = output.exists()
+    backup = _backup(output) if existed else None
+    write_config(output, settings)
+    if backup is not None:
+        _out(
+            f"Replaced the configuration file {output} (mode 0600); "
+            f"the previous one is kept as {backup}."
+        )
+    else:
+        _out(f"Wrote the configuration file {output} (mode 0600).")
+    if args.no_check:
+        _out(f"Check it with: {PROG} test --configfile {output}")
+    elif status != EXIT_OK:
+        _out(f"Written anyway (--force); fix the problem above and run: {PROG} test")
     return status
 
 
@@ -210,20 +268,48 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def _print_report(client: Notify) -> int:
+    """One line per check on stdout; the failing check (the last) once, on stderr."""
     with client:
         report = client.test_connection()
-    for line in report.lines():
-        _out(f"  {line}")
+    for check in report.checks:
+        if check.ok is False:
+            print(f"{PROG}: {check.name} check failed: {check.detail}", file=sys.stderr, flush=True)
+        else:
+            _out(f"  {check}")
     if report.ok:
         _out("Connection successful!")
         return EXIT_OK
-    print(f"{PROG}: connection test failed: {report.error or 'no check ran'}", file=sys.stderr)
     return EXIT_FAILURE
+
+
+def _print_sources(settings: Settings) -> None:
+    """Where each setting came from (the token's value is never shown)."""
+    sources = getattr(settings, "sources", None) or {}
+    for name in (
+        "url",
+        "token",
+        "team_name",
+        "verify",
+        "timeout",
+        "allow_insecure",
+        "default_user",
+        "default_channel",
+    ):
+        if name not in sources:
+            continue
+        value = "(hidden)" if name == "token" else getattr(settings, name)
+        if isinstance(value, tuple):
+            value = list(value)
+        _out(f"  {name} = {value}  (from {sources[name]})")
+    for note in getattr(settings, "notes", ()) or ():
+        _out(f"  note: {note}")
 
 
 def cmd_test(args: argparse.Namespace) -> int:
     settings = _load_settings(args)
-    _out(f"Server {settings.url}, team {settings.team_name or '(none)'}")
+    _out("Settings:")
+    _print_sources(settings)
+    _out(f"Checking the connection to {settings.url} ...")
     return _print_report(_client(settings))
 
 
@@ -380,6 +466,20 @@ def _missing(what: str, exc: ImportError) -> Callable[[argparse.Namespace], int]
 # the parser
 
 
+def _add_allow_insecure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        help="allow a plain http:// URL to another machine (the token crosses the network "
+        "in clear text; only on a trusted network)",
+    )
+
+
+def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--configfile", help=CONFIGFILE_HELP)
+    _add_allow_insecure(parser)
+
+
 def _first_positional(argv: Sequence[str]) -> str | None:
     for token in argv:
         if not token.startswith("-"):
@@ -424,7 +524,14 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "default: the user configuration file",
     )
     p.add_argument("--ca-bundle", metavar="PEM", help="CA bundle to verify the server's TLS with")
-    p.add_argument("--no-check", action="store_true", help="do not test the connection")
+    _add_allow_insecure(p)
+    p.add_argument("--no-check", action="store_true", help="write without testing the connection")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write the file even when the connection test fails (default: write only "
+        "a configuration that passed)",
+    )
     p.set_defaults(func=cmd_setup)
 
     # test ----------------------------------------------------------------
@@ -434,7 +541,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         description="Check reachability, TLS, the token, the bot's identity, its team "
         "membership, the server version and limits. Exit 1 with the reason on failure.",
     )
-    p.add_argument("--configfile", help=CONFIGFILE_HELP)
+    _add_connection_flags(p)
     p.set_defaults(func=cmd_test)
 
     # send ----------------------------------------------------------------
@@ -456,7 +563,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         metavar="FILE",
         help="save the message hook to FILE, for a later 'update --hook FILE'",
     )
-    p.add_argument("--configfile", help=CONFIGFILE_HELP)
+    _add_connection_flags(p)
     p.set_defaults(func=cmd_send)
 
     # update --------------------------------------------------------------
@@ -470,7 +577,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "-f", "--hook", required=True, metavar="FILE", help="hook file written by send --save-hook"
     )
     p.add_argument("--files", nargs="+", metavar="FILE", help="files replacing the attached ones")
-    p.add_argument("--configfile", help=CONFIGFILE_HELP)
+    _add_connection_flags(p)
     p.set_defaults(func=cmd_update)
 
     # sandbox -------------------------------------------------------------
@@ -503,7 +610,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.add_argument("action", choices=("list", "flush", "drop"), help="what to do")
     p.add_argument("ids", nargs="*", metavar="ID", help="drop only these entries")
     p.add_argument("--timeout", type=float, default=30.0, help="flush: seconds (default 30)")
-    p.add_argument("--configfile", help=CONFIGFILE_HELP)
+    _add_connection_flags(p)
     p.set_defaults(func=cmd_outbox)
 
     # jupyter -------------------------------------------------------------

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ._checks import (
     MAX_FILES_PER_POST,
@@ -868,42 +869,59 @@ class Notify:
     # ------------------------------------------------------------ diagnostics
 
     def test_connection(self) -> ConnectionReport:
-        """Check server, token, team and limits; never raises for a failed check."""
-        from .transport import parse_version
+        """Check server, TLS, token, bot, team and limits, in this order, stopping at the
+        first failure; never raises for a failed check."""
+        from .transport import is_loopback, parse_version
 
         report = ConnectionReport(server_url=self.url, team_name=self.team_name)
         t = self._transport
+        checks = report.checks
 
         try:
-            t.get("/system/ping", what="the server (system/ping)", retry=False)
-            report.server_version = (
-                ".".join(map(str, parse_version(t.version_header) or ())) or None
-            )
-            report.checks.append(
-                Check(
-                    "server", True, f"{self.url} answers, Mattermost {report.server_version or '?'}"
-                )
-            )
+            t.get("/system/ping", what="system/ping", retry=False)
         except MattermostNotifyError as exc:
-            report.checks.append(Check("server", False, str(exc)))
-            for name in ("token", "team", "limits"):
-                report.checks.append(Check(name, None, "skipped: the server is not reachable"))
+            tls = self.url.startswith("https:") and getattr(exc, "kind", "") == "TLS error"
+            checks.append(Check("TLS" if tls else "server", False, str(exc)))
             return report
+        report.server_version = ".".join(map(str, parse_version(t.version_header) or ())) or None
+        checks.append(
+            Check("server", True, f"{self.url} answers, Mattermost {report.server_version or '?'}")
+        )
+        host = urlsplit(self.url).hostname
+        verify = t.session.verify
+        if not self.url.startswith("https:"):
+            where = "this machine" if is_loopback(host) else f"{host} (allow_insecure is on)"
+            checks.append(Check("TLS", None, f"not used: plain http to {where}"))
+        elif verify is False:
+            checks.append(
+                Check("TLS", None, "certificate NOT verified (verify = false): test set-ups only")
+            )
+        elif isinstance(verify, str):
+            checks.append(Check("TLS", True, f"certificate verified with the CA bundle {verify}"))
+        else:
+            checks.append(Check("TLS", True, "certificate verified"))
 
         try:
             me = self._transport.get("/users/me", what="the bot's own user (users/me)", retry=False)
-            with self._lock:
-                self._me = me
-            report.bot_name = me.get("username")
-            report.bot_user_id = me.get("id")
-            report.is_bot = bool(me.get("is_bot"))
-            kind = "bot" if report.is_bot else "user (not a bot account)"
-            report.checks.append(Check("token", True, f"valid, {kind} @{report.bot_name}"))
         except MattermostNotifyError as exc:
-            report.checks.append(Check("token", False, str(exc)))
-            report.checks.append(Check("team", None, "skipped: the token was refused"))
-            report.checks.append(Check("limits", None, "skipped: the token was refused"))
+            checks.append(Check("token", False, str(exc)))
             return report
+        with self._lock:
+            self._me = me
+        report.bot_name = me.get("username")
+        report.bot_user_id = me.get("id")
+        report.is_bot = bool(me.get("is_bot"))
+        checks.append(Check("token", True, "accepted"))
+        if report.is_bot:
+            checks.append(Check("bot", True, f"@{report.bot_name} (a bot account)"))
+        else:
+            checks.append(
+                Check(
+                    "bot",
+                    True,
+                    f"@{report.bot_name} (a user account, not a bot: messages come from that user)",
+                )
+            )
 
         if self.team_name:
             not_member = Check(
@@ -923,36 +941,49 @@ class Notify:
                     retry=False,
                 )
                 report.team_member = True
-                report.checks.append(
+                checks.append(
                     Check("team", True, f"@{report.bot_name} is a member of {self.team_name!r}")
                 )
             except PermissionDeniedError:
                 # an invite-only team is hidden from a bot that is not in it
                 report.team_member = False
-                report.checks.append(not_member)
+                checks.append(not_member)
             except NotFoundError as exc:
                 if exc.error_id == "app.team.get_member.missing.app_error":
                     report.team_member = False
-                    report.checks.append(not_member)
+                    checks.append(not_member)
                 elif exc.error_id == "api.context.404.app_error" and team is not None:
                     # the team exists but the server has no member route (old or partial)
-                    report.checks.append(
+                    checks.append(
                         Check("team", True, f"{self.team_name!r} found (membership not checked)")
+                    )
+                elif team is None:
+                    report.team_member = False
+                    checks.append(
+                        Check(
+                            "team",
+                            False,
+                            f"no team named {self.team_name!r} on {self.url}: use the team's "
+                            "name as in its URL (research in https://chat.example.org/research/"
+                            "channels/...), not its display name",
+                        )
                     )
                 else:
                     report.team_member = False
-                    report.checks.append(Check("team", False, str(exc)))
+                    checks.append(Check("team", False, str(exc)))
             except MattermostNotifyError as exc:
                 report.team_member = False
-                report.checks.append(Check("team", False, str(exc)))
+                checks.append(Check("team", False, str(exc)))
+            if checks[-1].ok is False:
+                return report
         else:
-            report.checks.append(Check("team", None, "no team_name configured (DMs only)"))
+            checks.append(Check("team", None, "no team_name configured (direct messages only)"))
 
         cfg = self._server_limits()
         report.max_file_size = self._limit("MaxFileSize")
         report.max_post_size = self._limit("MaxPostSize")
         if cfg:
-            report.checks.append(
+            checks.append(
                 Check(
                     "limits",
                     True,
@@ -961,20 +992,21 @@ class Notify:
                 )
             )
         else:
-            report.checks.append(Check("limits", None, "the server did not publish its limits"))
+            checks.append(Check("limits", None, "the server did not publish its limits"))
 
         if self._default_channel:
             try:
                 self._channel_id(self._default_channel)
-                report.checks.append(Check("default channel", True, f"~{self._default_channel}"))
+                checks.append(Check("default channel", True, f"~{self._default_channel}"))
             except MattermostNotifyError as exc:
-                report.checks.append(Check("default channel", False, str(exc)))
+                checks.append(Check("default channel", False, str(exc)))
+                return report
         if self._default_user:
             try:
                 self._user_id(self._default_user)
-                report.checks.append(Check("default user", True, f"@{self._default_user}"))
+                checks.append(Check("default user", True, f"@{self._default_user}"))
             except MattermostNotifyError as exc:
-                report.checks.append(Check("default user", False, str(exc)))
+                checks.append(Check("default user", False, str(exc)))
         return report
 
 

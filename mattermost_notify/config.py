@@ -7,11 +7,14 @@ Precedence, highest first (each key is taken from the first place that sets it):
 3. the environment: ``MATTERMOST_NOTIFY_URL``, ``MATTERMOST_NOTIFY_TOKEN``,
    ``MATTERMOST_NOTIFY_TEAM`` (and ``MATTERMOST_NOTIFY_CONFIG``, the path of a config file
    that then replaces the file search below);
-4. one configuration file, the first that exists of: ``./.mattermost_notify``,
-   ``<user config dir>/config.toml``, ``~/.mattermost_notify``.
+4. the configuration files that exist of: ``./.mattermost_notify``,
+   ``<user config dir>/config.toml``, ``~/.mattermost_notify``, combined setting by
+   setting in this order.
 
-Files are never merged with each other: a URL from one file and a token from
-another would be a recipe for sending a token to the wrong server.
+One exception keeps a token from going to the wrong server: when the URL comes from a
+file, the settings that belong to a server (``token``, ``verify``, ``allow_insecure``) are
+not taken from another file that names a different server (they are listed in
+``Settings.notes``).
 
 A file is either TOML (what ``write_config`` and ``mattermost-notify setup`` write) or
 the original package's ``KEY=VALUE`` lines (``URL``, ``TEAM_NAME``, ``TOKEN``), so users of
@@ -27,7 +30,7 @@ import stat
 import tomllib
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -95,6 +98,10 @@ class Settings:
     default_channel: str | None = None
     source: str | None = field(default=None, compare=False)
     """Where the settings came from (for messages; never contains the token)."""
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    """Where each setting came from: ``{"url": "config file ...", ...}``."""
+    notes: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    """Settings that were found but not used, and why."""
 
     def __repr__(self) -> str:
         return (
@@ -171,8 +178,8 @@ def find_config_file() -> Path | None:
 # ---------------------------------------------------------------- reading
 
 
-def _check_permissions(path: Path, data: Mapping[str, Any]) -> None:
-    if os.name != "posix" or "token" not in data:
+def _check_permissions(path: Path) -> None:
+    if os.name != "posix":
         return
     try:
         mode = path.stat().st_mode
@@ -213,8 +220,9 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read one config file (TOML or the original ``KEY=VALUE`` lines) into a dict.
 
     Keys are normalised to :class:`Settings` field names; unknown keys raise
-    :class:`ConfigurationError` naming the key and the file. A file holding a token
-    that is readable by group or others gives an :class:`InsecureConfigWarning`.
+    :class:`ConfigurationError` naming the key and the file. :func:`load_settings`
+    warns (:class:`InsecureConfigWarning`) when the token it uses comes from a file that
+    group or others can read.
     """
     p = Path(path).expanduser()
     text = read_text_file(p, f"config file {p}", ConfigurationError, encoding="utf-8-sig")
@@ -233,7 +241,6 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             known = ", ".join(sorted(set(_ALIASES.values())))
             raise ConfigurationError(f"unknown key {key!r} in config file {p} (known: {known})")
         out[name] = value
-    _check_permissions(p, out)
     return out
 
 
@@ -272,9 +279,35 @@ def _normalise_url(url: Any, source: str) -> str:
             "must not have a query or fragment"
         )
     path = parts.path.rstrip("/")
+    _refuse_page_address(parts.scheme.lower(), parts.netloc.lower(), path, source)
     if path.endswith("/api/v4"):
         path = path[: -len("/api/v4")]
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}"
+
+
+# path segments of the web app's pages: <server>/<team>/channels/town-square, ...
+_TEAM_PAGES = {"channels", "messages", "pl", "threads", "integrations", "emoji", "drafts"}
+_PAGES = {"login", "admin_console", "landing", "select_team", "signup_user_complete"}
+
+
+def _refuse_page_address(scheme: str, netloc: str, path: str, source: str) -> None:
+    """A URL copied from the browser's address bar names a page, not the server."""
+    segments = [s for s in path.split("/") if s]
+    for i, segment in enumerate(segments):
+        if segment in _TEAM_PAGES and i >= 1:
+            base, team = "/".join(segments[: i - 1]), segments[i - 1]
+            server = f"{scheme}://{netloc}" + (f"/{base}" if base else "")
+            raise ConfigurationError(
+                f"the server URL from {source} is the address of a page of team {team!r} "
+                f"(copied from the browser?): use url = {server!r} and team_name = {team!r}"
+            )
+        if segment in _PAGES:
+            base = "/".join(segments[:i])
+            server = f"{scheme}://{netloc}" + (f"/{base}" if base else "")
+            raise ConfigurationError(
+                f"the server URL from {source} is the address of a page "
+                f"(copied from the browser?): use url = {server!r}"
+            )
 
 
 def _check_token(token: Any, source: str) -> str:
@@ -377,6 +410,7 @@ def make_settings(values: Mapping[str, Any], sources: Mapping[str, str]) -> Sett
             values.get("default_channel"), "default_channel", src("default_channel")
         ),
         source=", ".join(sorted(set(sources.values()))) or None,
+        sources=dict(sources),
     )
 
 
@@ -388,11 +422,13 @@ def load_settings(
 ) -> Settings:
     """Collect settings from arguments, environment and files (see the module doc).
 
-    ``configfile`` names the file to read instead of searching. Overrides whose value
+    ``configfile`` names the file to read instead of searching; it ranks above the
+    environment. Overrides whose value
     is ``None`` are ignored, so callers can pass optional arguments straight through.
     """
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    notes: list[str] = []
 
     def layer(data: Mapping[str, Any], source: str) -> None:
         for key, value in data.items():
@@ -413,11 +449,46 @@ def load_settings(
                 f"got {type(config).__name__}"
             )
         layer(config, "the config mapping")
-    layer(_from_env(), "the environment")
-    path = Path(configfile).expanduser() if configfile is not None else find_config_file()
-    if path is not None and (configfile is not None or os.environ.get(ENV_CONFIG) or path.exists()):
-        layer(read_config_file(path), f"config file {path}")
-    return make_settings(values, sources)
+    token_file: Path | None = None
+
+    def layer_file(path: Path) -> None:
+        nonlocal token_file
+        data = read_config_file(path)
+        url_from_file = sources.get("url", "").startswith("config file ")
+        if "url" in data and url_from_file and _same_server(values["url"], data["url"]) is False:
+            for name in _SERVER_BOUND:
+                if name in data and name not in values:
+                    notes.append(f"{name} in {path} is not used: that file is for {data['url']}")
+                data.pop(name, None)
+        if "token" in data and "token" not in values:
+            token_file = path
+        layer(data, f"config file {path}")
+
+    if configfile is not None:
+        # a file named explicitly (``--configfile``) beats the environment and the search
+        layer_file(Path(configfile).expanduser())
+    for var, name in ((ENV_URL, "url"), (ENV_TOKEN, "token"), (ENV_TEAM, "team_name")):
+        layer({name: os.environ.get(var) or None}, f"the environment ({var})")
+    if configfile is None:
+        env_file = os.environ.get(ENV_CONFIG)
+        paths = [Path(env_file).expanduser()] if env_file else config_file_candidates()
+        for path in paths:
+            if env_file or path.is_file():
+                layer_file(path)
+    if token_file is not None:
+        _check_permissions(token_file)
+    return replace(make_settings(values, sources), notes=tuple(notes))
+
+
+_SERVER_BOUND = ("token", "verify", "allow_insecure")
+
+
+def _same_server(a: Any, b: Any) -> bool | None:
+    """Whether two configured URLs name the same server (None when one is not a URL)."""
+    try:
+        return _normalise_url(a, "") == _normalise_url(b, "")
+    except ConfigurationError:
+        return None
 
 
 # ---------------------------------------------------------------- writing

@@ -204,8 +204,9 @@ class Transport:
         if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure:
             raise ConfigurationError(
                 f"refusing to send the access token over plain http to {parts.hostname}: "
-                f"use https://{parts.netloc}{parts.path}, or pass allow_insecure=True "
-                "if the network path is trusted"
+                f"use https://{parts.netloc}{parts.path}; if the network path is trusted, "
+                "allow plain http with allow_insecure = true in the configuration file, "
+                "--allow-insecure on the command line or allow_insecure=True in Python"
             )
         self.url = url.rstrip("/")
         self.api_url = self.url + "/api/v4"
@@ -417,16 +418,51 @@ class Transport:
     def _network_error(
         self, exc: Exception, kind: str, what: str | None, attempts: int
     ) -> NetworkError:
-        host = urlsplit(self.url).netloc
-        about = f" ({what})" if what else ""
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        parts = urlsplit(self.url)
+        host = parts.netloc
+        tries = f" (tried {attempts} times)" if attempts > 1 else ""
         detail = _short_reason(exc)
-        hint = ""
-        if kind == "TLS error":
-            hint = "; check the certificate, or pass verify='/path/to/ca.pem'"
-        elif kind in ("connect timeout", "read timeout"):
-            hint = f"; timeout (connect, read) = {self.timeout}"
-        err = NetworkError(self.redact(f"{kind} talking to {host}{about}{tries}: {detail}{hint}"))
+        low = detail.lower()
+        # one line: what is wrong, then what to do; the connection-level failures are
+        # about the server, not about the user or channel being looked up
+        if kind == "TLS error" and ("wrong version number" in low or "record layer" in low):
+            text = (
+                f"{host} does not speak https (the TLS handshake got a plain answer){tries}: "
+                f"if the server uses plain http, write the URL as http://{host}; "
+                "otherwise check the port"
+            )
+        elif kind == "TLS error" and "certificate" in low:
+            text = (
+                f"the TLS certificate of {parts.hostname} could not be verified ({detail}): "
+                "give your organisation's CA bundle with --ca-bundle PEM or "
+                'verify = "/path/to/ca.pem" in the configuration'
+            )
+        elif kind == "TLS error":
+            text = f"TLS failed with {host}{tries}: {detail}; check the URL and the port"
+        elif kind == "DNS lookup failed":
+            text = (
+                f"cannot find the host {parts.hostname} (DNS lookup failed){tries}: "
+                f"check the host name in the URL {self.url} (and your network or VPN)"
+            )
+        elif kind == "connection failed" and "refused" in low:
+            text = (
+                f"nothing answers at {host} (connection refused){tries}: "
+                f"check the port in the URL {self.url} and that the server is running"
+            )
+        elif kind == "connect timeout":
+            text = (
+                f"{host} did not accept a connection within {self.timeout[0]:g} s "
+                f"(connect timeout){tries}: check the URL, your network, VPN or proxy"
+            )
+        elif kind == "connection failed":
+            text = f"cannot connect to {host}{tries}: {detail}; check the URL and your network"
+        else:
+            about = f" ({what})" if what else ""
+            hint = ""
+            if kind == "read timeout":
+                hint = f"; timeout (connect, read) = {self.timeout}"
+            text = f"{kind} talking to {host}{about}{tries}: {detail}{hint}"
+        err = NetworkError(self.redact(text))
         err.kind = kind  # type: ignore[attr-defined]
         return err
 
@@ -449,7 +485,12 @@ class Transport:
         if not isinstance(body, dict):
             body = {}
         error_id = body.get("id") or None
-        server_message = body.get("message") or (response.text[:200] if not body else None)
+        page = not body and (
+            "html" in response.headers.get("Content-Type", "") or response.text.lstrip()[:1] == "<"
+        )
+        server_message = body.get("message") or (
+            response.text[:200] if not body and not page else None
+        )
         request_id = body.get("request_id") or response.headers.get("X-Request-Id")
         server = self.url
         thing = what or f"{method} {path}"
@@ -460,8 +501,17 @@ class Transport:
             "request_id": request_id,
             "server_message": self.redact(server_message) if server_message else None,
         }
+        if page and status in (404, 405):
+            # a web page where the API should be: a proxy, or a URL copied from the browser
+            cls: type[APIError] = NotFoundError
+            text = (
+                f"{server} answered {status} with a web page, not the Mattermost API ({thing}): "
+                "the URL should be the server's address only (like https://chat.example.org), "
+                "not the address of a page copied from the browser"
+            )
+            return cls(self.redact(text), **kwargs)
         if status == 401:
-            cls: type[APIError] = AuthenticationError
+            cls = AuthenticationError
             text = (
                 f"{server} refused the access token ({thing}){said}; "
                 "check the token (wrong, revoked, or its bot is deactivated)"
@@ -506,7 +556,9 @@ def _json_of(response: requests.Response, transport: Transport, what: str | None
     except ValueError:
         raise ServerError(
             f"{transport.url} answered {response.status_code} with something that is not JSON "
-            f"({what or response.request.path_url}); is the URL a Mattermost server?",
+            f"({what or response.request.path_url}): the URL should be the Mattermost "
+            "server's address only (like https://chat.example.org), not a page copied from "
+            "the browser",
             status_code=response.status_code,
             request_id=response.headers.get("X-Request-Id"),
         ) from None

@@ -275,7 +275,7 @@ def test_setup_output_in_missing_directory(run, mattermost_server, cli_env):
     assert not missing.exists()
 
 
-def test_setup_wrong_token_fails_the_check_with_exit_1(run, mattermost_server, cli_env):
+def test_setup_wrong_token_fails_the_check_and_writes_nothing(run, mattermost_server, cli_env):
     wrong = "x" * 26
     out = cli_env / "wrong.toml"
     r = run(
@@ -283,9 +283,114 @@ def test_setup_wrong_token_fails_the_check_with_exit_1(run, mattermost_server, c
         secrets=(wrong,),
     )  # fmt: skip
     assert r.code == 1
-    assert "FAIL" in r.out
-    assert "token" in _one_line_error(r)
-    assert out.exists()  # written anyway, as it says
+    assert "token check failed" in _one_line_error(r)
+    assert "Nothing written" in r.out and "--force" in r.out
+    assert not out.exists()
+    r = run(
+        "setup", "-u", mattermost_server.url, "-n", "sandbox", "-t", wrong, "-o", str(out),
+        "--force", secrets=(wrong,),
+    )  # fmt: skip
+    assert r.code == 1
+    assert out.exists()  # --force: written although the check failed, as it says
+    assert "--force" in r.out
+
+
+@pytest.mark.parametrize(
+    ("mistake", "flags"),
+    [
+        ("token", ["-t", "y" * 26]),
+        ("team", ["-n", "no-such-team"]),
+        ("port", ["-u", "http://127.0.0.1:{closed}"]),
+        ("scheme", ["-u", "https://127.0.0.1:{port}"]),
+    ],
+)
+def test_setup_mistake_keeps_the_working_configuration(
+    run, mattermost_server, cli_env, mistake, flags
+):
+    """A bot token is shown once by Mattermost: a failed setup must not destroy it."""
+    sb = mattermost_server
+    out = cli_env / "config.toml"
+    r = run("setup", "-u", sb.url, "-n", sb.team, "-t", sb.token, "-o", str(out))
+    assert r.code == 0, r.text
+    good = out.read_bytes()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    port = sb.url.rsplit(":", 1)[1].strip("/")
+    values = {"-u": sb.url, "-n": sb.team, "-t": sb.token}
+    values[flags[0]] = flags[1].format(closed=closed, port=port)
+    args = [item for pair in values.items() for item in pair]
+    r = run("setup", *args, "-o", str(out), secrets=("y" * 26,))
+    assert r.code == 1, r.text
+    assert "Nothing written" in r.out
+    assert out.read_bytes() == good  # unchanged
+    assert not out.with_name("config.toml.bak").exists()
+    assert run("test", "--configfile", str(out)).code == 0
+
+
+def test_setup_replacing_keeps_a_backup(run, mattermost_server, cli_env):
+    sb = mattermost_server
+    out = cli_env / "config.toml"
+    out.write_text(
+        f'url = "{sb.url}"\ntoken = "{sb.token}"\nteam_name = "{sb.team}"\n'
+        'default_channel = "alerts"\n'
+    )
+    out.chmod(0o600)
+    before = out.read_text()
+    r = run("setup", "-u", sb.url, "-n", sb.team, "-t", sb.token, "-o", str(out))
+    assert r.code == 0, r.text
+    backup = out.with_name("config.toml.bak")
+    assert backup.read_text() == before
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert str(backup) in r.out
+    assert 'default_channel = "alerts"' in out.read_text()  # other settings are kept
+
+
+def test_setup_interactive_prefills_the_current_values(script, mattermost_server, cli_env):
+    sb = mattermost_server
+    out = cli_env / "config.toml"
+    out.write_text(f'url = "{sb.url}"\ntoken = "{sb.token}"\nteam_name = "{sb.team}"\n')
+    out.chmod(0o600)
+    r = script("setup", "-i", "-o", str(out), input="\n\n\n")  # Enter, Enter, Enter
+    assert r.code == 0, r.text
+    assert f"[{sb.url}]" in r.out and f"[{sb.team}]" in r.out
+    assert "Enter keeps the current token" in r.out + r.err
+    assert "Connection successful!" in r.out
+    assert sb.token in out.read_text()
+
+
+def test_allow_insecure_flag_for_plain_http_to_another_host(run, mattermost_server, cli_env):
+    """The refusal names the CLI flag and the config key, and both work."""
+    sb = mattermost_server
+    # a non-loopback name for this machine's sandbox is not available; what matters is
+    # that the flag reaches the client: a plain http URL to a host that does not resolve
+    url = "http://notify-test.invalid"
+    r = run("setup", "-u", url, "-n", sb.team, "-t", sb.token, "-o", str(cli_env / "c.toml"))
+    assert r.code == 2
+    line = _one_line_error(r)
+    assert "--allow-insecure" in line and "allow_insecure = true" in line
+    r = run(
+        "setup", "-u", url, "-n", sb.team, "-t", sb.token, "-o", str(cli_env / "c.toml"),
+        "--allow-insecure",
+    )  # fmt: skip
+    assert r.code == 1  # got past the refusal: now it is the DNS lookup that fails
+    assert "cannot find the host notify-test.invalid" in _one_line_error(r)
+    r = run(
+        "setup", "-u", url, "-n", sb.team, "-t", sb.token, "-o", str(cli_env / "c.toml"),
+        "--allow-insecure", "--no-check",
+    )  # fmt: skip
+    assert r.code == 0
+    assert "allow_insecure = true" in (cli_env / "c.toml").read_text()
+    for command in (["test"], ["send", "x", "-u", "alice"], ["outbox", "flush"]):
+        r = run(*command, "--configfile", str(cli_env / "c.toml"))
+        assert "allow_insecure" not in r.err, (command, r.err)  # the file's key is honoured
+    conf = cli_env / "no-key.toml"
+    conf.write_text(f'url = "{url}"\ntoken = "{sb.token}"\n')
+    conf.chmod(0o600)
+    r = run("test", "--configfile", str(conf))
+    assert r.code == 2 and "--allow-insecure" in _one_line_error(r)
+    r = run("test", "--configfile", str(conf), "--allow-insecure")
+    assert r.code == 1 and "cannot find the host" in _one_line_error(r)
 
 
 # ---------------------------------------------------------------- test
@@ -337,6 +442,50 @@ def test_configfile_beats_the_environment(run, configfile, monkeypatch):
     monkeypatch.setenv("MATTERMOST_NOTIFY_TOKEN", "not-the-token")
     r = run("test", "--configfile", str(configfile), secrets=("not-the-token",))
     assert r.code == 0, r.text
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env_config(cli_env, url: str, token: str, team: str = "sandbox") -> Path:
+    conf = cli_env / "mistake.toml"
+    conf.write_text(f'url = "{url}"\ntoken = "{token}"\nteam_name = "{team}"\n')
+    conf.chmod(0o600)
+    return conf
+
+
+@pytest.mark.parametrize(
+    ("mistake", "says"),
+    [
+        # a page address pasted from the browser: refused before any request, exit 2
+        ("{url}/sandbox/channels/town-square", ["page of team 'sandbox'", "url = '{url}'"]),
+        # only the team in the path: the server answers the API path with a web page
+        ("{url}/sandbox", ["web page, not the Mattermost API", "server's address only"]),
+        ("https://127.0.0.1:{port}", ["does not speak https", "http://127.0.0.1:{port}"]),
+        ("http://127.0.0.1:{closed}", ["nothing answers at 127.0.0.1:{closed}", "check the port"]),
+        ("https://no-such-host.invalid", ["cannot find the host no-such-host.invalid"]),
+    ],
+)
+def test_connection_mistakes_get_one_line_saying_what_to_do(
+    run, mattermost_server, cli_env, mistake, says
+):
+    sb = mattermost_server
+    base = sb.url.rstrip("/")
+    fill = {"url": base, "port": base.rsplit(":", 1)[1], "closed": _closed_port()}
+    conf = _env_config(cli_env, mistake.format(**fill), sb.token)
+    for command in (["test"], ["send", "hello", "-u", "alice"]):
+        r = run(*command, "--configfile", str(conf))
+        assert r.code in (1, 2), r.text
+        line = _one_line_error(r)  # the reason once, on stderr
+        for words in says:
+            assert words.format(**fill) in line, line
+        assert "<" not in line  # no HTML, no urllib3 object reprs
+        assert "(the server" not in line and "HTTPConnection" not in line
+        assert line not in r.out
+    assert not any(req.method == "POST" for req in sb.view.requests())
 
 
 # ---------------------------------------------------------------- send / update

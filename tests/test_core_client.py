@@ -469,30 +469,53 @@ def test_429_honours_retry_after() -> None:
 # ---------------------------------------------------------------- report, secrets
 
 
+def _check(report, name):
+    return next(c for c in report.checks if c.name == name)
+
+
 def test_connection_report(sb: Sandbox, client: Notify) -> None:
     report = client.test_connection()
     assert report.ok, report.lines()
     assert report.server_version == "10.6.0"
     assert report.bot_name == sb.bot_username and report.is_bot
-    assert [c.name for c in report.checks][:4] == ["server", "token", "team", "limits"]
+    # the lines the README lists, in its order
+    assert [c.name for c in report.checks][:6] == [
+        "server",
+        "TLS",
+        "token",
+        "bot",
+        "team",
+        "limits",
+    ]
+    assert _check(report, "TLS").ok is None and "plain http" in _check(report, "TLS").detail
     with Notify(token="bad" + "x" * 20, url=sb.url, team_name=sb.team) as bad:
         report = bad.test_connection()
     assert not report.ok
-    assert report.checks[1].name == "token" and report.checks[1].ok is False
+    # stops at the first failure: nothing after the token line
+    assert report.checks[-1].name == "token" and report.checks[-1].ok is False
     assert report.error and "refused the access token" in report.error
+
+
+def test_connection_report_stops_at_the_first_failure(sb: Sandbox) -> None:
+    with Notify(sb.token, sb.url, "no-such-team", default_channel="alerts") as c:
+        report = c.test_connection()
+    assert [c.name for c in report.checks] == ["server", "TLS", "token", "bot", "team"]
+    team = report.checks[-1]
+    assert team.ok is False and "no team named 'no-such-team'" in team.detail
+    assert "not its display name" in team.detail
 
 
 def test_connection_report_checks_team_membership() -> None:
     with Sandbox() as outsider_sb:
         with Notify(outsider_sb.token, outsider_sb.url, outsider_sb.team) as c:
-            team = c.test_connection().checks[2]
+            team = _check(c.test_connection(), "team")
             assert (team.name, team.ok) == ("team", True)
             assert "is a member of 'sandbox'" in team.detail
         outsider_sb.remove_from_team(outsider_sb.bot_username)
         with Notify(outsider_sb.token, outsider_sb.url, outsider_sb.team) as c:
             report = c.test_connection()
         assert not report.ok and report.team_member is False
-        team = report.checks[2]
+        team = _check(report, "team")
         assert team.ok is False and "not a member of team 'sandbox'" in team.detail
         assert "add the bot to the team" in team.detail
 

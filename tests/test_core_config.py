@@ -68,7 +68,7 @@ def test_cwd_file_wins_over_user_config_and_home(isolated: Path) -> None:
     )
     s = load_settings()
     assert s.url == "https://cwd.example"
-    assert s.token == "x" + TOKEN  # files are not merged: everything from the cwd file
+    assert s.token == "x" + TOKEN  # the first file that sets a setting gives it
 
 
 def test_env_beats_files_and_arguments_beat_env(
@@ -253,3 +253,85 @@ def test_import_is_lazy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- files combined
+
+
+def test_files_are_combined_setting_by_setting(isolated: Path) -> None:
+    """The docs promise it: each setting from the first place that sets it."""
+    _private(
+        isolated / "confdir" / "config.toml",
+        f'url = "https://chat.example.org"\ntoken = "{TOKEN}"\nteam_name = "research"\n',
+    )
+    _private(isolated / "cwd" / ".mattermost_notify", 'default_channel = "alerts"\n')
+    s = load_settings()
+    assert (s.url, s.token, s.team_name, s.default_channel) == (
+        "https://chat.example.org",
+        TOKEN,
+        "research",
+        "alerts",
+    )
+    assert s.sources["default_channel"] == f"config file {isolated / 'cwd' / '.mattermost_notify'}"
+    assert s.sources["token"] == f"config file {isolated / 'confdir' / 'config.toml'}"
+
+
+def test_a_file_for_another_server_lends_it_no_token(isolated: Path) -> None:
+    """A ./.mattermost_notify naming another server (a cloned repository, say) must not
+    receive the token of the user's own file."""
+    _private(
+        isolated / "confdir" / "config.toml",
+        f'url = "https://chat.example.org"\ntoken = "{TOKEN}"\nteam_name = "research"\n',
+    )
+    _private(isolated / "cwd" / ".mattermost_notify", 'url = "https://evil.example"\n')
+    with pytest.raises(ConfigurationError, match="no access token"):
+        load_settings()
+    # the same server, written differently, is the same server
+    _private(isolated / "cwd" / ".mattermost_notify", 'url = "HTTPS://Chat.Example.org/"\n')
+    s = load_settings()
+    assert s.token == TOKEN and not s.notes
+
+
+def test_readable_file_warns_only_when_its_token_is_used(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    legacy = isolated / "home" / ".mattermost_notify"
+    legacy.write_text(f"URL=https://x.example\nTOKEN={TOKEN}\nTEAM_NAME=t\n")
+    legacy.chmod(0o644)
+    monkeypatch.setenv("MATTERMOST_NOTIFY_URL", "https://x.example")
+    monkeypatch.setenv("MATTERMOST_NOTIFY_TOKEN", "other" + TOKEN)
+    monkeypatch.setenv("MATTERMOST_NOTIFY_TEAM", "t")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_settings().token == "other" + TOKEN  # the file's token is not used
+    monkeypatch.delenv("MATTERMOST_NOTIFY_TOKEN")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        load_settings()
+    assert [type(w.message) for w in record] == [InsecureConfigWarning]
+
+
+def test_cli_test_prints_where_each_setting_came_from(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mattermost_notify.cli import main
+    from mattermost_notify.sandbox import Sandbox
+
+    with Sandbox() as sb:
+        user_file = _private(
+            isolated / "confdir" / "config.toml", f'url = "{sb.url}"\ntoken = "{sb.token}"\n'
+        )
+        cwd_file = _private(isolated / "cwd" / ".mattermost_notify", 'default_channel = "alerts"\n')
+        monkeypatch.setenv("MATTERMOST_NOTIFY_TEAM", sb.team)
+        assert main(["test"]) == 0
+        out = capsys.readouterr().out
+    assert sb.token not in out
+    lines = out.splitlines()
+
+    def line(name: str) -> str:
+        return next(x for x in lines if x.strip().startswith(f"{name} = "))
+
+    assert f"config file {user_file}" in line("url")
+    assert "(hidden)" in line("token") and f"config file {user_file}" in line("token")
+    assert "MATTERMOST_NOTIFY_TEAM" in line("team_name")
+    assert f"config file {cwd_file}" in line("default_channel")

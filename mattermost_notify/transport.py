@@ -162,10 +162,12 @@ class _RateState:
         remaining = headers.get("X-RateLimit-Remaining")
         if remaining is None:
             return
+        # A server with RateLimitSettings.VaryByUser sends each header twice (its outer and
+        # its per-user limiter), which arrives combined as "2, 1": the tighter one counts.
         try:
-            rem = float(remaining)
-            reset = float(headers.get("X-RateLimit-Reset", "0") or 0)
-            limit = int(headers.get("X-RateLimit-Limit", "0") or 0) or None
+            rem = min(_numbers(remaining))
+            reset = max(_numbers(headers.get("X-RateLimit-Reset", "0") or "0"))
+            limit = int(min(_numbers(headers.get("X-RateLimit-Limit", "0") or "0"))) or None
         except ValueError:
             return
         with self.lock:
@@ -383,7 +385,7 @@ class Transport:
             reset = response.headers.get("X-RateLimit-Reset")
             if reset:
                 try:
-                    return max(0.0, float(reset))
+                    return max(0.0, *_numbers(reset))
                 except ValueError:
                     pass
         return None
@@ -579,6 +581,11 @@ def _short_reason(exc: Exception) -> str:
         text = text.split(">: ", 1)[1]
     text = text.replace("\n", " ")
     return text[:300] if text else type(reason).__name__
+
+
+def _numbers(value: str) -> list[float]:
+    """The numbers of a header that may be a comma-separated list ("5" or "5, 5")."""
+    return [float(part) for part in value.split(",")]
 
 
 def retry_after_seconds(value: str | None) -> float | None:

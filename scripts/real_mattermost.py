@@ -219,8 +219,18 @@ def build(*, force: bool = False) -> dict[str, Any]:
     output.parent.mkdir(parents=True, exist_ok=True)
     log("go build (a cold build downloads ~1 GB of modules and compiles for several minutes)")
     _run(
-        [go, "build", "-trimpath", "-tags", "production", "-ldflags", ldflags, "-o", str(output),
-         MAIN_PACKAGE],
+        [
+            go,
+            "build",
+            "-trimpath",
+            "-tags",
+            "production",
+            "-ldflags",
+            ldflags,
+            "-o",
+            str(output),
+            MAIN_PACKAGE,
+        ],
         cwd=wrapper,
         env=env,
     )
@@ -258,8 +268,22 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 def psql(sql: str, *, database: str = "postgres") -> str:
     result = subprocess.run(
-        _as_postgres(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-p", str(pg_port()),
-                      "-d", database, "-c", sql]),
+        _as_postgres(
+            [
+                "psql",
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-p",
+                str(pg_port()),
+                "-d",
+                database,
+                "-c",
+                sql,
+            ]
+        ),
         capture_output=True,
         text=True,
         check=False,
@@ -333,13 +357,13 @@ def stop_postgres(pid: int) -> None:
 
 
 def ensure_role() -> None:
-    exists = psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{DB_ROLE}'")
+    exists = psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{DB_ROLE}'")  # noqa: S608 - our constant
     if not exists:
         psql(f"CREATE ROLE {DB_ROLE} LOGIN PASSWORD '{DB_PASSWORD}'")
 
 
 def database_exists(name: str) -> bool:
-    return bool(psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"))
+    return bool(psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"))  # noqa: S608
 
 
 def drop_database(name: str) -> None:
@@ -752,7 +776,8 @@ def main(argv: list[str] | None = None) -> int:
     stop_cmd = sub.add_parser("stop", help="stop the server a `start` started")
     stop_cmd.add_argument("--state", type=Path, default=None)
     stop_cmd.add_argument("--keep-logs", action="store_true")
-    sub.add_parser("info", help="print the pinned versions, cache paths and build record")
+    info_cmd = sub.add_parser("info", help="print the pinned versions, cache paths, build record")
+    info_cmd.add_argument("--brief", action="store_true", help="one line")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -772,6 +797,14 @@ def main(argv: list[str] | None = None) -> int:
                 raise RealServerError(f"no state file {state}: nothing to stop")
             RealServer.load(state).stop(keep_logs=args.keep_logs)
             state.unlink()
+        elif args.brief:
+            built = build_info()
+            print(
+                f"Mattermost {built['version']} ({SERVER_MODULE} {built['server_v8']}, commit "
+                f"{COMMIT}); the cached build took {built['build_seconds']} s"
+                if built
+                else f"not built yet ({binary_path()} missing)"
+            )
         else:
             info = {
                 "server_v8": pinned_versions()[SERVER_MODULE],

@@ -434,9 +434,13 @@ def test_no_retry_on_4xx(sb: Sandbox, client: Notify) -> None:
     assert [r.status for r in lookups] == [404]
 
 
-def test_paced_client_gets_no_429() -> None:
+@pytest.mark.parametrize("by_user", [False, True], ids=["by-address", "by-user"])
+def test_paced_client_gets_no_429(by_user: bool) -> None:
+    # by user (VaryByUser): the real server sends every X-RateLimit-* header twice
     with (
-        Sandbox(rate_limit=True, rate_limit_per_sec=20, rate_limit_burst=5) as limited,
+        Sandbox(
+            rate_limit=True, rate_limit_per_sec=20, rate_limit_burst=5, rate_limit_by_user=by_user
+        ) as limited,
         Notify(token=limited.token, url=limited.url, team_name=limited.team) as c,
     ):
         for i in range(40):

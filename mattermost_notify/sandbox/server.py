@@ -1136,6 +1136,7 @@ class Sandbox:
         host: str = "127.0.0.1",
         rate_limit_per_sec: float = 10.0,
         rate_limit_burst: int = 100,
+        rate_limit_by_user: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -1149,6 +1150,8 @@ class Sandbox:
         self.rate_limiter = (
             RateLimiter(rate_limit_per_sec, rate_limit_burst) if rate_limit else None
         )
+        #: RateLimitSettings.VaryByUser: one bucket per token instead of per address
+        self.rate_limit_by_user = rate_limit_by_user
         self._store = Store(db)
         self._finalizer = weakref.finalize(self, self._store.close)
         self._seed(token, team, bot_username, list(users), list(channels), list(private_channels))
@@ -1490,8 +1493,17 @@ class Sandbox:
             body.drain()
             response = self._fault_response(fault.status)
         elif is_api and self.rate_limiter is not None:
-            decision = self.rate_limiter.check(ctx.client)
-            extra.update(decision.headers())
+            header = ctx.headers.get("Authorization", "") if self.rate_limit_by_user else ""
+            token = parse_token(header) if header else ""
+            decision = self.rate_limiter.check(f"token:{token}" if token else ctx.client)
+            headers = decision.headers()
+            if token and not decision.limited:
+                # as the real server with VaryByUser: the API handler's own per-user limiter
+                # writes a second copy of each X-RateLimit-* header ("5, 5" once combined)
+                headers = {
+                    k: f"{v}, {v}" if k.startswith("X-RateLimit") else v for k, v in headers.items()
+                }
+            extra.update(headers)
             if decision.limited:
                 body.drain()
                 response = Response(

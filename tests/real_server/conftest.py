@@ -21,6 +21,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -71,10 +73,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if item not in keep]
 
 
+_skipped_here: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail") and "real_server" in report.keywords:
+        _skipped_here.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # a real-server test that skips when the real server was asked for is a failure
+    if _selected(session.config) and _skipped_here and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     count = config.stash.get(_NOT_RUN, 0)
     if count:
         terminalreporter.write_line(f"{count} {HOW_TO_RUN}")
+    if _selected(config) and _skipped_here:
+        terminalreporter.write_line(
+            f"FAILED: {len(_skipped_here)} real-server test(s) skipped although the real "
+            f"server was asked for: {', '.join(_skipped_here[:5])}"
+        )
 
 
 class Admin:
@@ -87,7 +108,11 @@ class Admin:
         self.session.headers["Authorization"] = f"Bearer {server.admin_token}"
 
     def call(self, method: str, path: str, body: Any = None, *, expect: int = 200) -> Any:
-        answer = self.session.request(method, self.url + path, json=body, timeout=30)
+        for _ in range(30):
+            answer = self.session.request(method, self.url + path, json=body, timeout=30)
+            if answer.status_code != 429:  # the rate-limited server
+                break
+            time.sleep(float(answer.headers.get("Retry-After") or 1))
         assert answer.status_code == expect, f"{method} {path}: {answer.status_code} {answer.text}"
         return answer.json() if answer.content else None
 
@@ -125,6 +150,30 @@ class Admin:
 
     def file_names(self, post: dict[str, Any]) -> list[str]:
         return sorted(f["name"] for f in post.get("metadata", {}).get("files", []))
+
+    def unread(self, username: str, channel_id: str) -> dict[str, Any]:
+        """``msg_count``/``mention_count`` of a user in a channel (what alerts them)."""
+        return self.get(f"/users/{self.server.users[username]}/channels/{channel_id}/unread")
+
+    def create_user(self, prefix: str, *, join_team: bool) -> str:
+        """A new user (in the team or in no team at all); returns the username."""
+        name = f"{prefix}{uuid.uuid4().hex[:8]}"
+        user = self.call(
+            "POST",
+            "/users",
+            {"email": f"{name}@example.com", "username": name, "password": "Passw0rd!Passw0rd-1"},
+            expect=201,
+        )
+        self.server.users[name] = user["id"]
+        if join_team:
+            team = self.server.team_id
+            self.call(
+                "POST",
+                f"/teams/{team}/members",
+                {"team_id": team, "user_id": user["id"]},
+                expect=201,
+            )
+        return name
 
     def config(self) -> dict[str, Any]:
         return self.get("/config")
@@ -169,7 +218,10 @@ def server_settings(admin: Admin) -> Iterator[Callable[[dict[str, Any]], dict[st
     yield patch
     if touched:
         admin.patch_config(
-            {section: {key: before[section][key] for key in keys} for section, keys in touched.items()}
+            {
+                section: {key: before[section][key] for key in keys}
+                for section, keys in touched.items()
+            }
         )
 
 
@@ -227,3 +279,8 @@ def rate_limited_server() -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def rate_limited_admin(rate_limited_server: Any) -> Admin:
+    return Admin(rate_limited_server)

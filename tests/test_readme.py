@@ -22,7 +22,8 @@ How each kind of block runs:
 Lines are skipped only for a reason stated here: installing with pip (the
 README's install lines need the network and a fresh virtual environment:
 ``.ci/run`` runs them exactly as written) and ``python -m pytest`` (the suite
-itself; ``.ci/run`` runs it). A line matching nothing is run.
+itself, and the real-server build and suite; ``.ci/run`` runs them). A line matching
+nothing is run.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ SKIPPED: dict[str, str] = {
         "(which includes [jupyter]) in fresh venvs"
     ),
     r"^python -m pytest$": "the test suite itself: .ci/run runs it",
+    r"^python scripts/real_mattermost\.py build$": (
+        "builds the real Mattermost server (minutes, Go module proxy): .ci/run runs it"
+    ),
+    r"^python -m pytest -m real_server$": "the real-server suite: .ci/run runs it",
 }
 #: contributor commands that work on the checkout itself: run in the repository's root
 IN_REPOSITORY: tuple[str, ...] = (r"^python -m sphinx ",)
@@ -193,6 +198,8 @@ def test_readme_keeps_the_ci_commands():
         "python -m pytest",
         "python -m pip install .",
         "mattermost-notify demo",
+        "python scripts/real_mattermost.py build",
+        "python -m pytest -m real_server",
     )
     for command in commands:
         assert command in text

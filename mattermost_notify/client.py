@@ -12,10 +12,11 @@ Requests per operation (after the first message has warmed the caches):
 * the first message to a channel: ``GET /teams/name/{team}/channels/name/{channel}``
   (the team is never looked up on its own), then the post.
 
-Messages are counted in runes (code points) against the server's limit (16383, or the
-``MaxPostSize`` it publishes when a message is longer than that). A longer *new* message
-is split into several posts in one thread, at line ends where possible; a longer
-*update* is cut, with a visible marker at the end.
+Messages are counted in runes (code points) against the ``MaxPostSize`` the server
+publishes (16383 on current servers, 4000 on older PostgreSQL installs), read once when
+a message is longer than 4000. A longer *new* message is split into several posts in one
+thread, at line ends where possible; a longer *update* is cut, with a visible marker at
+the end.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from .errors import (
     PermissionDeniedError,
 )
 from .hooks import HookStore, MessageHook, now_iso, read_hook, write_hook
+from .server_config import MIN_POST_RUNES, ServerConfig
 
 if TYPE_CHECKING:
     from urllib3.util.retry import Retry
@@ -205,7 +207,7 @@ class Notify:
         self._dm_channels: dict[str, str] = {}
         self._hooks: dict[str, MessageHook] = {}
         self._targets: dict[str, str] = {}  # id -> channel id it was sent to
-        self._client_config: dict[str, Any] | None = None
+        self._server_config: ServerConfig | None = None
         self._default_channel: str | None = None
         self._default_user: str | None = None
         self._sender: BackgroundSender | None = None
@@ -341,31 +343,29 @@ class Notify:
             self._channel_ids[key] = channel["id"]
         return str(channel["id"])
 
-    def _server_limits(self) -> dict[str, Any]:
-        """``GET /config/client`` (once): MaxFileSize, MaxPostSize. Empty on failure."""
-        if self._client_config is None:
+    def server_config(self) -> ServerConfig:
+        """What the server publishes (``GET /config/client``): fetched when first needed,
+        at most once per client. Empty (every field None) when the server refuses it."""
+        config = self._server_config
+        if config is None:
             try:
-                cfg = self._transport.get(
+                data = self._transport.get(
                     "/config/client", params={"format": "old"}, what="the server's limits"
                 )
             except APIError:
-                cfg = {}
+                data = None
+            config = ServerConfig.from_client_config(data)
             with self._lock:
-                self._client_config = cfg if isinstance(cfg, dict) else {}
-        return self._client_config
-
-    def _limit(self, key: str) -> int | None:
-        value = self._server_limits().get(key)
-        try:
-            return int(value) if value not in (None, "") else None
-        except (TypeError, ValueError):
-            return None
+                if self._server_config is None:
+                    self._server_config = config
+                config = self._server_config
+        return config
 
     def _max_runes(self, length: int) -> int:
-        if length <= MAX_MESSAGE_RUNES:
-            return MAX_MESSAGE_RUNES
-        # only ask the server when it matters
-        return max(MAX_MESSAGE_RUNES, self._limit("MaxPostSize") or MAX_MESSAGE_RUNES)
+        """The message limit, looked up only for a message that some server would refuse."""
+        if length <= MIN_POST_RUNES:
+            return MIN_POST_RUNES
+        return self.server_config().post_runes
 
     # ------------------------------------------------------------ validation
 
@@ -373,7 +373,7 @@ class Notify:
         """Every file: exists, regular, readable, under MaxFileSize. Nothing is sent yet."""
         specs = check_files(files)
         if specs:
-            limit = self._limit("MaxFileSize")
+            limit = self.server_config().max_file_size
             if limit:
                 for spec in specs:
                     if spec.size > limit:
@@ -418,7 +418,7 @@ class Notify:
         """Upload ``specs`` (streamed) in as few multipart requests as the limit allows."""
         if not specs:
             return []
-        limit = self._limit("MaxFileSize")
+        limit = self.server_config().max_file_size
         batches: list[list[FileSpec]] = []
         current: list[FileSpec] = []
         size = 0
@@ -979,16 +979,16 @@ class Notify:
         else:
             checks.append(Check("team", None, "no team_name configured (direct messages only)"))
 
-        cfg = self._server_limits()
-        report.max_file_size = self._limit("MaxFileSize")
-        report.max_post_size = self._limit("MaxPostSize")
-        if cfg:
+        cfg = self.server_config()
+        report.max_file_size = cfg.max_file_size
+        report.max_post_size = cfg.max_post_size
+        if cfg.known:
             checks.append(
                 Check(
                     "limits",
                     True,
                     f"files up to {report.max_file_size or '?'} bytes, messages up to "
-                    f"{report.max_post_size or MAX_MESSAGE_RUNES} characters",
+                    f"{cfg.post_runes} characters",
                 )
             )
         else:

@@ -90,6 +90,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="reject edits of the message this long after the post (default: unlimited)",
     )
+    parser.add_argument(
+        "--max-post-size",
+        type=int,
+        default=16383,
+        metavar="RUNES",
+        help="ServiceSettings.MaxPostSize: the longest message (default 16383; old servers 4000)",
+    )
+    parser.add_argument(
+        "--restrict-direct-message",
+        choices=("any", "team"),
+        default="any",
+        help="TeamSettings.RestrictDirectMessage (team: DMs only between users sharing a team;"
+        " the bot is not exempt with --server-version 11.1 or later)",
+    )
     parser.add_argument("--server-version", default="10.6.0", help="version to report")
     parser.add_argument(
         "--write-config",
@@ -181,6 +195,8 @@ def build_sandbox(args: argparse.Namespace) -> Any:
         "rate_limit_burst": args.rate_limit_burst,
         "max_file_size": args.max_file_size,
         "post_edit_time_limit": args.post_edit_time_limit,
+        "max_post_size": args.max_post_size,
+        "restrict_direct_message": args.restrict_direct_message,
         "version": args.server_version,
     }
     for name in ("users", "channels", "private_channels"):

@@ -90,6 +90,24 @@ _MESSAGES = {
     "api.post.deduplicate_create_post.pending": (
         "Rejected post since another client is making the same request."
     ),
+    "api.channel.create_channel.direct_channel.team_restricted_error": (
+        "A direct channel can not be created between these users because they do not share a team."
+    ),
+    "api.post.create_post.can_not_post_in_restricted_dm.error": (
+        "You cannot post in this direct message: the users do not share a team."
+    ),
+    "api.post.patch_post.can_not_update_post_in_restricted_dm.error": (
+        "You cannot edit posts in this direct message: the users do not share a team."
+    ),
+    "api.post.update_post.can_not_update_post_in_restricted_dm.error": (
+        "You cannot edit posts in this direct message: the users do not share a team."
+    ),
+    "api.file.upload_file.restricted_dm.error": (
+        "You cannot upload files to this direct message: the users do not share a team."
+    ),
+    "app.channel.get_member.missing.app_error": (
+        "No channel member found for that user ID and channel ID."
+    ),
     "api.post.update_post.permissions_time_limit.app_error": (
         "Post edit is only allowed for {limit} seconds. "
         "Please ask your System Administrator for details."
@@ -321,6 +339,7 @@ ROUTES: tuple[Route, ...] = (
     _route("GET", "/api/v4/teams/{team_id}", "team"),
     _route("POST", "/api/v4/channels/direct", "direct_channel"),
     _route("GET", "/api/v4/channels/{channel_id}/posts", "channel_posts"),
+    _route("GET", "/api/v4/channels/{channel_id}/members/{user_id}", "channel_member"),
     _route("GET", "/api/v4/channels/{channel_id}", "channel"),
     _route("POST", "/api/v4/posts", "create_post", stalls_itself=True),
     _route("PUT", "/api/v4/posts/{post_id}/patch", "patch_post"),
@@ -428,6 +447,23 @@ class Api:
     def _can_post(self, user_id: str, channel: Obj) -> bool:
         return user_id in channel["_members"] and not channel["delete_at"]
 
+    def _share_a_team(self, user_id: str, other_id: str) -> bool:
+        return any(
+            user_id in team["_members"] and other_id in team["_members"]
+            for team in self.store.teams.values()
+        )
+
+    def restricted_dm(self, channel: Obj) -> bool:
+        """CheckIfChannelIsRestrictedDM (11.1 and later): a DM between users who share no
+        team while RestrictDirectMessage is ``team``. Earlier servers never check an
+        existing DM."""
+        if channel["type"] != "D" or self.sb.restrict_direct_message != "team":
+            return False
+        if not self.sb.dm_restriction_covers_bots:
+            return False
+        members = channel["_members"]
+        return not self._share_a_team(members[0], members[-1])
+
     # ---- system --------------------------------------------------------
     def h_ping(self, ctx: Ctx) -> Response:
         return json_response(
@@ -455,9 +491,11 @@ class Api:
             "MaxFileSize": str(sb.max_file_size),
         }
         if ctx.user is not None:
-            config["MaxPostSize"] = str(MAX_POST_RUNES)
+            config["MaxPostSize"] = str(sb.max_post_size)
             limit = sb.post_edit_time_limit
             config["PostEditTimeLimit"] = str(-1 if limit is None else limit)
+            config["CollapsedThreads"] = sb.collapsed_threads
+            config["RestrictDirectMessage"] = sb.restrict_direct_message
             config["EnableIncomingWebhooks"] = "true"
         return json_response(200, config)
 
@@ -559,6 +597,44 @@ class Api:
     def h_channel(self, ctx: Ctx, channel_id: str) -> Response:
         return json_response(200, public(self._readable_channel(ctx, channel_id)))
 
+    def h_channel_member(self, ctx: Ctx, channel_id: str, user_id: str) -> Response:
+        # api4/channel.go getChannelMember: read_channel, which only the channel's own
+        # member roles grant (team roles do not), then the member row
+        _check_id(channel_id, "channel_id")
+        if user_id == "me":
+            user_id = ctx.user_id
+        _check_id(user_id, "user_id")
+        with self.store.lock:
+            channel = self.store.channels.get(channel_id)
+            if channel is None or ctx.user_id not in channel["_members"]:
+                raise permission_error()
+            if user_id not in channel["_members"]:
+                raise ApiError(404, "app.channel.get_member.missing.app_error")
+            member: Obj = {
+                "channel_id": channel_id,
+                "user_id": user_id,
+                "roles": "channel_user",
+                "last_viewed_at": 0,
+                "msg_count": 0,
+                "mention_count": 0,
+                "mention_count_root": 0,
+                "urgent_mention_count": 0,
+                "msg_count_root": 0,
+                "notify_props": {
+                    "desktop": "default",
+                    "email": "default",
+                    "ignore_channel_mentions": "default",
+                    "mark_unread": "all",
+                    "push": "default",
+                },
+                "last_update_at": channel["create_at"],
+                "scheme_guest": False,
+                "scheme_user": True,
+                "scheme_admin": False,
+                "explicit_roles": "",
+            }
+        return json_response(200, member)
+
     def h_channel_posts(self, ctx: Ctx, channel_id: str) -> Response:
         channel = self._readable_channel(ctx, channel_id)
         try:
@@ -606,6 +682,17 @@ class Api:
                 "api.channel.create_direct_channel.invalid_user.app_error",
                 "Invalid user ID for direct channel creation.",
             )
+        # app/channel.go GetOrCreateDirectChannel: checked before "exists already"; bots
+        # are exempt before 11.1 (from 11.1 only system, plugin or session-owned bots,
+        # which a bot calling with its own token is not)
+        is_bot = bool(ctx.user and ctx.user.get("is_bot"))
+        exempt = is_bot and not self.sb.dm_restriction_covers_bots
+        if (
+            self.sb.restrict_direct_message == "team"
+            and not exempt
+            and not self._share_a_team(ctx.user_id, other)
+        ):
+            raise ApiError(403, "api.channel.create_channel.direct_channel.team_restricted_error")
         with self.store.lock:
             channel = self.store.dm_channel(ctx.user_id, other)
             if channel is None:
@@ -629,7 +716,7 @@ class Api:
     def _validate_post_fields(self, message: Any, file_ids: Any, props: Any) -> None:
         if not isinstance(message, str):
             raise invalid_body_param("post")
-        if len(message) > MAX_POST_RUNES:
+        if len(message) > self.sb.max_post_size:
             raise ApiError(400, "model.post.is_valid.message_length.app_error")
         if not isinstance(file_ids, list) or not all(isinstance(f, str) for f in file_ids):
             raise invalid_body_param("file_ids")
@@ -665,6 +752,8 @@ class Api:
             channel = self.store.channels.get(channel_id)
             if channel is None or not self._can_post(ctx.user_id, channel):
                 raise permission_error()
+            if self.restricted_dm(channel):
+                raise ApiError(400, "api.post.create_post.can_not_post_in_restricted_dm.error")
         pending_id = body.get("pending_post_id") or ""
         if not isinstance(pending_id, str):
             raise invalid_body_param("pending_post_id")
@@ -888,9 +977,13 @@ class Api:
             post = self._own_post_for_edit(ctx, post_id)
             message = patch.get("message")
             if message is not None:
-                self._check_edit_time(post)
+                self._check_edit_time(post)  # any message, even the unchanged text (7.10+)
             else:
                 message = post["message"]
+            if self.restricted_dm(self.store.channels[post["channel_id"]]):
+                raise ApiError(
+                    400, "api.post.patch_post.can_not_update_post_in_restricted_dm.error"
+                )
             props = patch.get("props")
             props = dict(post["props"]) if props is None else props
             file_ids = patch.get("file_ids")
@@ -919,6 +1012,10 @@ class Api:
             message = body.get("message") or ""
             if message != post["message"]:
                 self._check_edit_time(post)
+            if self.restricted_dm(self.store.channels[post["channel_id"]]):
+                raise ApiError(
+                    400, "api.post.update_post.can_not_update_post_in_restricted_dm.error"
+                )
             props = body.get("props") or {}
             file_ids = body.get("file_ids")
             self._validate_post_fields(message, file_ids if file_ids is not None else [], props)
@@ -1133,6 +1230,9 @@ class Sandbox:
         post_edit_time_limit: int | None = None,
         version: str = "10.6.0",
         *,
+        max_post_size: int = MAX_POST_RUNES,
+        restrict_direct_message: str = "any",
+        collapsed_threads: str = "always_on",
         host: str = "127.0.0.1",
         rate_limit_per_sec: float = 10.0,
         rate_limit_burst: int = 100,
@@ -1144,6 +1244,17 @@ class Sandbox:
         self.build_number = "0"
         self.max_file_size = int(max_file_size)
         self.post_edit_time_limit = post_edit_time_limit
+        #: ServiceSettings.MaxPostSize in runes (4000 on servers with an old PostgreSQL column)
+        self.max_post_size = int(max_post_size)
+        if restrict_direct_message not in ("any", "team"):
+            raise ValueError(
+                f"restrict_direct_message must be 'any' or 'team', not {restrict_direct_message!r}"
+            )
+        #: TeamSettings.RestrictDirectMessage: "any", or "team" (DMs only between users
+        #: who share a team; see ``dm_restriction_covers_bots``)
+        self.restrict_direct_message = restrict_direct_message
+        #: ServiceSettings.CollapsedThreads, published only (the sandbox sends no notifications)
+        self.collapsed_threads = collapsed_threads
         #: seconds a pending_post_id is remembered (the server's 30 s; tests may shorten it)
         self.pending_post_id_ttl = PENDING_TTL
         self.faults = Faults()
@@ -1156,7 +1267,8 @@ class Sandbox:
         self._finalizer = weakref.finalize(self, self._store.close)
         self._seed(token, team, bot_username, list(users), list(channels), list(private_channels))
         self.build_hash = hashlib.sha1(  # noqa: S324 - not security, a config fingerprint
-            f"{version}{self.max_file_size}{post_edit_time_limit}".encode()
+            f"{version}{self.max_file_size}{post_edit_time_limit}{max_post_size}"
+            f"{restrict_direct_message}{collapsed_threads}".encode()
         ).hexdigest()
         self.version_id = f"{version}.{self.build_number}.{self.build_hash}.false"
         self._log = RequestLog()
@@ -1166,6 +1278,14 @@ class Sandbox:
         self._webhooks = Webhooks(self)
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def dm_restriction_covers_bots(self) -> bool:
+        """From 11.1 the bot is no longer exempt from RestrictDirectMessage = team, and
+        posts, edits and uploads in existing DMs are checked too."""
+        parts = re.findall(r"\d+", self.version)[:2]
+        major_minor = tuple(int(p) for p in parts) + (0,) * (2 - len(parts))
+        return major_minor >= (11, 1)
 
     # ---- fixture data --------------------------------------------------
     def _make_user(self, username: str, *, is_bot: bool = False, now: int) -> Obj:

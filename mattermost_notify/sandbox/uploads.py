@@ -51,6 +51,8 @@ class Uploads:
         channel = self.store.channels.get(channel_id)
         if channel is None or not self.sb._api._can_post(ctx.user_id, channel):
             raise permission_error()
+        if self.sb._api.restricted_dm(channel):
+            raise ApiError(400, "api.file.upload_file.restricted_dm.error")
         return channel
 
     def _too_large(self, name: str, length: int) -> ApiError:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from ._store import Obj, dm_name, now_ms
-from .server import MAX_PAYLOAD_BYTES, MAX_POST_RUNES, ApiError, BodyTooLarge, Ctx, Response
+from .server import MAX_PAYLOAD_BYTES, ApiError, BodyTooLarge, Ctx, Response
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -91,7 +91,8 @@ class Webhooks:
                 dict(payload.get("props") or {}) if isinstance(payload.get("props"), dict) else {}
             )
             props["from_webhook"] = "true"
-            parts = [text[i : i + MAX_POST_RUNES] for i in range(0, len(text), MAX_POST_RUNES)]
+            size = self.sb.max_post_size
+            parts = [text[i : i + size] for i in range(0, len(text), size)]
             parts = parts or [""]
             api = self.sb._api
             for index, part in enumerate(parts):

@@ -57,6 +57,7 @@ from .errors import (
     PermissionDeniedError,
 )
 from .hooks import HookStore, MessageHook, now_iso, read_hook, write_hook
+from .refusals import channel_not_found, is_restricted_dm, not_a_channel_member, restricted_dm
 from .server_config import MIN_POST_RUNES, ServerConfig
 
 if TYPE_CHECKING:
@@ -205,6 +206,7 @@ class Notify:
         self._user_ids: dict[str, str] = {}
         self._channel_ids: dict[tuple[str, str], str] = {}
         self._dm_channels: dict[str, str] = {}
+        self._channel_names: dict[str, tuple[str, str]] = {}  # channel id -> (kind, name)
         self._hooks: dict[str, MessageHook] = {}
         self._targets: dict[str, str] = {}  # id -> channel id it was sent to
         self._server_config: ServerConfig | None = None
@@ -317,11 +319,21 @@ class Notify:
         if cached:
             return cached
         me = self.bot_user_id
-        channel = self._transport.post(
-            "/channels/direct", [me, user_id], what=f"the direct channel with user {user_name!r}"
-        )
+        try:
+            channel = self._transport.post(
+                "/channels/direct",
+                [me, user_id],
+                what=f"the direct channel with user {user_name!r}",
+            )
+        except APIError as exc:
+            if is_restricted_dm(exc):
+                raise restricted_dm(
+                    exc, server=self.url, user_name=user_name, bot_name=self._bot_name()
+                ) from None
+            raise
         with self._lock:
             self._dm_channels[user_id] = channel["id"]
+            self._channel_names[channel["id"]] = ("user", user_name)
         return str(channel["id"])
 
     def _channel_id(self, channel_name: str) -> str:
@@ -335,13 +347,90 @@ class Notify:
             cached = self._channel_ids.get(key)
         if cached:
             return cached
-        channel = self._transport.get(
-            f"/teams/name/{team}/channels/name/{channel_name}",
-            what=f"channel {channel_name!r} in team {team!r}",
-        )
+        try:
+            channel = self._transport.get(
+                f"/teams/name/{team}/channels/name/{channel_name}",
+                what=f"channel {channel_name!r} in team {team!r}",
+            )
+        except NotFoundError as exc:
+            raise channel_not_found(
+                exc,
+                server=self.url,
+                channel_name=channel_name,
+                team_name=team,
+                bot_name=self._bot_name(),
+            ) from None
         with self._lock:
             self._channel_ids[key] = channel["id"]
+            self._channel_names[channel["id"]] = ("channel", channel_name)
         return str(channel["id"])
+
+    def _bot_name(self) -> str | None:
+        """The bot's username, for advice in an error (looked up only then; None if unknown)."""
+        if not (self._me and self._me.get("username")):
+            with contextlib.suppress(MattermostNotifyError, KeyError, TypeError):
+                me = self._transport.get("/users/me", what="the bot's own user", retry=False)
+                with self._lock:
+                    self._me = me
+        name = self._me.get("username") if self._me else None
+        return str(name) if name else None
+
+    def _channel_kind_and_name(self, channel_id: str) -> tuple[str, str | None]:
+        """("user", name) for a DM, ("channel", name) otherwise; asked of the server only for
+        a channel this client did not resolve itself (a hook from a file)."""
+        with self._lock:
+            known = self._channel_names.get(channel_id)
+        if known:
+            return known
+        try:
+            channel = self._transport.get(
+                f"/channels/{channel_id}", what=f"channel {channel_id}", retry=False
+            )
+            if channel.get("type") == "D":
+                me = self._known_bot_id() or self.bot_user_id
+                ids = [i for i in str(channel.get("name", "")).split("__") if i and i != me]
+                other = self._transport.get(
+                    f"/users/{ids[0] if ids else me}", what="the DM's user", retry=False
+                )
+                return "user", str(other.get("username") or "") or None
+            return "channel", str(channel.get("name") or "") or None
+        except (MattermostNotifyError, KeyError, TypeError, AttributeError):
+            return "channel", None
+
+    def _is_channel_member(self, channel_id: str) -> bool | None:
+        """``GET /channels/{id}/members/{bot}``: None when the server did not say."""
+        try:
+            self._transport.get(
+                f"/channels/{channel_id}/members/{self.bot_user_id}",
+                what="the bot's channel membership",
+                retry=False,
+            )
+        except (PermissionDeniedError, NotFoundError):
+            return False
+        except MattermostNotifyError:
+            return None
+        return True
+
+    def _explain_refusal(self, exc: APIError, channel_id: str) -> APIError:
+        """``exc`` for a post or upload in ``channel_id``, or a clearer error when the cause
+        is known: a restricted DM, or a channel the bot is not a member of."""
+        if is_restricted_dm(exc):
+            _, user_name = self._channel_kind_and_name(channel_id)
+            return restricted_dm(
+                exc, server=self.url, user_name=user_name, bot_name=self._bot_name()
+            )
+        if isinstance(exc, PermissionDeniedError):
+            kind, name = self._channel_kind_and_name(channel_id)
+            if kind == "channel":
+                return not_a_channel_member(
+                    exc,
+                    server=self.url,
+                    channel_name=name,
+                    team_name=self.team_name,
+                    bot_name=self._bot_name(),
+                    member=self._is_channel_member(channel_id),
+                )
+        return exc
 
     def server_config(self) -> ServerConfig:
         """What the server publishes (``GET /config/client``): fetched when first needed,
@@ -457,9 +546,12 @@ class Notify:
                 "Content-Type": encoder.content_type
             }
 
-        response = self._transport.request(
-            "POST", "/files", body=body, what=f"the upload of {names}"
-        )
+        try:
+            response = self._transport.request(
+                "POST", "/files", body=body, what=f"the upload of {names}"
+            )
+        except APIError as exc:
+            raise self._explain_refusal(exc, channel_id) from None
         try:
             infos = response.json()["file_infos"]
             ids = [str(info["id"]) for info in infos]
@@ -496,13 +588,16 @@ class Notify:
         if props:
             payload["props"] = dict(props)
         payload["pending_post_id"] = pending_post_id or self.new_pending_post_id()
-        post = self._transport.post(
-            "/posts",
-            payload,
-            params={"set_online": "false"},
-            what=what,
-            creates_post=True,
-        )
+        try:
+            post = self._transport.post(
+                "/posts",
+                payload,
+                params={"set_online": "false"},
+                what=what,
+                creates_post=True,
+            )
+        except APIError as exc:
+            raise self._explain_refusal(exc, channel_id) from None
         if self._me is None and isinstance(post, dict) and post.get("user_id"):
             # the author of our own post is the bot: no need for users/me later
             with self._lock:
@@ -746,7 +841,11 @@ class Notify:
             post = self._transport.put(
                 f"/posts/{hook.post_id}/patch", patch, what=f"message {id!r} (post {hook.post_id})"
             )
-        except PermissionDeniedError as exc:
+        except APIError as exc:
+            if is_restricted_dm(exc):
+                raise self._explain_refusal(exc, hook.channel_id) from None
+            if not isinstance(exc, PermissionDeniedError):
+                raise
             # the server reports a deleted or unknown post as 403 (API-NOTES 5.5)
             raise PermissionDeniedError(
                 f"cannot edit message {id!r} (post {hook.post_id} on {self.url}): it was deleted, "
@@ -994,12 +1093,27 @@ class Notify:
         else:
             checks.append(Check("limits", None, "the server did not publish its limits"))
 
+        if cfg.post_edit_time_limit is not None:
+            checks.append(
+                Check(
+                    "edits",
+                    True,
+                    f"a post can be edited for {cfg.post_edit_time_limit} s (PostEditTimeLimit): "
+                    "a message updated for longer goes on in a new post in its thread",
+                )
+            )
+        if cfg.dms_restricted_to_teams:
+            checks.append(
+                Check(
+                    "direct messages",
+                    True,
+                    "only to users who share a team with the bot (RestrictDirectMessage = team)",
+                )
+            )
         if self._default_channel:
-            try:
-                self._channel_id(self._default_channel)
-                checks.append(Check("default channel", True, f"~{self._default_channel}"))
-            except MattermostNotifyError as exc:
-                checks.append(Check("default channel", False, str(exc)))
+            check = self._check_default_channel(report.bot_name)
+            checks.append(check)
+            if check.ok is False:
                 return report
         if self._default_user:
             try:
@@ -1008,6 +1122,34 @@ class Notify:
             except MattermostNotifyError as exc:
                 checks.append(Check("default user", False, str(exc)))
         return report
+
+    def _check_default_channel(self, bot_name: str | None) -> Check:
+        """The default channel exists and the bot is a member (a public channel can be found
+        by a bot that may not post in it)."""
+        name = self._default_channel
+        try:
+            channel_id = self._channel_id(str(name))
+        except MattermostNotifyError as exc:
+            return Check("default channel", False, str(exc))
+        try:
+            self._transport.get(
+                f"/channels/{channel_id}/members/{self.bot_user_id}",
+                what=f"the bot's membership of channel {name!r}",
+                retry=False,
+            )
+        except (PermissionDeniedError, NotFoundError) as exc:
+            error = not_a_channel_member(
+                exc,
+                server=self.url,
+                channel_name=name,
+                team_name=self.team_name,
+                bot_name=bot_name,
+                member=False,
+            )
+            return Check("default channel", False, str(error.args[0]))
+        except MattermostNotifyError as exc:
+            return Check("default channel", False, str(exc))
+        return Check("default channel", True, f"~{name}, the bot is a member")
 
 
 class _Closing:

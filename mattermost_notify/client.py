@@ -35,7 +35,6 @@ from urllib.parse import urlsplit
 
 from ._checks import (
     MAX_FILES_PER_POST,
-    MAX_MESSAGE_RUNES,
     FileSpec,
     check_files,
     check_id,

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from mattermost_notify import errors
-from mattermost_notify.client import CONTINUED, Notify
+from mattermost_notify._checks import CONTINUED
+from mattermost_notify.client import Notify
 from mattermost_notify.sandbox import Sandbox
 
 

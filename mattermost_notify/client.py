@@ -22,13 +22,18 @@ the end.
 from __future__ import annotations
 
 import contextlib
+import logging
 import mimetypes
 import os
+import re
 import threading
+import time
 import types
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -51,12 +56,19 @@ from .errors import (
     FileError,
     HookError,
     MattermostNotifyError,
+    MattermostNotifyWarning,
     MessageError,
     NotFoundError,
     PermissionDeniedError,
 )
 from .hooks import HookStore, MessageHook, now_iso, read_hook, write_hook
-from .refusals import channel_not_found, is_restricted_dm, not_a_channel_member, restricted_dm
+from .refusals import (
+    EDIT_TIME_LIMIT,
+    channel_not_found,
+    is_restricted_dm,
+    not_a_channel_member,
+    restricted_dm,
+)
 from .server_config import MIN_POST_RUNES, ServerConfig
 
 if TYPE_CHECKING:
@@ -75,6 +87,28 @@ __all__ = [
 MULTIPART_OVERHEAD = 512  # bytes the server allows above MaxFileSize per request
 PER_FILE_OVERHEAD = 1024  # rough multipart headers per file part, for batching
 FILES_SINCE = (10, 5, 0)
+
+log = logging.getLogger("mattermost_notify.client")
+
+
+def edit_margin(limit: float) -> float:
+    """Seconds before the server's edit time limit at which an update goes to a new post
+    instead: room for the request's own time, retries and clocks (half the limit at most)."""
+    return min(limit / 2, max(1.0, min(limit * 0.05, 30.0)))
+
+
+def _epoch(iso: str | None) -> float | None:
+    """Seconds since the epoch of a hook's ``created_at`` (None when missing or unreadable)."""
+    if not iso:
+        return None
+    try:
+        return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        try:
+            return datetime.fromisoformat(iso).timestamp()
+        except ValueError:
+            return None
+
 
 Files = Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None
 """One path or a list of paths."""
@@ -165,6 +199,7 @@ class Notify:
         allow_insecure: bool = False,
         hook_store: HookStore | str | os.PathLike[str] | None = None,
         retry: Retry | int | bool | None = None,
+        mention: str | Sequence[str] | None = None,
     ) -> None:
         from .config import make_settings
 
@@ -184,8 +219,13 @@ class Notify:
                 "verify": verify,
                 "timeout": timeout,
                 "allow_insecure": allow_insecure,
+                "mention": mention,
             },
-            {"url": "Notify(url=...)", "token": "Notify(token=...)"},
+            {
+                "url": "Notify(url=...)",
+                "token": "Notify(token=...)",
+                "mention": "Notify(mention=...)",
+            },
         )
         from .transport import Transport
 
@@ -200,6 +240,9 @@ class Notify:
             retry=retry,
         )
         self.timeout = settings.timeout
+        #: user (or group) names the library's completion and failure messages in channels
+        #: mention (``mention`` setting, ``MATTERMOST_NOTIFY_MENTION``)
+        self.mention: tuple[str, ...] = settings.mention
         self._lock = threading.RLock()
         self._me: dict[str, Any] | None = None
         self._user_ids: dict[str, str] = {}
@@ -209,6 +252,8 @@ class Notify:
         self._hooks: dict[str, MessageHook] = {}
         self._targets: dict[str, str] = {}  # id -> channel id it was sent to
         self._server_config: ServerConfig | None = None
+        self._posted_at: dict[str, float] = {}  # post id -> time.time() just before creating it
+        self._learned_edit_limit: float | None = None  # from a refusal, when not published
         self._default_channel: str | None = None
         self._default_user: str | None = None
         self._sender: BackgroundSender | None = None
@@ -497,6 +542,31 @@ class Notify:
             "or set a default (wakeup(always_send_to_user=...), default_user/default_channel)"
         )
 
+    def mention_text(
+        self,
+        user: str | None = None,
+        channel: str | None = None,
+        *,
+        mention: str | Sequence[str] | None = None,
+    ) -> str:
+        """``"@alice @bob "``: what to put in front of a message that must alert people.
+
+        ``mention`` (given to a progress bar or magic) is used for any target; otherwise the
+        client's ``mention`` setting, and only when the target is a channel: in a direct
+        message the recipient is alerted anyway. ``""`` when nobody is to be mentioned.
+        """
+        from .config import parse_mentions
+
+        if mention is not None:
+            names = parse_mentions(mention, "mention=")
+        else:
+            try:
+                kind, _ = self.resolve_target(user, channel)
+            except MessageError:
+                return ""
+            names = self.mention if kind == "channel" else ()
+        return "".join(f"@{name} " for name in names)
+
     def _target_channel(self, kind: str, name: str) -> str:
         return self._dm_channel(name) if kind == "user" else self._channel_id(name)
 
@@ -709,6 +779,7 @@ class Notify:
                     f"the message id {id!r} is already used for another target "
                     f"(channel {previous}); use a new id to send to {what_target}"
                 )
+        started = time.time()
         result, first_post = self._post_message(
             channel_id,
             message,
@@ -720,6 +791,8 @@ class Notify:
             what=f"the message to {what_target}",
         )
         if id is not None:
+            with self._lock:
+                self._posted_at[result.post_id] = started
             hook = MessageHook(
                 id=id,
                 server_url=self.url,
@@ -829,6 +902,8 @@ class Notify:
                     f"(message {id!r}) needs 10.5 or newer. Send them with reply() instead."
                 )
         text = cut_message(message, self._max_runes(len(message)))
+        if self._edit_window_closing(hook):
+            return self._continue_in_thread(id, hook, text, specs, props)
         patch: dict[str, Any] = {"message": text}
         file_ids: list[str] = []
         if files is not None:
@@ -841,6 +916,15 @@ class Notify:
                 f"/posts/{hook.post_id}/patch", patch, what=f"message {id!r} (post {hook.post_id})"
             )
         except APIError as exc:
+            if exc.error_id == EDIT_TIME_LIMIT:
+                # never retried as an edit: the message goes on in a new post, once
+                limit = self._learn_edit_limit(exc, hook)
+                _warn(
+                    f"mattermost_notify: {self.url} refused to edit message {id!r}: posts can be "
+                    f"edited for {limit} s there (PostEditTimeLimit); the message goes on in "
+                    "a new post in its thread"
+                )
+                return self._continue_in_thread(id, hook, text, specs, props, file_ids)
             if is_restricted_dm(exc):
                 raise self._explain_refusal(exc, hook.channel_id) from None
             if not isinstance(exc, PermissionDeniedError):
@@ -862,6 +946,92 @@ class Notify:
             file_ids=tuple(post.get("file_ids") or file_ids),
             permalink=self.permalink(hook.post_id),
             post_ids=(hook.post_id,),
+        )
+
+    # ------------------------------------------------------------ edit time limit
+
+    def edit_time_limit(self) -> float | None:
+        """Seconds after which the server refuses to edit a post (``PostEditTimeLimit``);
+        None when it has no limit. Read from the server when first needed."""
+        if self._learned_edit_limit is not None:
+            return self._learned_edit_limit
+        limit = self.server_config().post_edit_time_limit
+        return None if limit is None else float(limit)
+
+    def _post_age(self, hook: MessageHook) -> float | None:
+        with self._lock:
+            posted = self._posted_at.get(hook.post_id)
+        if posted is None:
+            posted = _epoch(hook.created_at)  # whole seconds: the age is over-estimated
+        return None if posted is None else time.time() - posted
+
+    def _edit_window_closing(self, hook: MessageHook) -> bool:
+        """True when an edit of ``hook``'s post would meet (or nearly) the edit time limit."""
+        limit = self.edit_time_limit()
+        if limit is None:
+            return False
+        age = self._post_age(hook)
+        return age is not None and age >= limit - edit_margin(limit)
+
+    def _learn_edit_limit(self, exc: APIError, hook: MessageHook) -> str:
+        """The limit a refusal reveals (its text says "... only allowed for N seconds"),
+        kept so that the next continuation comes in time; returns it for the warning."""
+        found = re.search(r"(\d+) seconds", exc.server_message or "")
+        age = self._post_age(hook)
+        if found:
+            self._learned_edit_limit = float(found.group(1))
+        elif self.edit_time_limit() is None and age is not None:
+            self._learned_edit_limit = max(0.0, float(int(age)))
+        limit = self.edit_time_limit()
+        return "?" if limit is None else f"{limit:g}"
+
+    def _continue_in_thread(
+        self,
+        id: str,
+        hook: MessageHook,
+        text: str,
+        specs: Sequence[FileSpec],
+        props: dict[str, Any] | None,
+        file_ids: Sequence[str] = (),
+    ) -> SentMessage:
+        """Post ``text`` as a new post in the thread of message ``id``; ``id`` names that post
+        from now on (later updates edit it). Past the edit time limit the old post cannot
+        change any more."""
+        root = hook.root_id or hook.post_id
+        # one de-duplication key per (post continued from, text): a retry of this request
+        # cannot post twice, another process continuing the same post with other text can
+        seed = f"{self.url}/posts/{hook.post_id}/continued\n{text}"
+        key = uuid.uuid5(uuid.NAMESPACE_URL, seed).hex
+        pending = f"{self._known_bot_id() or 'mattermost-notify'}:{key}"
+        started = time.time()
+        file_ids = list(file_ids) or self._upload(hook.channel_id, specs)
+        post = self._create_post(
+            hook.channel_id,
+            text,
+            root_id=root,
+            file_ids=file_ids,
+            props=props,
+            pending_post_id=pending,
+            what=f"message {id!r} (continued in a new post)",
+        )
+        post_id = str(post["id"])
+        with self._lock:
+            self._posted_at[post_id] = started
+        self._remember(replace(hook, post_id=post_id, root_id=root, created_at=now_iso()))
+        log.info(
+            "message %r continues in post %s (post %s can no longer be edited)",
+            id,
+            post_id,
+            hook.post_id,
+        )
+        return SentMessage(
+            id=id,
+            post_id=post_id,
+            channel_id=hook.channel_id,
+            root_id=root,
+            file_ids=tuple(post.get("file_ids") or file_ids),
+            permalink=self.permalink(post_id),
+            post_ids=(post_id,),
         )
 
     # ------------------------------------------------------------ hooks
@@ -1149,6 +1319,13 @@ class Notify:
         except MattermostNotifyError as exc:
             return Check("default channel", False, str(exc))
         return Check("default channel", True, f"~{name}, the bot is a member")
+
+
+def _warn(text: str) -> None:
+    try:
+        warnings.warn(text, MattermostNotifyWarning, stacklevel=3)
+    except Exception:  # "-W error" must not turn a delivered message into a failure
+        log.warning("%s", text)
 
 
 class _Closing:

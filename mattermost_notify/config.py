@@ -42,6 +42,7 @@ __all__ = [
     "CONFIG_FILE_NAME",
     "ENV_CONFIG",
     "ENV_DATA_DIR",
+    "ENV_MENTION",
     "ENV_TEAM",
     "ENV_TOKEN",
     "ENV_URL",
@@ -49,6 +50,7 @@ __all__ = [
     "config_file_candidates",
     "find_config_file",
     "load_settings",
+    "parse_mentions",
     "read_config_file",
     "user_config_dir",
     "user_config_path",
@@ -62,6 +64,7 @@ ENV_URL = "MATTERMOST_NOTIFY_URL"
 ENV_TOKEN = "MATTERMOST_NOTIFY_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 ENV_TEAM = "MATTERMOST_NOTIFY_TEAM"
 ENV_CONFIG = "MATTERMOST_NOTIFY_CONFIG"
+ENV_MENTION = "MATTERMOST_NOTIFY_MENTION"
 ENV_DATA_DIR = "MATTERMOST_NOTIFY_DATA_DIR"
 ENV_CONFIG_DIR = "MATTERMOST_NOTIFY_CONFIG_DIR"
 
@@ -81,6 +84,7 @@ _ALIASES = {
     "allow_insecure": "allow_insecure",
     "default_user": "default_user",
     "default_channel": "default_channel",
+    "mention": "mention",
 }
 
 
@@ -96,6 +100,9 @@ class Settings:
     allow_insecure: bool = False
     default_user: str | None = None
     default_channel: str | None = None
+    mention: tuple[str, ...] = ()
+    """Users (or groups) the library's own completion and failure messages in channels
+    mention, so that they are alerted."""
     source: str | None = field(default=None, compare=False)
     """Where the settings came from (for messages; never contains the token)."""
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -108,7 +115,7 @@ class Settings:
             f"Settings(url={self.url!r}, token='***', team_name={self.team_name!r}, "
             f"verify={self.verify!r}, timeout={self.timeout!r}, "
             f"allow_insecure={self.allow_insecure!r}, default_user={self.default_user!r}, "
-            f"default_channel={self.default_channel!r})"
+            f"default_channel={self.default_channel!r}, mention={self.mention!r})"
         )
 
     __str__ = __repr__
@@ -124,6 +131,7 @@ class Settings:
             "allow_insecure": self.allow_insecure,
             "default_user": self.default_user,
             "default_channel": self.default_channel,
+            "mention": self.mention,
         }
 
 
@@ -246,7 +254,8 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _from_env() -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for var, name in ((ENV_URL, "url"), (ENV_TOKEN, "token"), (ENV_TEAM, "team_name")):
+    names = ((ENV_URL, "url"), (ENV_TOKEN, "token"), (ENV_TEAM, "team_name"))
+    for var, name in (*names, (ENV_MENTION, "mention")):
         value = os.environ.get(var)
         if value:
             out[name] = value
@@ -381,6 +390,44 @@ def _optional_name(value: Any, name: str, source: str) -> str | None:
     return value.strip()
 
 
+_MENTION_NAME = re.compile(r"^[a-z0-9.\-_]{1,64}$")
+
+
+def parse_mentions(value: Any, source: str) -> tuple[str, ...]:
+    """User (or group) names to mention: ``"alice"``, ``"@alice, @bob"`` or a list.
+
+    Returned without ``@``, lower case, in order, each once; ``None`` or ``""``: none.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items: list[Any] = re.split(r"[,\s]+", value)
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ConfigurationError(
+            f"mention from {source} must be a user name or a list of them, "
+            f"got {type(value).__name__}"
+        )
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigurationError(
+                f"mention from {source} must list user names, got {type(item).__name__}"
+            )
+        name = item.strip().lstrip("@").lower()
+        if not name:
+            continue
+        if not _MENTION_NAME.match(name):
+            raise ConfigurationError(
+                f"mention {item.strip()[:80]!r} from {source} is not a user name "
+                "(letters, digits, '.', '_' and '-')"
+            )
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
 def make_settings(values: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
     """Validate merged values (``sources`` names where each came from) into Settings."""
 
@@ -409,6 +456,7 @@ def make_settings(values: Mapping[str, Any], sources: Mapping[str, str]) -> Sett
         default_channel=_optional_name(
             values.get("default_channel"), "default_channel", src("default_channel")
         ),
+        mention=parse_mentions(values.get("mention"), src("mention")),
         source=", ".join(sorted(set(sources.values()))) or None,
         sources=dict(sources),
     )

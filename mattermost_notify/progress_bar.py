@@ -75,7 +75,7 @@ import uuid
 import warnings
 import weakref
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
@@ -253,8 +253,10 @@ class _Remote:
         msg_id: str,
         transient_pos: int | None,
         min_interval: float,
+        mention: str | Sequence[str] | None = None,
     ) -> None:
         self.client = client
+        self.mention = mention
         self.user = user
         self.channel = channel
         self.msg_id = msg_id
@@ -307,8 +309,18 @@ class _Remote:
         else:  # final
             sender.update(self.msg_id, op.text)
             if op.reply:
-                sender.post(op.reply, reply_to=self.msg_id)
+                sender.post(self._mention_text() + op.reply, reply_to=self.msg_id)
             self._give_slot_back()
+
+    def _mention_text(self) -> str:
+        """``"@alice "`` for the closing reply (``mention=``, else the client's setting for a
+        channel); a bad name is a warning, the reply goes out without it."""
+        try:
+            assert self.client is not None
+            return str(self.client.mention_text(self.user, self.channel, mention=self.mention))
+        except Exception as exc:
+            _warn(f"progress message: no mention in the reply ({exc})")
+            return ""
 
     def _post_failed(self) -> bool:
         ticket = self.post_ticket
@@ -492,8 +504,10 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
     :param min_interval: seconds between two edits of the message (default 5).
     :param reply: post a thread reply at the end (done, stopped, failed); ``None``
         (default): only for the outermost bar (position 0).
-    :param mention: text put in front of the reply, e.g. ``"@alice"`` (a thread reply
-        in a channel alerts only the thread's followers).
+    :param mention: users to mention in the closing reply: a name (``"alice"`` or
+        ``"@alice"``) or a list. Default: the ``mention`` setting, in a channel only (a thread
+        reply in a channel alerts only the thread's followers and those it mentions; in a
+        direct message the recipient is alerted anyway). ``""``: nobody.
     :param local: show the local bar (default True); ``False`` sends the message only.
     :param client: the :class:`~mattermost_notify.client.Notify` to use (default:
         ``get_client()``, resolved on a background thread).
@@ -509,7 +523,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         id: str | None = None,
         min_interval: float = DEFAULT_MIN_INTERVAL,
         reply: bool | None = None,
-        mention: str | None = None,
+        mention: str | Sequence[str] | None = None,
         local: bool = True,
         client: Notify | None = None,
         rank_zero_only: bool = True,
@@ -570,6 +584,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
             msg_id=msg_id,
             transient_pos=transient_pos,
             min_interval=min_interval,
+            mention=self._mm_mention,
         )
         self._mm = remote
         text = self._mm_running_text()
@@ -742,8 +757,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
             reply = None
             wants_reply = self._mm_reply if self._mm_reply is not None else abs(self.pos) == 0
             if wants_reply and state in ("done", "stopped", "failed"):
-                mention = f"{self._mm_mention} " if self._mm_mention else ""
-                reply = f"{mention}{headline(name)} (on {_HOST}){block}"
+                reply = f"{headline(name)} (on {_HOST}){block}"
             remote.submit("final", text, reply)
         except Exception as exc:  # pragma: no cover - never break the user's code
             _warn(f"progress message: final state not sent ({exc})")

@@ -122,6 +122,7 @@ class _CellJob:
     target: dict[str, str | None]
     message_id: str
     after: float | None
+    mention: str | None = None  # --mention; None: the client's mention setting (channels)
     lock: threading.Lock = field(default_factory=threading.Lock)
     posted: bool = False
     finished: bool = False
@@ -163,11 +164,12 @@ class _CellJob:
             self.finished = True
             if self.timer is not None:
                 self.timer.cancel()
+            alert = self.magics._mention_text(self.target, self.mention)
             if self.posted:
                 self._send(
                     outcome.status,
                     "post",
-                    report.reply_message(self.ctx, outcome, notes),
+                    alert + report.reply_message(self.ctx, outcome, notes),
                     reply_to=self.message_id,
                     files=files or None,
                 )
@@ -181,7 +183,7 @@ class _CellJob:
                 self._send(
                     outcome.status,
                     "post",
-                    report.standalone_message(self.ctx, outcome, notes),
+                    alert + report.standalone_message(self.ctx, outcome, notes),
                     id=self.message_id,
                     files=files or None,
                     **self.target,
@@ -248,6 +250,7 @@ class NotifyMagics(Magics):
         self._auto_after: float | None = None
         self._auto_mode = "all"
         self._auto_target: dict[str, str | None] = {"user": None, "channel": None}
+        self._auto_mention: str | None = None
         self._skip_auto: set[int] = set()  # id(info) of cells notified by %%notify_on_done
         self._tmpdirs: list[tuple[list[Any], str]] = []
 
@@ -366,6 +369,18 @@ class NotifyMagics(Magics):
             return {"user": None, "channel": self.default_channel}
         return {"user": None, "channel": None}  # the client's own defaults
 
+    def _mention_text(self, target: dict[str, str | None], mention: str | None) -> str:
+        """``"@alice "`` for a completion or failure message (see ``Notify.mention_text``);
+        never raises: a bad name becomes a warning and no mention."""
+        try:
+            client = self.client()
+            return str(client.mention_text(target["user"], target["channel"], mention=mention))
+        except MattermostNotifyError as exc:
+            self._warn_once(f"mention:{mention}", f"mattermost_notify: no mention ({exc})")
+        except Exception as exc:  # a bug of ours must not break the user's cell
+            _warn(f"mattermost_notify: no mention ({type(exc).__name__}: {exc})")
+        return ""
+
     def _queue(self, tickets: list[Any], kind: str, message: str, **kwargs: Any) -> Any:
         """Queue on the background sender; never raises (a problem becomes a warning)."""
         try:
@@ -463,6 +478,12 @@ class NotifyMagics(Magics):
     @argument("--after", type=float, help="only notify when the cell runs longer (seconds)")
     @argument("--attach", nargs="+", action="extend", default=[], help="files to attach at the end")
     @argument("--figures", action="store_true", help="attach the images the cell displayed")
+    @argument(
+        "--mention",
+        metavar="NAMES",
+        help="users to mention in the done/failed message, e.g. alice or alice,bob "
+        "(default: the mention setting, in channels)",
+    )
     @cell_magic
     def notify_on_done(self, line: str, cell: str) -> Any:
         """Run the cell and tell Mattermost when it is done, failed or was interrupted.
@@ -512,6 +533,7 @@ class NotifyMagics(Magics):
                 target=self._target(args.user, args.channel),
                 message_id=args.id or f"{_CELL_ID_PREFIX}{uuid.uuid4().hex[:12]}",
                 after=args.after,
+                mention=args.mention,
             )
             if args.id:
                 self.client(keeps_id=True)  # the warning, now, if the id cannot be kept
@@ -594,6 +616,12 @@ class NotifyMagics(Magics):
     @argument("--off", action="store_true", help="stop notifying")
     @argument("-u", "--user", help="user to send to")
     @argument("-c", "--channel", help="channel to post in")
+    @argument(
+        "--mention",
+        metavar="NAMES",
+        help="users to mention, e.g. alice or alice,bob (default: the mention setting, "
+        "in channels)",
+    )
     @line_magic
     def autonotify(self, line: str) -> None:
         """Notify after every cell that ran longer than a threshold, or failed."""
@@ -613,6 +641,7 @@ class NotifyMagics(Magics):
         self._auto_after = args.after
         self._auto_mode = args.on or "all"
         self._auto_target = self._target(args.user, args.channel)
+        self._auto_mention = args.mention
         print(f"autonotify: on ({self._describe_auto()})")
 
     def _describe_auto(self) -> str:
@@ -676,7 +705,8 @@ class NotifyMagics(Magics):
         self._queue(
             tickets,
             "post",
-            report.standalone_message(ctx, outcome),
+            self._mention_text(self._auto_target, self._auto_mention)
+            + report.standalone_message(ctx, outcome),
             **self._auto_target,
         )
 

@@ -254,8 +254,7 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _from_env() -> dict[str, Any]:
     out: dict[str, Any] = {}
-    names = ((ENV_URL, "url"), (ENV_TOKEN, "token"), (ENV_TEAM, "team_name"))
-    for var, name in (*names, (ENV_MENTION, "mention")):
+    for var, name in ((ENV_URL, "url"), (ENV_TOKEN, "token"), (ENV_TEAM, "team_name")):
         value = os.environ.get(var)
         if value:
             out[name] = value
@@ -515,7 +514,8 @@ def load_settings(
     if configfile is not None:
         # a file named explicitly (``--configfile``) beats the environment and the search
         layer_file(Path(configfile).expanduser())
-    for var, name in ((ENV_URL, "url"), (ENV_TOKEN, "token"), (ENV_TEAM, "team_name")):
+    env_names = ((ENV_URL, "url"), (ENV_TOKEN, "token"), (ENV_TEAM, "team_name"))
+    for var, name in (*env_names, (ENV_MENTION, "mention")):
         layer({name: os.environ.get(var) or None}, f"the environment ({var})")
     if configfile is None:
         env_file = os.environ.get(ENV_CONFIG)
@@ -573,5 +573,7 @@ def write_config(path: str | os.PathLike[str], settings: Settings) -> Path:
         lines.append(f"default_user = {_toml_value(settings.default_user)}")
     if settings.default_channel:
         lines.append(f"default_channel = {_toml_value(settings.default_channel)}")
+    if settings.mention:
+        lines.append(f"mention = {_toml_value(list(settings.mention))}")
     write_private(p, "\n".join(lines) + "\n")
     return p

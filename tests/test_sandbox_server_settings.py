@@ -112,13 +112,16 @@ def test_restricted_dms_before_11_1_exempt_the_bot() -> None:
 
 
 def test_restricted_dms_from_11_1_cover_the_bot_and_existing_dms() -> None:
-    with Sandbox(restrict_direct_message="team", version="11.1.0") as sb:
+    users = ("alice", "bob", "carol")
+    with Sandbox(restrict_direct_message="team", version="11.1.0", users=users) as sb:
         bot = Api(sb)
         dm = bot.dm("alice").json()
         post = bot("POST", "/posts", json={"channel_id": dm["id"], "message": "before"}).json()
         assert bot.dm("bob").status_code == 201  # sharing the team: allowed
         sb.remove_from_team("alice")
-        refused = bot.dm("alice")
+        sb.remove_from_team("carol")
+        assert bot.dm("alice").json()["id"] == dm["id"]  # an existing DM is still returned
+        refused = bot.dm("carol")  # as on a real 11.4 server: only a new one is refused
         assert refused.status_code == 403
         assert (
             error_id(refused) == "api.channel.create_channel.direct_channel.team_restricted_error"

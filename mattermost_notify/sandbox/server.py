@@ -682,20 +682,24 @@ class Api:
                 "api.channel.create_direct_channel.invalid_user.app_error",
                 "Invalid user ID for direct channel creation.",
             )
-        # app/channel.go GetOrCreateDirectChannel: checked before "exists already"; bots
-        # are exempt before 11.1 (from 11.1 only system, plugin or session-owned bots,
-        # which a bot calling with its own token is not)
+        # app/channel.go GetOrCreateDirectChannel: an existing DM is returned (201) as it is
+        # (posts in it are checked later); only creating one is subject to the team
+        # restriction, from which bots are exempt before 11.1 (from 11.1 only system,
+        # plugin or session-owned bots, which a bot calling with its own token is not).
+        # Checked against a real 11.4 server.
         is_bot = bool(ctx.user and ctx.user.get("is_bot"))
         exempt = is_bot and not self.sb.dm_restriction_covers_bots
-        if (
-            self.sb.restrict_direct_message == "team"
-            and not exempt
-            and not self._share_a_team(ctx.user_id, other)
-        ):
-            raise ApiError(403, "api.channel.create_channel.direct_channel.team_restricted_error")
         with self.store.lock:
             channel = self.store.dm_channel(ctx.user_id, other)
             if channel is None:
+                if (
+                    self.sb.restrict_direct_message == "team"
+                    and not exempt
+                    and not self._share_a_team(ctx.user_id, other)
+                ):
+                    raise ApiError(
+                        403, "api.channel.create_channel.direct_channel.team_restricted_error"
+                    )
                 now = now_ms()
                 channel = self.sb._make_channel(
                     "", dm_name(ctx.user_id, other), "", "D", members={ctx.user_id, other}, now=now

@@ -6,7 +6,8 @@ Requests per operation (after the first message has warmed the caches):
 * a message with files: 2 (one multipart ``POST /files`` with ``channel_id`` first and the
   files streamed from disk, then ``POST /posts`` with the ``file_ids``); more uploads only
   when the files together exceed the server's per-request limit (MaxFileSize);
-* an update: 1 (``PUT /posts/{id}/patch``);
+* an update: 1 (``PUT /posts/{id}/patch``); the first update of a client also reads the
+  server's edit time limit (``GET /config/client``, once, shared with the other limits);
 * the first DM to a user: ``GET /users/me`` (once per client), ``GET /users/username/x``,
   ``POST /channels/direct``, then the post;
 * the first message to a channel: ``GET /teams/name/{team}/channels/name/{channel}``

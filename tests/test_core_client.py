@@ -115,11 +115,16 @@ def test_three_files_one_upload_one_post(sb: Sandbox, client: Notify, files: lis
 def test_update_is_one_patch(sb: Sandbox, client: Notify) -> None:
     sent = client.send_to_user("v1", "alice", id="upd")
     _clear(sb)
-    again = client.send_update("v2", id="upd")
+    client.send_update("v2", id="upd")
+    # the first update of a client also reads the server's edit time limit, once
+    config = ("GET", "/api/v4/config/client")
+    assert _calls(sb) == [config, ("PUT", "/api/v4/posts/{post_id}/patch")]
+    _clear(sb)
+    again = client.send_update("v3", id="upd")
     assert _calls(sb) == [("PUT", "/api/v4/posts/{post_id}/patch")]
     post = sb.view.post(sent.post_id)
-    assert post.message == "v2" and post.edited
-    assert [e.message for e in post.edits] == ["v1"]
+    assert post.message == "v3" and post.edited
+    assert [e.message for e in post.edits] == ["v1", "v2"]
     assert again.post_id == sent.post_id
 
 
@@ -248,7 +253,8 @@ def test_hook_store_survives_a_restart(sb: Sandbox, tmp_path: Path) -> None:
         assert b.has_message("persist")
         _clear(sb)
         b.send_update("kernel 2", id="persist")
-        assert _calls(sb) == [("PUT", "/api/v4/posts/{post_id}/patch")]
+        patch = ("PUT", "/api/v4/posts/{post_id}/patch")
+        assert _calls(sb) == [("GET", "/api/v4/config/client"), patch]  # + the edit limit
     assert sb.view.post(sent.post_id).message == "kernel 2"
 
 

@@ -161,3 +161,38 @@ def test_progress_bar_of_3_s_on_a_1_s_limit_shows_its_final_state(
     posts = sb.view.posts(dm_with="alice")
     assert final.id in [p.id for p in posts]
     assert "done" in posts[-1].message  # the closing reply
+
+
+def test_notify_on_done_running_message_past_the_limit(
+    mattermost_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cell that runs longer than the limit: its "running" message cannot change any
+    more, so the final state goes to a new post of the thread; nothing refused, no warning."""
+    pytest.importorskip("IPython")
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+    from traitlets.config import Config
+
+    sb = mattermost_env
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    cfg = Config()
+    cfg.HistoryManager.hist_file = ":memory:"
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance(config=cfg)
+    try:
+        shell.run_line_magic("load_ext", "mattermost_notify")
+        shell.run_line_magic("config", 'NotifyMagics.notebook_key = "tests/limit.ipynb"')
+        with warnings.catch_warnings(record=True) as caught, capture_output():
+            warnings.simplefilter("always")
+            result = shell.run_cell("%%notify_on_done -c alerts\nimport time\ntime.sleep(1.5)")
+            assert notify.flush(30)
+        assert result.success
+        assert not [w for w in caught if issubclass(w.category, MattermostNotifyWarning)]
+    finally:
+        shell.run_line_magic("unload_ext", "mattermost_notify")
+        InteractiveShell.clear_instance()
+    root, *rest = sb.view.posts(channel="alerts")
+    assert root.message.startswith(":hourglass_flowing_sand: **Running**")  # frozen
+    assert [p.root_id for p in rest] == [root.id, root.id]
+    assert all(":white_check_mark: **Done**" in p.message for p in rest)
+    assert _refused_edits(sb) == 0

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 import mattermost_notify as notify
 from mattermost_notify.errors import (
@@ -58,9 +59,6 @@ def test_private_channel_the_bot_is_not_in_looks_missing(client: Any, admin: Any
     assert len(admin.channel_posts(channel)) == before
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 12 item 4: the 404 should say the channel may be private"
-)
 def test_private_channel_error_says_it_may_be_private(client: Any) -> None:
     with pytest.raises(NotFoundError) as caught:
         client.send_to_channel("hello", "private-no-bot")
@@ -79,13 +77,52 @@ def test_public_channel_the_bot_is_not_in_is_refused(client: Any, admin: Any) ->
     assert len(admin.channel_posts(channel)) == before
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 12 item 4: the 403 should say to add the bot to the channel"
-)
 def test_public_channel_error_says_to_add_the_bot(client: Any) -> None:
     with pytest.raises(PermissionDeniedError) as caught:
         client.send_to_channel("hello", "public-no-bot")
     assert "/invite @notifybot" in str(caught.value) or "add the bot" in str(caught.value)
+
+
+def test_channel_member_route_answers_for_a_channel_the_bot_is_not_in(
+    real_server: Any, client: Any
+) -> None:
+    """What ``mattermost-notify test`` relies on: a member gets 200, a non-member of a public
+    channel gets 403 or 404 (both read as "not a member")."""
+    headers = {"Authorization": f"Bearer {real_server.bot_token}"}
+    bot = client.bot_user_id
+    member = requests.get(
+        f"{real_server.url}/api/v4/channels/{real_server.channels['bot-public']}/members/{bot}",
+        headers=headers,
+        timeout=30,
+    )
+    assert member.status_code == 200 and member.json()["user_id"] == bot
+    outside = requests.get(
+        f"{real_server.url}/api/v4/channels/{real_server.channels['public-no-bot']}/members/{bot}",
+        headers=headers,
+        timeout=30,
+    )
+    assert outside.status_code in (403, 404), outside.text
+
+
+def test_connection_test_says_the_bot_is_not_in_the_default_channel(real_server: Any) -> None:
+    with notify.Notify(
+        token=real_server.bot_token,
+        url=real_server.url,
+        team_name=real_server.team,
+        default_channel="public-no-bot",
+    ) as client:
+        report = client.test_connection()
+    [check] = [c for c in report.checks if c.name == "default channel"]
+    assert check.ok is False and "/invite @" in check.detail
+    with notify.Notify(
+        token=real_server.bot_token,
+        url=real_server.url,
+        team_name=real_server.team,
+        default_channel="bot-public",
+    ) as client:
+        report = client.test_connection()
+    [check] = [c for c in report.checks if c.name == "default channel"]
+    assert check.ok is True
 
 
 def test_file_over_the_servers_max_file_size(

@@ -19,10 +19,6 @@ from mattermost_notify.progress_bar import tqdm
 # ---------------------------------------------------------------- PostEditTimeLimit
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 item 1: past the edit time limit, continue in a new post of the thread",
-)
 def test_notify_by_id_after_the_edit_time_limit_delivers_the_text(
     admin: Any, server_settings: Any, real_env: Any
 ) -> None:
@@ -34,10 +30,6 @@ def test_notify_by_id_after_the_edit_time_limit_delivers_the_text(
     assert thread[-1]["message"] == "job: done"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 item 1: a progress bar past the edit time limit must still show its end",
-)
 def test_progress_bar_past_the_edit_time_limit_shows_its_final_state(
     admin: Any, server_settings: Any, real_env: Any
 ) -> None:
@@ -53,6 +45,30 @@ def test_progress_bar_past_the_edit_time_limit_shows_its_final_state(
     assert sum(str(w.message).count("\n") + 1 for w in caught) <= 4
 
 
+def test_a_refused_edit_goes_on_in_a_new_post_once_with_one_warning(
+    admin: Any, real_server: Any, server_settings: Any
+) -> None:
+    """The limit is set after the client read the server's settings (so it cannot avoid the
+    refusal): one refused edit, one warning, the text in a new post of the thread, and the
+    next update past the limit is not refused again."""
+    with notify.Notify(
+        token=real_server.bot_token, url=real_server.url, team_name=real_server.team
+    ) as client:
+        first = client.send_to_user("v1", "alice", id="blind")
+        client.send_update("v2", id="blind")  # reads the settings: no limit yet
+        server_settings({"ServiceSettings": {"PostEditTimeLimit": 1}})
+        time.sleep(1.5)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            second = client.send_update("v3", id="blind")
+            time.sleep(1.5)
+            third = client.send_update("v4", id="blind")
+    assert len(caught) == 1 and "PostEditTimeLimit" in str(caught[0].message)
+    thread = admin.thread(first.post_id)
+    assert [p["message"] for p in thread] == ["v2", "v3", "v4"]
+    assert second.post_id == thread[1]["id"] and third.post_id == thread[2]["id"]
+
+
 def test_the_edit_time_limit_refuses_even_an_unchanged_text(
     client: Any, real_server: Any, server_settings: Any
 ) -> None:
@@ -61,10 +77,14 @@ def test_the_edit_time_limit_refuses_even_an_unchanged_text(
     server_settings({"ServiceSettings": {"PostEditTimeLimit": 1}})
     sent = client.send_to_user("v1", "alice", id="limited")
     time.sleep(1.5)
-    with pytest.raises(APIError) as caught:
-        client.send_update("v1", id="limited")
-    assert caught.value.status_code == 400
-    assert caught.value.error_id == "api.post.update_post.permissions_time_limit.app_error"
+    refused = requests.put(
+        f"{real_server.url}/api/v4/posts/{sent.post_id}/patch",
+        json={"message": "v1"},
+        headers={"Authorization": f"Bearer {real_server.bot_token}"},
+        timeout=30,
+    )
+    assert refused.status_code == 400
+    assert refused.json()["id"] == "api.post.update_post.permissions_time_limit.app_error"
     answer = requests.put(
         f"{real_server.url}/api/v4/posts/{sent.post_id}/patch",
         json={"props": {"state": "done"}},
@@ -105,9 +125,6 @@ def test_a_channel_reply_without_a_mention_alerts_nobody_under_collapsed_threads
     assert admin.unread("alice", channel)["mention_count"] == before + 1
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 12 item 2: MATTERMOST_NOTIFY_MENTION is mentioned in the reply"
-)
 def test_progress_bar_in_a_channel_mentions_the_configured_user(
     admin: Any, server_settings: Any, real_env: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -141,11 +158,6 @@ def test_restricted_dm_to_a_user_outside_the_team_is_refused(
     assert client.send_to_user("hello", "alice").post_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 item 3: an existing DM refused by the restriction (400 on 11.1+) is a "
-    "PermissionDeniedError that names the restriction",
-)
 def test_restricted_existing_dm_is_a_permission_error_naming_the_restriction(
     admin: Any, client: Any, server_settings: Any
 ) -> None:

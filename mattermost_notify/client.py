@@ -134,15 +134,49 @@ class SentMessage:
 
 @dataclass(frozen=True)
 class Check:
-    """One line of a :class:`ConnectionReport`; ``ok`` is None when skipped."""
+    """One line of a :class:`ConnectionReport`; ``ok`` is None when skipped.
+
+    ``warning``: the check passed but something will not work as expected (shown as
+    ``warn``; the report stays ok).
+    """
 
     name: str
     ok: bool | None
     detail: str = ""
+    warning: bool = False
 
     def __str__(self) -> str:
-        mark = {True: "ok", False: "FAIL", None: "skip"}[self.ok]
+        mark = "warn" if self.warning else {True: "ok", False: "FAIL", None: "skip"}[self.ok]
         return f"{mark:4} {self.name}" + (f": {self.detail}" if self.detail else "")
+
+
+_warned_own_user: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def own_user_advice(user_name: str) -> str:
+    """Why a message to the token's own user alerts nobody, and what to do instead."""
+    return (
+        f"@{user_name} is the token's own user (a personal access token): Mattermost never "
+        "alerts you about your own posts, so these messages arrive silently. Use a bot "
+        f"account's token, or post to a channel and mention @{user_name}"
+    )
+
+
+def _warn_own_user_once(url: str, user_name: str) -> None:
+    """One warning per process and (server, user); the message is still sent."""
+    with _warned_lock:
+        if (url, user_name) in _warned_own_user:
+            return
+        _warned_own_user.add((url, user_name))
+    import warnings
+
+    with contextlib.suppress(Exception):  # "-W error" must not stop the send
+        warnings.warn(
+            f"mattermost_notify: {own_user_advice(user_name)}",
+            MattermostNotifyWarning,
+            stacklevel=2,
+        )
 
 
 @dataclass
@@ -364,6 +398,8 @@ class Notify:
         if cached:
             return cached
         me = self.bot_user_id
+        if user_id == me:
+            _warn_own_user_once(self.url, user_name)
         try:
             channel = self._transport.post(
                 "/channels/direct",
@@ -1188,7 +1224,8 @@ class Notify:
                 Check(
                     "bot",
                     True,
-                    f"@{report.bot_name} (a user account, not a bot: messages come from that user)",
+                    f"@{report.bot_name} (a personal access token of a user account, not a "
+                    "bot: messages come from that user)",
                 )
             )
 
@@ -1197,7 +1234,7 @@ class Notify:
                 "team",
                 False,
                 f"@{report.bot_name} is not a member of team {self.team_name!r}: "
-                "add the bot to the team",
+                + ("add the bot to the team" if report.is_bot else "join the team"),
             )
             team: dict[str, Any] | None = None
             try:
@@ -1287,8 +1324,15 @@ class Notify:
                 return report
         if self._default_user:
             try:
-                self._user_id(self._default_user)
-                checks.append(Check("default user", True, f"@{self._default_user}"))
+                user_id = self._user_id(self._default_user)
+                if user_id == report.bot_user_id:
+                    checks.append(
+                        Check(
+                            "default user", True, own_user_advice(self._default_user), warning=True
+                        )
+                    )
+                else:
+                    checks.append(Check("default user", True, f"@{self._default_user}"))
             except MattermostNotifyError as exc:
                 checks.append(Check("default user", False, str(exc)))
         return report

@@ -45,7 +45,7 @@ def test_everything_works_with_a_user_token(mattermost_server: Sandbox, tmp_path
             report = alice.test_connection()
             assert report.ok, report.lines()
             assert report.is_bot is False
-            assert "personal access token of the user @alice" in str(report)
+            assert "@alice (a personal access token of a user account, not a bot" in str(report)
 
             dm = alice.send_to_user("to bob", "bob", id="dm")
             alice.send_update("to bob (edited)", "dm")
@@ -119,7 +119,7 @@ def test_the_cli_test_command_warns_about_the_own_user(
         [*CLI, "test"], capture_output=True, text=True, timeout=60, env=env, check=False
     )
     assert proc.returncode == 0, proc.stderr
-    assert "ok   token: valid, personal access token of the user @alice" in proc.stdout
+    assert "ok   bot: @alice (a personal access token of a user account" in proc.stdout
     assert "warn default user: @alice is the token's own user" in proc.stdout
     assert sb.user_token("alice") not in proc.stdout + proc.stderr
 
@@ -130,4 +130,4 @@ def test_a_bot_token_to_a_user_gets_no_warning(mattermost_env: Sandbox) -> None:
         notify.notify_user("from the bot", "alice")
         report = api.get_client().test_connection()
     assert _own_user_warnings(caught) == []
-    assert "valid, bot @notify-bot" in str(report)
+    assert "ok   bot: @notify-bot (a bot account)" in str(report)

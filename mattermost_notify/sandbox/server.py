@@ -497,6 +497,8 @@ class Api:
             config["CollapsedThreads"] = sb.collapsed_threads
             config["RestrictDirectMessage"] = sb.restrict_direct_message
             config["EnableIncomingWebhooks"] = "true"
+            config["RestrictDirectMessage"] = "any"
+            config["CollapsedThreads"] = "always_on"
         return json_response(200, config)
 
     # ---- users ---------------------------------------------------------
@@ -769,7 +771,10 @@ class Api:
         try:
             ctx.stall()
             created = self._create_post(ctx, body, channel)
-            return json_response(201, {**self._post_json(created), "pending_post_id": pending_id})
+            answer = {**self._post_json(created), "pending_post_id": pending_id}
+            if body.get("file_ids") and not created["file_ids"]:
+                answer["file_ids"] = None  # as the real server, when none could be attached
+            return json_response(201, answer)
         finally:
             if pending_id:
                 with self._pending_lock:

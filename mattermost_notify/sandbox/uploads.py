@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from ._store import Obj, new_id, now_ms, public
-from .server import CHUNK, ApiError, Ctx, Response, invalid_param, json_response, permission_error
+from .server import (
+    CHUNK,
+    ApiError,
+    Ctx,
+    Response,
+    invalid_body_param,
+    invalid_param,
+    json_response,
+    permission_error,
+)
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -216,7 +225,7 @@ class Uploads:
             raise
         if channel is None:
             self._discard(done, None)
-            raise invalid_param("channel_id")
+            raise invalid_body_param("channel_id")
         if client_ids and len(client_ids) != len(done):
             self._discard(done, None)
             raise ApiError(

@@ -50,6 +50,7 @@ def _load_script() -> Any:
 
 
 script = _load_script()
+sys.path.insert(0, str(Path(__file__).parent))  # differential.py
 
 
 def _selected(config: pytest.Config) -> bool:
@@ -87,7 +88,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+_differential: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def differential_results() -> list[str]:
+    """Where the differential check leaves its summary line, printed at the end of the run."""
+    return _differential
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for line in _differential:
+        terminalreporter.write_line(line)
     count = config.stash.get(_NOT_RUN, 0)
     if count:
         terminalreporter.write_line(f"{count} {HOW_TO_RUN}")

@@ -732,19 +732,22 @@ class Api:
             raise invalid_body_param("props")
 
     def _attachable(self, ctx: Ctx, file_id: str, channel_id: str, post_id: str) -> bool:
+        # as the real server (11.4): the uploader's own unattached file, uploaded to any
+        # channel (attaching moves it to the post's channel)
         info = self.store.files.get(file_id)
         return (
             info is not None
             and info["user_id"] == ctx.user_id
-            and info["channel_id"] == channel_id
             and info["post_id"] in ("", post_id)
             and not info["delete_at"]
         )
 
     def _attach(self, file_ids: list[str], post_id: str, now: int) -> None:
+        channel_id = self.store.posts[post_id]["channel_id"]
         for file_id in file_ids:
             info = self.store.files[file_id]
             info["post_id"] = post_id
+            info["channel_id"] = channel_id
             info["update_at"] = now
 
     def h_create_post(self, ctx: Ctx) -> Response:

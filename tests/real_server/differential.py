@@ -38,6 +38,7 @@ class Step:
     api: bool = True  # under /api/v4 (False: /hooks/...)
     keys: tuple[str, ...] = ()  # JSON keys the library reads: present, same type
     equal: tuple[str, ...] = ()  # ... and the same value on both servers
+    counts: tuple[str, ...] = ()  # lists that must have the same length (None: null)
     capture: dict[str, str] = field(default_factory=dict)  # value name -> key
     same_as: str | None = None  # the answer's "id" must equal this captured value
     before: Callable[[], None] | None = None  # e.g. wait past the edit time limit
@@ -136,6 +137,12 @@ def compare(
             out.append(f"key {key}: sandbox {json_type(sb_value)}, real {json_type(rs_value)}")
         elif sb_has and key in step.equal and sb_value != rs_value:
             out.append(f"key {key}: sandbox {sb_value!r}, real {rs_value!r}")
+    for key in step.counts:
+        sb_value, rs_value = lookup(sandbox.json, key)[1], lookup(real.json, key)[1]
+        sb_len = len(sb_value) if isinstance(sb_value, list) else sb_value
+        rs_len = len(rs_value) if isinstance(rs_value, list) else rs_value
+        if sb_len != rs_len:
+            out.append(f"{key}: sandbox {sb_value!r}, real {rs_value!r}")
     if step.same_as is not None:
         sb_same = lookup(sandbox.json, "id")[1] == sb_values.get(step.same_as)
         rs_same = lookup(real.json, "id")[1] == rs_values.get(step.same_as)
@@ -447,6 +454,45 @@ def default_steps() -> list[Step]:
             "/posts?set_online=false",
             body=post("pub_in_id", file_ids=lambda v: [v["file_1"]]),
             keys=POST_KEYS,
+            counts=("file_ids",),
+        ),
+        Step(
+            "upload: to the private channel",
+            "POST",
+            "/files",
+            files=upload("priv_in_id", _file(10), _file(20, "b.txt")),
+            capture={"private_file": "file_infos.0.id", "private_file_2": "file_infos.1.id"},
+        ),
+        Step(
+            "post: a file uploaded to another channel",
+            "POST",
+            "/posts?set_online=false",
+            body=post("pub_in_id", file_ids=lambda v: [v["private_file"]]),
+            keys=POST_KEYS,
+            counts=("file_ids",),
+            capture={"moved_post_id": "id"},
+        ),
+        Step(
+            "file info: moved to the post's channel",
+            "GET",
+            "/files/{private_file}/info",
+            keys=("id", "channel_id", "post_id"),
+        ),
+        Step(
+            "patch: a file uploaded to another channel",
+            "PUT",
+            "/posts/{moved_post_id}/patch",
+            body=lambda v: {"message": "moved", "file_ids": [v["private_file_2"]]},
+            keys=POST_KEYS,
+            counts=("file_ids",),
+        ),
+        Step(
+            "patch: a file of another post",
+            "PUT",
+            "/posts/{moved_post_id}/patch",
+            body=lambda v: {"message": "taken", "file_ids": [v["file_2"]]},
+            keys=POST_KEYS,
+            counts=("file_ids",),
         ),
         Step(
             "patch: message",

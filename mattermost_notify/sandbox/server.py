@@ -497,8 +497,6 @@ class Api:
             config["CollapsedThreads"] = sb.collapsed_threads
             config["RestrictDirectMessage"] = sb.restrict_direct_message
             config["EnableIncomingWebhooks"] = "true"
-            config["RestrictDirectMessage"] = "any"
-            config["CollapsedThreads"] = "always_on"
         return json_response(200, config)
 
     # ---- users ---------------------------------------------------------

@@ -140,9 +140,14 @@ class Admin:
         return sorted(answer["posts"].values(), key=lambda p: p["create_at"])
 
     def channel_posts(self, channel_id: str) -> list[dict[str, Any]]:
-        """Every post of a channel, oldest first."""
-        answer = self.get(f"/channels/{channel_id}/posts?per_page=200")
-        return [answer["posts"][i] for i in reversed(answer["order"])]
+        """Every post of a channel, oldest first (page by page: 200 is the server's most)."""
+        posts: list[dict[str, Any]] = []
+        for page in range(1000):
+            answer = self.get(f"/channels/{channel_id}/posts?per_page=200&page={page}")
+            posts.extend(answer["posts"][i] for i in answer["order"])
+            if len(answer["order"]) < 200:
+                break
+        return posts[::-1]
 
     def dm_channel(self, username: str) -> str:
         """The id of the bot's DM channel with ``username``; LookupError when there is none."""

@@ -303,6 +303,23 @@ def default_steps() -> list[Step]:
         Step("channel: unknown", "GET", by_team_name + "no-such-channel"),
         Step("channel: unknown team", "GET", "/teams/name/nosuchteam/channels/name/{pub_in}"),
         Step(
+            "channel member: bot",
+            "GET",
+            "/channels/{pub_in_id}/members/{bot_id}",
+            keys=("channel_id", "user_id"),
+        ),
+        Step(
+            "channel member: bot, public non-member",
+            "GET",
+            "/channels/{pub_out_id}/members/{bot_id}",
+        ),
+        Step(
+            "channel member: bot, private channel",
+            "GET",
+            "/channels/{priv_in_id}/members/{bot_id}",
+            keys=("channel_id", "user_id"),
+        ),
+        Step(
             "dm: create",
             "POST",
             "/channels/direct",
@@ -588,6 +605,85 @@ def limit_steps() -> list[Step]:
             "PUT",
             "/posts/{post_id}",
             body=lambda v: {"id": v["post_id"], "message": "v4"},
+        ),
+    ]
+
+
+def restricted_dm_steps(restrict: Callable[[], None]) -> list[Step]:
+    """``TeamSettings.RestrictDirectMessage`` switched to ``team`` by ``restrict`` after a DM
+    with ``{outsider}`` (in no team of the bot) exists; ``{newcomer}`` is another one."""
+    return [
+        Step("me", "GET", "/users/me", capture={"bot_id": "id"}),
+        Step("user: outsider", "GET", "/users/username/{outsider}", capture={"outsider_id": "id"}),
+        Step("user: newcomer", "GET", "/users/username/{newcomer}", capture={"newcomer_id": "id"}),
+        Step("user: alice", "GET", "/users/username/{alice}", capture={"alice_id": "id"}),
+        Step(
+            "dm: outsider, unrestricted",
+            "POST",
+            "/channels/direct",
+            body=lambda v: [v["bot_id"], v["outsider_id"]],
+            capture={"outsider_dm": "id"},
+        ),
+        Step(
+            "post: outsider, unrestricted",
+            "POST",
+            "/posts?set_online=false",
+            body=post("outsider_dm"),
+            capture={"outsider_post": "id"},
+        ),
+        Step(
+            "client config: restricted",
+            "GET",
+            "/config/client?format=old",
+            equal=("RestrictDirectMessage",),
+            before=restrict,
+        ),
+        Step(
+            "dm: outsider, existing",
+            "POST",
+            "/channels/direct",
+            body=lambda v: [v["bot_id"], v["outsider_id"]],
+            keys=CHANNEL_KEYS,
+            same_as="outsider_dm",
+        ),
+        Step(
+            "post: existing restricted dm",
+            "POST",
+            "/posts?set_online=false",
+            body=post("outsider_dm"),
+        ),
+        Step(
+            "patch: existing restricted dm",
+            "PUT",
+            "/posts/{outsider_post}/patch",
+            body=lambda v: {"message": "edited"},
+        ),
+        Step(
+            "upload: existing restricted dm",
+            "POST",
+            "/files",
+            files=upload("outsider_dm", _file(10)),
+        ),
+        Step(
+            "dm: newcomer",
+            "POST",
+            "/channels/direct",
+            body=lambda v: [v["bot_id"], v["newcomer_id"]],
+        ),
+        Step(
+            "dm: a team member",
+            "POST",
+            "/channels/direct",
+            body=lambda v: [v["bot_id"], v["alice_id"]],
+            keys=CHANNEL_KEYS,
+            capture={"alice_dm": "id"},
+        ),
+        Step(
+            "post: a team member",
+            "POST",
+            "/posts?set_online=false",
+            body=post("alice_dm"),
+            keys=POST_KEYS,
         ),
     ]
 

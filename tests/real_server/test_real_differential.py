@@ -22,24 +22,28 @@ def sandbox(version: str, **options: Any) -> Iterator[Target]:
     with Sandbox(
         team="research",
         bot_username="notifybot",
-        users=("alice", "bob", "carol"),
+        users=("alice", "bob", "carol", "dave"),
         channels=("town-square", "bot-public"),
         private_channels=("bot-private",),
         version=version,
         **options,
     ) as sb:
-        sb.remove_from_team("carol")  # as on the real server: a user in no team of the bot
+        for outsider in ("carol", "dave"):  # as on the real server: users in no team of the bot
+            sb.remove_from_team(outsider)
         values = {
             "team": sb.team,
             "alice": "alice",
             "outsider": "carol",
+            "newcomer": "dave",
             "pub_in": "bot-public",
             "priv_in": "bot-private",
             "pub_out": "lobby",
             "priv_out": "secret",
         }
         values["hook"] = sb.create_webhook("bot-public")
-        yield Target(sb.url, sb.token, values)
+        target = Target(sb.url, sb.token, values)
+        target.sandbox = sb  # type: ignore[attr-defined]
+        yield target
 
 
 def real(server: Any, hook: str = "") -> Target:
@@ -80,6 +84,19 @@ def test_the_sandbox_answers_as_the_real_server(
     )
     with sandbox(version, max_file_size=1000, post_edit_time_limit=1) as sb:
         differential.run_steps(differential.limit_steps(), sb, real(real_server), result, "limits")
+    # restricted DMs: a new outsider on the real server (the DM with carol may exist already)
+    newcomer = admin.create_user("newcomer", join_team=False)
+    outsider = admin.create_user("outsider", join_team=False)
+    with sandbox(version) as sb:
+        target = real(real_server)
+        target.values.update(outsider=outsider, newcomer=newcomer)
+
+        def restrict() -> None:
+            sb.sandbox.restrict_direct_message = "team"  # type: ignore[attr-defined]
+            server_settings({"TeamSettings": {"RestrictDirectMessage": "team"}})
+
+        steps = differential.restricted_dm_steps(restrict)
+        differential.run_steps(steps, sb, target, result, "restricted DMs")
     with sandbox(
         version, rate_limit=True, rate_limit_per_sec=2, rate_limit_burst=4, rate_limit_by_user=True
     ) as sb:

@@ -294,6 +294,7 @@ def _print_sources(settings: Settings) -> None:
         "allow_insecure",
         "default_user",
         "default_channel",
+        "mention",
     ):
         if name not in sources:
             continue

@@ -1317,6 +1317,28 @@ class Notify:
                     "only to users who share a team with the bot (RestrictDirectMessage = team)",
                 )
             )
+        if self.mention:
+            names = " ".join(f"@{name}" for name in self.mention)
+            checks.append(
+                Check(
+                    "mentions", True, f"completion and failure messages in channels mention {names}"
+                )
+            )
+        elif self._default_channel:
+            threads = (
+                f" (CollapsedThreads = {cfg.collapsed_threads}: a thread reply reaches only the "
+                "thread's followers)"
+                if cfg.thread_replies_collapsed
+                else ""
+            )
+            checks.append(
+                Check(
+                    "mentions",
+                    True,
+                    f"none set: messages in ~{self._default_channel} alert only people they "
+                    f'mention{threads}; set mention = ["your_username"] to be alerted',
+                )
+            )
         if self._default_channel:
             check = self._check_default_channel(report.bot_name)
             checks.append(check)

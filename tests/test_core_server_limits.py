@@ -230,3 +230,16 @@ def test_connection_test_reports_edit_limit_and_dm_restriction() -> None:
     lines = "\n".join(report.lines())
     assert "300 s" in lines and "RestrictDirectMessage = team" in lines
     assert report.ok
+
+
+def test_connection_test_says_who_is_alerted_in_the_default_channel() -> None:
+    with Sandbox() as sb:
+        with Notify(token=sb.token, url=sb.url, team_name=sb.team, default_channel="alerts") as c:
+            lines = "\n".join(c.test_connection().lines())
+        assert "mentions: none set: messages in ~alerts alert only people they mention" in lines
+        assert "CollapsedThreads = always_on" in lines
+        with Notify(
+            token=sb.token, url=sb.url, team_name=sb.team, default_channel="alerts", mention="bob"
+        ) as c:
+            report = c.test_connection()
+        assert "channels mention @bob" in "\n".join(report.lines()) and report.ok

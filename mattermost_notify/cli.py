@@ -360,6 +360,15 @@ def cmd_update(args: argparse.Namespace) -> int:
     with _client(settings) as client:
         hook = client.read_message_hook_from_file(str(hook_path))
         sent = client.send_update(message, id=hook.id, files=files)
+        if sent.post_id != hook.post_id:
+            # past the server's edit time limit the message went on in a new post: later
+            # updates through this hook file must edit that one
+            client.write_message_hook_to_file(hook.id, str(hook_path))
+            _out(
+                f"Message {hook.id!r} can no longer be edited (the server's edit time limit): "
+                f"continued in a new post of its thread, {sent.permalink}; {hook_path} updated"
+            )
+            return EXIT_OK
         _out(f"Updated message {hook.id!r}: {sent.permalink}")
     return EXIT_OK
 

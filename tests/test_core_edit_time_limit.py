@@ -196,3 +196,36 @@ def test_notify_on_done_running_message_past_the_limit(
     assert [p.root_id for p in rest] == [root.id, root.id]
     assert all(":white_check_mark: **Done**" in p.message for p in rest)
     assert _refused_edits(sb) == 0
+
+
+def test_cli_update_past_the_limit_continues_and_updates_the_hook_file(
+    mattermost_env: Sandbox, tmp_path: Path
+) -> None:
+    sb = mattermost_env
+    sb.post_edit_time_limit = 3  # a hook file keeps whole seconds: leave room for that
+    hook = tmp_path / "backup.msg"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mattermost_notify.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=dict(os.environ),
+            cwd=tmp_path,
+        )
+
+    assert (
+        cli("send", "backup: running", "--channel", "alerts", "--save-hook", str(hook)).returncode
+        == 0
+    )
+    time.sleep(3.2)
+    done = cli("update", "backup: copying", "--hook", str(hook))
+    assert done.returncode == 0, done.stderr
+    assert "continued in a new post" in done.stdout and done.stderr == ""
+    done = cli("update", "backup: done", "--hook", str(hook))  # edits the new post
+    assert done.returncode == 0, done.stderr
+    root, continued = sb.view.posts(channel="alerts")
+    assert root.message == "backup: running"
+    assert continued.root_id == root.id and continued.message == "backup: done"
+    assert _refused_edits(sb) == 0

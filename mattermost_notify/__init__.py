@@ -49,6 +49,7 @@ _LAZY: dict[str, str] = {
     "MattermostNotifyWarning": "errors",
     "HookError": "errors",
     "ServerError": "errors",
+    "UnexpectedResponseError": "errors",
     "RateLimitedError": "errors",
     "NetworkError": "errors",
     # progress messages (imports tqdm when first used)
@@ -81,6 +82,7 @@ __all__ = [
     "SentMessage",
     "ServerError",
     "Settings",
+    "UnexpectedResponseError",
     "__version__",
     "current_client",
     "export_hook",
@@ -158,6 +160,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         PermissionDeniedError,
         RateLimitedError,
         ServerError,
+        UnexpectedResponseError,
     )
     from .hooks import HookStore, MessageHook
     from .logging_handler import MattermostHandler

@@ -83,7 +83,8 @@ def check_name(name: Any, kind: str) -> str:
     if not isinstance(name, str):
         raise MessageError(f"the {kind} must be a string, got {type(name).__name__}")
     clean = name.strip().lstrip("@~" if kind == "user name" else "~").lower()
-    if not _NAME.match(clean):
+    if not _NAME.match(clean) or clean.strip(".") == "":
+        # ("." and ".." would be dot segments of the request path)
         raise MessageError(
             f"invalid {kind} {name[:80]!r}: use the name (handle), "
             "letters, digits, '.', '_' and '-' only"

@@ -45,6 +45,48 @@ def write_private(path: Path, data: str | bytes, *, mode: int = 0o600, fsync: bo
         raise
 
 
+MAX_TEXT_FILE = 1024 * 1024
+"""Largest config or hook file read unless the caller says otherwise."""
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def read_regular(path: Path, max_size: int, *, follow: bool = True) -> tuple[bytes, int]:
+    """``(content, mode)`` of a regular file of at most ``max_size`` bytes.
+
+    Opened with ``O_NONBLOCK`` (a FIFO never stalls the caller) and checked with
+    ``fstat`` before reading: a directory raises :class:`IsADirectoryError`; a FIFO,
+    device (``/dev/zero``) or socket, or a file larger than ``max_size``, raises
+    :class:`ValueError` saying which. ``follow=False`` refuses a symbolic link.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags if follow else flags | _NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(_file_kind(st.st_mode))
+        chunks: list[bytes] = []
+        size = 0
+        while size <= max_size and (chunk := os.read(fd, min(65536, max_size + 1 - size))):
+            size += len(chunk)
+            chunks.append(chunk)
+        if size > max_size:
+            raise ValueError(f"larger than {max_size} bytes")
+        return b"".join(chunks), stat.S_IMODE(st.st_mode)
+    finally:
+        os.close(fd)
+
+
 def read_text_file(
     p: Path,
     source: str,
@@ -53,17 +95,17 @@ def read_text_file(
     encoding: str = "utf-8",
     max_size: int | None = None,
 ) -> str:
-    """The text of a small file, or ``error`` naming ``source`` (missing, a directory,
-    unreadable, too large, not text)."""
+    """The text of a small regular file, or ``error`` naming ``source`` (missing, a
+    directory, a FIFO or device, unreadable, too large, not text)."""
+    limit = MAX_TEXT_FILE if max_size is None else max_size
     try:
-        size = p.stat().st_size
-        if max_size is not None and size > max_size:
-            raise error(f"{source} is too large ({size} bytes; at most {max_size})")
-        raw = p.read_bytes()
+        raw, _ = read_regular(p, limit)
     except FileNotFoundError:
         raise error(f"{source} does not exist") from None
     except IsADirectoryError:
         raise error(f"{source} is a directory") from None
+    except ValueError as exc:
+        raise error(f"{source} is {exc}") from None
     except OSError as exc:
         raise error(f"cannot read {source}: {exc.strerror}") from None
     try:
@@ -75,15 +117,10 @@ def read_text_file(
 def read_private(path: Path, max_size: int) -> tuple[bytes, int]:
     """``(content, mode)`` of a regular file (not followed through a link), at most
     ``max_size`` bytes; ValueError when it is not a regular file or is larger."""
-    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("not a regular file")
-        data = fh.read(max_size + 1)
-    if len(data) > max_size:
-        raise ValueError(f"larger than {max_size} bytes")
-    return data, stat.S_IMODE(st.st_mode)
+    try:
+        return read_regular(path, max_size, follow=False)
+    except IsADirectoryError:
+        raise ValueError("a directory") from None
 
 
 def ensure_private_dir(path: Path) -> None:

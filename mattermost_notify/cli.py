@@ -324,6 +324,19 @@ def _check_files(files: Sequence[str] | None) -> list[str] | None:
     return [str(spec.path) for spec in check_files(files)] or None
 
 
+def _check_hook_target(path: Path) -> None:
+    """Refuse a --save-hook path that could not be written, before anything is sent
+    (sending first and failing after would make the user send the message twice)."""
+    if path.is_dir():
+        raise UsageError(f"--save-hook {path} is a directory: name a file in it")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"--save-hook {path} exists and is not a regular file")
+    if not path.parent.is_dir():
+        raise UsageError(f"directory for --save-hook does not exist: {path.parent}")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--save-hook {path}: the directory {path.parent} is not writable")
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     from .errors import MessageError
 
@@ -333,8 +346,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     msg_id = args.id or (str(uuid.uuid4()) if args.save_hook else None)
     if args.save_hook:
         hook_path = _expand_path(args.save_hook)
-        if not hook_path.parent.is_dir():
-            raise UsageError(f"directory for --save-hook does not exist: {hook_path.parent}")
+        _check_hook_target(hook_path)
     with _client(settings) as client:
         try:
             kind, name = client.resolve_target(args.user, args.channel)

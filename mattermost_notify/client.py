@@ -485,6 +485,7 @@ class Notify:
                 f"/channels/{channel_id}/members/{self.bot_user_id}",
                 what="the bot's channel membership",
                 retry=False,
+                keys=(),
             )
         except (PermissionDeniedError, NotFoundError):
             return False
@@ -520,7 +521,7 @@ class Notify:
         if config is None:
             try:
                 data = self._transport.get(
-                    "/config/client", params={"format": "old"}, what="the server's limits"
+                    "/config/client", params={"format": "old"}, what="the server's limits", keys=()
                 )
             except APIError:
                 data = None
@@ -1183,7 +1184,7 @@ class Notify:
         checks = report.checks
 
         try:
-            t.get("/system/ping", what="system/ping", retry=False)
+            t.get("/system/ping", what="system/ping", retry=False, keys=())
         except MattermostNotifyError as exc:
             tls = self.url.startswith("https:") and getattr(exc, "kind", "") == "TLS error"
             checks.append(Check("TLS" if tls else "server", False, str(exc)))
@@ -1245,6 +1246,7 @@ class Notify:
                     f"/teams/{team['id']}/members/{report.bot_user_id}",
                     what=f"the bot's membership of team {self.team_name!r}",
                     retry=False,
+                    keys=(),
                 )
                 report.team_member = True
                 checks.append(
@@ -1372,6 +1374,7 @@ class Notify:
                 f"/channels/{channel_id}/members/{self.bot_user_id}",
                 what=f"the bot's membership of channel {name!r}",
                 retry=False,
+                keys=(),
             )
         except (PermissionDeniedError, NotFoundError) as exc:
             error = not_a_channel_member(

@@ -28,6 +28,7 @@ import os
 import re
 import stat
 import tomllib
+import unicodedata
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -69,6 +70,7 @@ ENV_DATA_DIR = "MATTERMOST_NOTIFY_DATA_DIR"
 ENV_CONFIG_DIR = "MATTERMOST_NOTIFY_CONFIG_DIR"
 
 DEFAULT_TIMEOUT = (5.0, 30.0)
+MAX_TIMEOUT = 86400.0
 
 # keys of a file or mapping -> Settings field
 _ALIASES = {
@@ -269,13 +271,22 @@ def _normalise_url(url: Any, source: str) -> str:
         raise ConfigurationError(f"the server URL from {source} is empty or not a string")
     url = url.strip()
     parts = urlsplit(url)
+    # The value is never shown: a URL and a token swapped by mistake would print the token.
     if parts.scheme.lower() not in ("http", "https"):
-        shown = url if len(url) < 200 else url[:200] + "..."
+        scheme = (
+            f" (scheme {parts.scheme!r})"
+            if "://" in url and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,15}", parts.scheme)
+            else ""
+        )
         raise ConfigurationError(
-            f"the server URL {shown!r} from {source} must start with https:// (or http://)"
+            f"the server URL from {source} must start with https:// (or http://){scheme}; "
+            f"the value ({len(url)} characters) is not shown, in case it is the token"
         )
     if not parts.hostname:
-        raise ConfigurationError(f"the server URL {url!r} from {source} has no host name")
+        raise ConfigurationError(
+            f"the server URL from {source} has no host name (it should look like "
+            "https://chat.example.org); the value is not shown, in case it is the token"
+        )
     if parts.username or parts.password:
         raise ConfigurationError(
             f"the server URL from {source} carries credentials (user:password@); "
@@ -325,10 +336,17 @@ def _check_token(token: Any, source: str) -> str:
             "or run `mattermost-notify setup`"
         )
     token = token.strip()
-    if any(ch.isspace() for ch in token) or not token.isprintable():
-        raise ConfigurationError(
-            f"the access token from {source} contains whitespace or control characters"
-        )
+    # An HTTP header holds ASCII only: a pasted "…" or smart quote would fail deep in
+    # http.client with the whole "Bearer <token>" in the error. Say where, never what.
+    for position, ch in enumerate(token, 1):
+        if ch.isspace() or not ch.isprintable() or not ch.isascii():
+            what = "whitespace" if ch.isspace() else "a control character"
+            if not ch.isascii() and ch.isprintable():
+                what = "the non-ASCII character " + unicodedata.name(ch, f"U+{ord(ch):04X}")
+            raise ConfigurationError(
+                f"the access token from {source} contains {what} at position {position} of "
+                f"{len(token)}: copy the token again (tokens are ASCII letters and digits)"
+            )
     return token
 
 
@@ -346,6 +364,11 @@ def _check_timeout(value: Any, source: str) -> tuple[float, float]:
         if isinstance(item, bool) or not isinstance(item, (int, float)) or not item > 0:
             raise ConfigurationError(
                 f"timeout from {source} must be positive numbers of seconds, got {value!r}"
+            )
+        if not item <= MAX_TIMEOUT:  # also inf and nan
+            raise ConfigurationError(
+                f"timeout from {source} must be at most {MAX_TIMEOUT:g} seconds "
+                f"(a day), got {value!r}"
             )
         out.append(float(item))
     return out[0], out[1]
@@ -386,7 +409,14 @@ def _optional_name(value: Any, name: str, source: str) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"{name} from {source} must be a non-empty string")
-    return value.strip()
+    value = value.strip()
+    if value.strip(".") == "" or "/" in value or "\\" in value:
+        # "." and ".." would be dot segments of the request path
+        raise ConfigurationError(
+            f"{name} {value[:80]!r} from {source} is not a name: use the name (handle) "
+            "of the team, user or channel"
+        )
+    return value
 
 
 _MENTION_NAME = re.compile(r"^[a-z0-9.\-_]{1,64}$")

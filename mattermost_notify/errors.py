@@ -22,6 +22,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitedError",
     "ServerError",
+    "UnexpectedResponseError",
 ]
 
 
@@ -112,6 +113,12 @@ class RateLimitedError(APIError):
 
 class ServerError(APIError):
     """5xx (or another unexpected answer) that did not clear within the retry budget."""
+
+
+class UnexpectedResponseError(ServerError):
+    """An answer no Mattermost server gives: not JSON, JSON of the wrong shape (``[]``,
+    ``null``, an object without an ``id``), or larger than the client reads. Usually the
+    URL points at something else, or a proxy or firewall answered."""
 
 
 class MattermostNotifyWarning(UserWarning):

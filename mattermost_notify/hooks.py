@@ -230,16 +230,9 @@ class HookStore:
 
     def _load(self) -> dict[str, MessageHook]:
         source = f"hook store {self.path}"
-        try:
-            if self.path.stat().st_size > MAX_STORE_FILE:
-                raise HookError(f"{source} is too large")
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not self.path.exists():
             return {}
-        except UnicodeDecodeError:
-            raise HookError(f"{source} is not UTF-8 text (corrupt?)") from None
-        except OSError as exc:
-            raise HookError(f"cannot read {source}: {exc.strerror}") from None
+        text = read_text_file(self.path, source, HookError, max_size=MAX_STORE_FILE)
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

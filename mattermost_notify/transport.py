@@ -3,12 +3,20 @@
 * One :class:`requests.Session` (keep-alive), the token in an ``Authorization: Bearer``
   header set by an auth object (so ``~/.netrc`` never replaces it) and a cookie policy
   that accepts no cookie (an ``MMAUTHTOKEN`` cookie would win over the header).
-* Every request has a connect and a read timeout. ``POST /posts`` uses a read timeout of
-  at most :data:`POST_READ_TIMEOUT` so that a stalled create can still be retried inside
-  the server's 30 s ``pending_post_id`` window (API-NOTES 5.2).
+* Every request has a connect and a read timeout, and every attempt a total deadline
+  (connect + read timeout) after which its socket is shut down, however slowly the server
+  trickles its answer. ``POST /posts`` uses a read timeout of at most
+  :data:`POST_READ_TIMEOUT` so that a stalled create can still be retried inside the
+  server's 30 s ``pending_post_id`` window (API-NOTES 5.2).
+* Answers are read with a cap (:data:`MAX_RESPONSE_BYTES`, after gzip decoding) and
+  must be a JSON object: anything else is an :class:`UnexpectedResponseError`.
+* Plain http only to loopback: by name (``localhost``, ``127.0.0.1``...) when the client
+  is built, and by the address actually connected to; such requests never go through a
+  proxy (the ``Authorization`` header would travel in clear text to it).
 * Retries (urllib3's :class:`~urllib3.util.retry.Retry` does the counting, backoff with
   jitter and ``Retry-After`` parsing): connection errors, timeouts, 502/503/504, 429
-  (``Retry-After``, else ``X-RateLimit-Reset``) and the 500
+  (``Retry-After``, else ``X-RateLimit-Reset``, honoured for that request only; a wait
+  past the request's deadline fails at once with :class:`RateLimitedError`) and the 500
   ``api.post.deduplicate_create_post.pending``. Never 400/401/403/404/413. Bounded in total
   time. Requests that create a post must carry a stable ``pending_post_id`` (the client
   does that) and are retried only inside the de-duplication window.
@@ -21,19 +29,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import http.cookiejar
 import ipaddress
+import itertools
 import logging
 import math
+import os
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from ._version import __version__
@@ -47,6 +63,7 @@ from .errors import (
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
+    UnexpectedResponseError,
 )
 
 __all__ = [
@@ -68,6 +85,10 @@ POST_READ_TIMEOUT = 10.0
 DEDUP_WINDOW = 25.0
 """Retries of one post creation start within this many seconds (server keeps 30 s)."""
 DEFAULT_MAX_RETRY_TIME = 60.0
+MAX_PACING_WAIT = 10.0
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+"""Largest answer read (after decoding gzip); Mattermost's answers are a few KiB."""
+_NO_PROXY = {"http": None, "https": None, "all": None}
 
 
 def default_retry() -> Retry:
@@ -138,13 +159,12 @@ class _RateState:
         self.rate: float | None = None  # tokens per second
         self.observed = 0.0
         self.sent_since = 0
-        self.blocked_until = 0.0
 
     def reserve(self) -> float:
         """Take a token; return how long to wait before sending."""
         with self.lock:
             now = time.monotonic()
-            wait = max(0.0, self.blocked_until - now)
+            wait = 0.0
             if self.remaining is not None and self.rate:
                 # with a real bucket, keep one token in hand for other clients at this address
                 spare = 1 if (self.limit or 0) >= 10 else 0
@@ -182,9 +202,207 @@ class _RateState:
             elif reset > 0 and rem <= 0:
                 self.rate = 1.0 / reset
 
-    def block_for(self, seconds: float) -> None:
-        with self.lock:
-            self.blocked_until = max(self.blocked_until, time.monotonic() + seconds)
+
+# ---------------------------------------------------------------- total deadline of an attempt
+
+
+class _Watchdog:
+    """One daemon thread that calls callbacks when their deadline passes."""
+
+    def __init__(self) -> None:
+        self._reinit()
+
+    def _reinit(self) -> None:
+        # also after fork: the thread does not exist in the child, and its lock may be held
+        self._cond = threading.Condition()
+        self._heap: list[list[Any]] = []
+        self._seq = itertools.count()
+        self._started = False
+
+    def schedule(self, delay: float, fn: Callable[[], None]) -> list[Any]:
+        entry = [time.monotonic() + delay, next(self._seq), fn]
+        with self._cond:
+            if not self._started:
+                self._started = True
+                threading.Thread(
+                    target=self._run, name="mattermost-notify-deadlines", daemon=True
+                ).start()
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:
+                self._cond.notify()
+        return entry
+
+    @staticmethod
+    def cancel(entry: list[Any]) -> None:
+        entry[2] = None  # dropped when its time comes
+
+    def _run(self) -> None:
+        cond, heap = self._cond, self._heap
+        while True:
+            due = []
+            with cond:
+                while not due:
+                    now = time.monotonic()
+                    while heap and (heap[0][2] is None or heap[0][0] <= now):
+                        entry = heapq.heappop(heap)
+                        if entry[2] is not None:
+                            due.append(entry[2])
+                    if not due:
+                        cond.wait(heap[0][0] - now if heap else None)
+            for fn in due:
+                try:
+                    fn()
+                except Exception:  # pragma: no cover - a deadline must never kill the thread
+                    logger.debug("deadline callback failed", exc_info=True)
+
+
+_watchdog = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_watchdog._reinit)
+
+_current = threading.local()
+
+
+class _Deadline:
+    """Shuts down the socket of the current attempt when the attempt's time is up."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._entry = _watchdog.schedule(seconds, self._fire)
+
+    def attach(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._sock = sock
+            if self.expired:
+                _shutdown(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.expired = True
+            if self._sock is not None:
+                _shutdown(self._sock)
+
+    def cancel(self) -> None:
+        _watchdog.cancel(self._entry)
+        with self._lock:
+            self._sock = None
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # socket.socket's own shutdown, also for an SSLSocket: wakes the reader with EOF
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _watch(sock: socket.socket | None) -> None:
+    deadline = getattr(_current, "deadline", None)
+    if deadline is not None:
+        deadline.attach(sock)
+
+
+class _NotLoopbackError(ConfigurationError):
+    """Plain http to a loopback name that connected to another address."""
+
+
+def _require_loopback_peer(conn: HTTPConnection) -> None:
+    try:
+        address = conn.sock.getpeername()[0] if conn.sock is not None else None
+    except OSError:
+        return
+    if address is None:
+        return
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    mapped = getattr(ip, "ipv4_mapped", None)
+    if ip.is_loopback or (mapped is not None and mapped.is_loopback):
+        return
+    conn.close()
+    raise _NotLoopbackError(
+        f"refusing to send the access token over plain http to {conn.host}: it resolved to "
+        f"{address}, which is not a loopback address; use https://, or pass "
+        "allow_insecure=True if the network path is trusted"
+    )
+
+
+class _HTTPConnection(HTTPConnection):
+    loopback_only = False
+
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+        if self.loopback_only:
+            _require_loopback_peer(self)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        _watch(self.sock)  # a kept-alive connection (a new one is watched in connect)
+        super().request(*args, **kwargs)
+
+
+class _LoopbackHTTPConnection(_HTTPConnection):
+    loopback_only = True
+
+
+class _HTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        _watch(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _LoopbackHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _LoopbackHTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter with connections that obey the attempt's total deadline (and,
+    for plain http without ``allow_insecure``, connect only to loopback addresses)."""
+
+    def __init__(self, *, loopback_only: bool, **kwargs: Any) -> None:
+        self._loopback_only = loopback_only
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _LoopbackHTTPPool if self._loopback_only else _HTTPPool,
+            "https": _HTTPSPool,
+        }
+
+    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(*args, **kwargs)
+        if hasattr(manager, "pool_classes_by_scheme"):
+            manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        return manager
+
+
+def _token_forms(token: str) -> re.Pattern[str] | None:
+    """A pattern for the token, URL-encoded or not, and any piece of it of 8+ characters
+    (an error body cut at 200 characters may end inside it)."""
+    if not token:
+        return None
+    shortest = min(8, len(token))
+    pieces: set[str] = set()
+    for form in {token, quote(token, safe=""), quote_plus(token)}:
+        for i in range(len(form)):
+            for j in range(i + shortest, len(form) + 1):
+                pieces.add(form[i:j])
+    ordered = sorted(pieces, key=len, reverse=True)
+    return re.compile("|".join(re.escape(p) for p in ordered))
 
 
 class Transport:
@@ -203,7 +421,8 @@ class Transport:
         pool_maxsize: int = 16,
     ) -> None:
         parts = urlsplit(url)
-        if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure:
+        loopback = is_loopback(parts.hostname)
+        if parts.scheme == "http" and not loopback and not allow_insecure:
             raise ConfigurationError(
                 f"refusing to send the access token over plain http to {parts.hostname}: "
                 f"use https://{parts.netloc}{parts.path}; if the network path is trusted, "
@@ -213,6 +432,9 @@ class Transport:
         self.url = url.rstrip("/")
         self.api_url = self.url + "/api/v4"
         self._token = token
+        self._token_pattern: re.Pattern[str] | None = None
+        # a proxy cannot reach this machine's loopback, and would see the token over http
+        self._proxies: dict[str, None] | None = dict(_NO_PROXY) if loopback else None
         self.timeout = (float(timeout[0]), float(timeout[1]))
         self.max_retry_time = float(max_retry_time)
         if retry is None or retry is True:
@@ -234,7 +456,12 @@ class Transport:
         session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         session.headers["User-Agent"] = f"mattermost-notify/{__version__}"
         session.headers["Accept"] = "application/json"
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_maxsize, max_retries=0)
+        adapter = _Adapter(
+            loopback_only=parts.scheme == "http" and not allow_insecure,
+            pool_connections=2,
+            pool_maxsize=pool_maxsize,
+            max_retries=0,
+        )
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         self.session = session
@@ -245,10 +472,12 @@ class Transport:
     # ------------------------------------------------------------ helpers
 
     def redact(self, text: str) -> str:
-        """``text`` with the token replaced by ``***``."""
-        if self._token and self._token in text:
-            text = text.replace(self._token, "***")
-        return text
+        """``text`` with the token (whole, URL-encoded, or a piece of it) replaced by ``***``."""
+        if not self._token or not text:
+            return text
+        if self._token_pattern is None:
+            self._token_pattern = _token_forms(self._token)
+        return self._token_pattern.sub("***", text) if self._token_pattern else text
 
     def close(self) -> None:
         self.session.close()
@@ -288,8 +517,8 @@ class Transport:
             attempt += 1
             wait = self._rate.reserve()
             if wait > 0:
-                if time.monotonic() + wait > deadline:
-                    wait = max(0.0, deadline - time.monotonic())
+                # pacing never holds a request long, whatever the headers said
+                wait = min(wait, MAX_PACING_WAIT, max(0.0, deadline - time.monotonic()))
                 logger.debug("rate limit: waiting %.2f s before %s %s", wait, method, path)
                 time.sleep(wait)
             data = None
@@ -297,6 +526,9 @@ class Transport:
             if body is not None:
                 data, headers = body()
             t0 = time.monotonic()
+            # the whole attempt (connect, request, headers, body) ends by this deadline
+            guard = _Deadline(timeout[0] + timeout[1])
+            _current.deadline = guard
             try:
                 response = self.session.request(
                     method,
@@ -307,10 +539,20 @@ class Transport:
                     headers=headers,
                     timeout=timeout,
                     allow_redirects=False,
+                    stream=True,
+                    proxies=self._proxies,
                 )
+                _read_capped(response, self, what)
             except requests.exceptions.RequestException as exc:
                 ms = (time.monotonic() - t0) * 1000
-                kind, retryable, u3err = self._classify(exc, url)
+                if guard.expired:
+                    kind, retryable, u3err = (
+                        "total deadline",
+                        True,
+                        urllib3.exceptions.ReadTimeoutError(None, url, "deadline"),  # type: ignore[arg-type]
+                    )
+                else:
+                    kind, retryable, u3err = self._classify(exc, url)
                 logger.debug("%s %s failed (%s) after %.0f ms", method, path, kind, ms)
                 if retryable:
                     try:
@@ -322,8 +564,10 @@ class Transport:
                         if time.monotonic() + backoff < deadline:
                             time.sleep(backoff)
                             continue
-                raise self._network_error(exc, kind, what, attempt) from None
+                raise self._network_error(exc, kind, what, attempt, guard) from None
             finally:
+                guard.cancel()
+                _current.deadline = None
                 if data is not None and hasattr(data, "close"):
                     data.close()
             ms = (time.monotonic() - t0) * 1000
@@ -338,6 +582,10 @@ class Transport:
             )
             if retry_this and status not in NEVER_RETRY:
                 wait_hint = self._wait_hint(response, state)
+                if wait_hint is not None and time.monotonic() + wait_hint >= deadline:
+                    # the server asks for a wait past this request's deadline: say so now
+                    # rather than sleep (and never hold back later requests for it)
+                    raise self.error_for(response, what=what, method=method, path=path)
                 try:
                     state = state.increment(method, url, response=response.raw)
                 except urllib3.exceptions.MaxRetryError:
@@ -346,23 +594,39 @@ class Transport:
                     pause = wait_hint if wait_hint is not None else state.get_backoff_time()
                     if status == 500:
                         pause = max(pause, 0.5)  # the first attempt is still running
-                    if status == 429:
-                        self._rate.block_for(pause)
                     if time.monotonic() + pause < deadline:
                         response.close()
-                        if status != 429:
-                            time.sleep(pause)
+                        time.sleep(pause)
                         continue
             raise self.error_for(response, what=what, method=method, path=path)
 
-    def get(self, path: str, *, what: str | None = None, **kw: Any) -> Any:
-        return _json_of(self.request("GET", path, what=what, **kw), self, what)
+    def get(
+        self, path: str, *, what: str | None = None, keys: tuple[str, ...] = ("id",), **kw: Any
+    ) -> dict[str, Any]:
+        """GET; the answer must be a JSON object with string values for ``keys``."""
+        return _json_of(self.request("GET", path, what=what, **kw), self, what, keys)
 
-    def post(self, path: str, payload: Any, *, what: str | None = None, **kw: Any) -> Any:
-        return _json_of(self.request("POST", path, json=payload, what=what, **kw), self, what)
+    def post(
+        self,
+        path: str,
+        payload: Any,
+        *,
+        what: str | None = None,
+        keys: tuple[str, ...] = ("id",),
+        **kw: Any,
+    ) -> dict[str, Any]:
+        return _json_of(self.request("POST", path, json=payload, what=what, **kw), self, what, keys)
 
-    def put(self, path: str, payload: Any, *, what: str | None = None, **kw: Any) -> Any:
-        return _json_of(self.request("PUT", path, json=payload, what=what, **kw), self, what)
+    def put(
+        self,
+        path: str,
+        payload: Any,
+        *,
+        what: str | None = None,
+        keys: tuple[str, ...] = ("id",),
+        **kw: Any,
+    ) -> dict[str, Any]:
+        return _json_of(self.request("PUT", path, json=payload, what=what, **kw), self, what, keys)
 
     # ------------------------------------------------------------ internals
 
@@ -418,7 +682,12 @@ class Transport:
         return type(exc).__name__, False, None
 
     def _network_error(
-        self, exc: Exception, kind: str, what: str | None, attempts: int
+        self,
+        exc: Exception,
+        kind: str,
+        what: str | None,
+        attempts: int,
+        guard: _Deadline | None = None,
     ) -> NetworkError:
         parts = urlsplit(self.url)
         host = parts.netloc
@@ -458,6 +727,12 @@ class Transport:
             )
         elif kind == "connection failed":
             text = f"cannot connect to {host}{tries}: {detail}; check the URL and your network"
+        elif kind == "total deadline" and guard is not None:
+            about = f" ({what})" if what else ""
+            text = (
+                f"{host} took longer than {guard.seconds:g} s (connect + read timeout) to "
+                f"answer{about}{tries}: the connection was closed"
+            )
         else:
             about = f" ({what})" if what else ""
             hint = ""
@@ -552,11 +827,42 @@ def _error_id(response: requests.Response) -> str | None:
     return body.get("id") if isinstance(body, dict) else None
 
 
-def _json_of(response: requests.Response, transport: Transport, what: str | None) -> Any:
+def _read_capped(response: requests.Response, transport: Transport, what: str | None) -> None:
+    """Read the body of ``response`` (gzip decoded) into memory, at most
+    :data:`MAX_RESPONSE_BYTES`; a larger one is an :class:`UnexpectedResponseError`."""
+    limit = MAX_RESPONSE_BYTES
+    chunks: list[bytes] = []
+    size = 0
+    declared = response.headers.get("Content-Length", "")
+    too_large = declared.isdigit() and int(declared) > limit
+    if not too_large:
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                too_large = True
+                break
+            chunks.append(chunk)
+    if too_large:
+        response.close()
+        raise UnexpectedResponseError(
+            f"{transport.url} answered {response.status_code} with more than {limit} bytes "
+            f"({what or response.request.path_url}); a Mattermost server never sends that much: "
+            "is the URL right, or is a proxy in the way?",
+            status_code=response.status_code,
+            request_id=response.headers.get("X-Request-Id"),
+        )
+    response._content = b"".join(chunks)
+    response._content_consumed = True
+
+
+def _json_of(
+    response: requests.Response, transport: Transport, what: str | None, keys: tuple[str, ...]
+) -> dict[str, Any]:
+    about = what or response.request.path_url
     try:
-        return response.json()
+        data = response.json()
     except ValueError:
-        raise ServerError(
+        raise UnexpectedResponseError(
             f"{transport.url} answered {response.status_code} with something that is not JSON "
             f"({what or response.request.path_url}): the URL should be the Mattermost "
             "server's address only (like https://chat.example.org), not a page copied from "
@@ -564,6 +870,19 @@ def _json_of(response: requests.Response, transport: Transport, what: str | None
             status_code=response.status_code,
             request_id=response.headers.get("X-Request-Id"),
         ) from None
+    if not isinstance(data, dict):
+        shape = "null" if data is None else f"a JSON {type(data).__name__}"
+    else:
+        missing = [k for k in keys if not isinstance(data.get(k), str) or not data.get(k)]
+        if not missing:
+            return data
+        shape = f"a JSON object without {', '.join(repr(k) for k in missing)}"
+    raise UnexpectedResponseError(
+        f"{transport.url} answered {response.status_code} with {shape} where Mattermost sends "
+        f"an object ({about}); is the URL a Mattermost server, or is a proxy answering?",
+        status_code=response.status_code,
+        request_id=response.headers.get("X-Request-Id"),
+    )
 
 
 def _short_reason(exc: Exception) -> str:

@@ -1,0 +1,546 @@
+"""Attacks on the promises from outside: hostile servers, bad local files, real processes.
+
+Each attack is one :class:`Attack` of :data:`ATTACKS`, run by ``test_attack`` and by
+``bench/report_reliability.py`` (which prints the table). An attack returns what it
+saw (one line) and raises ``AssertionError`` when the promise broke. The hostile
+servers (``tests/hostile.py``) are real HTTP servers on 127.0.0.1; the processes are
+real interpreters; the FIFOs and ``/dev/zero`` are real files.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from hostile import (
+    BOT,
+    TOKEN,
+    gzip_bomb,
+    mattermost_like,
+    non_loopback_address,
+    run_cli,
+    run_python,
+    serving,
+    trickle,
+)
+from hostile import answer as reply
+
+from mattermost_notify.client import Notify
+from mattermost_notify.errors import (
+    ConfigurationError,
+    MessageError,
+    NetworkError,
+    RateLimitedError,
+    UnexpectedResponseError,
+)
+from mattermost_notify.sandbox import Sandbox
+
+
+@dataclass
+class Ctx:
+    sb: Sandbox
+    tmp: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment of a child process: the sandbox, and private dirs under tmp."""
+        for name in ("home", "data", "config", "cwd"):
+            (self.tmp / name).mkdir(parents=True, exist_ok=True)
+        env = {
+            "HOME": str(self.tmp / "home"),
+            "XDG_CONFIG_HOME": str(self.tmp / "config"),
+            "MATTERMOST_NOTIFY_DATA_DIR": str(self.tmp / "data"),
+            "MATTERMOST_NOTIFY_URL": self.sb.url,
+            "MATTERMOST_NOTIFY_TOKEN": self.sb.token,
+            "MATTERMOST_NOTIFY_TEAM": self.sb.team,
+            "MATTERMOST_NOTIFY_CONFIG": "",
+            "PYTHONWARNINGS": "ignore",
+        }
+        env.update(extra)
+        return env
+
+
+@dataclass(frozen=True)
+class Attack:
+    item: str  # where the attack was reported (e.g. "18.9")
+    name: str
+    run: Callable[[Ctx], str]
+    slow: bool = False
+
+
+def hostile_client(url: str, **kw: object) -> Notify:
+    kw.setdefault("timeout", (1.0, 1.0))
+    kw.setdefault("retry", False)
+    return Notify(TOKEN, url, "team", **kw)  # type: ignore[arg-type]
+
+
+def expect(exc_type: type[BaseException], fn: Callable[[], object], *names: str) -> BaseException:
+    try:
+        value = fn()
+    except exc_type as exc:
+        text = str(exc).lower()
+        for n in names:
+            assert n.lower() in text, f"{n!r} not in {exc}"
+        return exc
+    except BaseException as exc:
+        raise AssertionError(f"{type(exc).__name__} instead of {exc_type.__name__}: {exc}") from exc
+    raise AssertionError(f"no {exc_type.__name__}; got {value!r}")
+
+
+def no_traceback(proc: object, *secrets: str) -> str:
+    out = proc.stdout + proc.stderr  # type: ignore[attr-defined]
+    assert "Traceback" not in out, out
+    for s in secrets:
+        assert s not in out, "a secret in the output"
+    return " ".join(proc.stderr.split())[:300]  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- 18.9 trickling server
+
+
+def _trickle_body(ctx: Ctx) -> str:
+    stop = threading.Event()
+
+    def script(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", "200")
+        h.end_headers()
+        trickle(h, json.dumps(BOT).encode().ljust(200), 0.5, stop)
+
+    with serving(script) as srv:
+        client = hostile_client(srv.url)  # connect 1 s + read 1 s: each attempt ends by 2 s
+        t0 = time.monotonic()
+        exc = expect(NetworkError, lambda: client.transport.get("/users/me"), "longer than 2")
+        took = time.monotonic() - t0
+        stop.set()
+        client.close()
+    # the server would drip for 100 s; the read timeout alone never trips
+    assert took < 10, f"took {took:.1f} s"
+    return f"NetworkError after {took:.1f} s (server drips 1 byte / 0.5 s for 100 s): {exc}"
+
+
+def _trickle_headers(ctx: Ctx) -> str:
+    stop = threading.Event()
+
+    def script(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        trickle(h, b"X-Slow: " + b"a" * 400 + b"\r\n\r\n", 0.5, stop)
+
+    with serving(script) as srv:
+        client = hostile_client(srv.url)
+        t0 = time.monotonic()
+        expect(NetworkError, lambda: client.send("m", channel="alerts"), "127.0.0.1")
+        took = time.monotonic() - t0
+        stop.set()
+        client.close()
+    assert took < 10, f"took {took:.1f} s"
+    return f"NetworkError after {took:.1f} s (headers dripping for 200 s)"
+
+
+# ---------------------------------------------------------------- 18.10 Retry-After: 3600
+
+
+def _retry_after_3600(ctx: Ctx) -> str:
+    calls = {"n": 0}
+
+    def script(h: http.server.BaseHTTPRequestHandler) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            reply(
+                h,
+                429,
+                {"id": "api.rate_limit", "message": "slow down"},
+                headers={"Retry-After": "3600"},
+            )
+        else:
+            reply(h, 200, BOT)
+
+    with serving(script) as srv:
+        client = hostile_client(srv.url, retry=None)  # the default retries
+        t0 = time.monotonic()
+        exc = expect(RateLimitedError, lambda: client.transport.get("/users/me"))
+        first = time.monotonic() - t0
+        assert exc.retry_after == 3600, exc.retry_after  # type: ignore[attr-defined]
+        t1 = time.monotonic()
+        client.transport.get("/users/me")  # a healthy answer: no wait for the hour
+        second = time.monotonic() - t1
+        client.close()
+    assert first < 5 and second < 5, (first, second)
+    return f"RateLimitedError(retry_after=3600) in {first:.2f} s; next request {second:.2f} s"
+
+
+def _retry_after_short_is_honoured(ctx: Ctx) -> str:
+    stamps: list[float] = []
+
+    def script(h: http.server.BaseHTTPRequestHandler) -> None:
+        stamps.append(time.monotonic())
+        if len(stamps) == 1:
+            reply(h, 429, {"id": "api.rate_limit"}, headers={"Retry-After": "2"})
+        else:
+            reply(h, 200, BOT)
+
+    with serving(script) as srv:
+        client = hostile_client(srv.url, retry=None)
+        client.transport.get("/users/me")
+        client.close()
+    gap = stamps[1] - stamps[0]
+    assert gap >= 1.9, f"retried after {gap:.2f} s"
+    return f"retried {gap:.1f} s after a 429 with Retry-After: 2"
+
+
+# ---------------------------------------------------------------- 18.12 FIFOs, /dev/zero
+
+_ENTRY_FIFO = """
+import os, sys, time
+import mattermost_notify as notify
+t0 = time.monotonic()
+notify.wakeup()
+print("woke", round(time.monotonic() - t0, 2))
+"""
+
+
+def _fifo_in_outbox(ctx: Ctx) -> str:
+    env = ctx.env()
+    spool = Path(env["MATTERMOST_NOTIFY_DATA_DIR"]) / "outbox" / "spool-hostile"
+    spool.mkdir(parents=True)
+    os.chmod(spool.parent, 0o700)
+    os.mkfifo(spool / "00000000000000000001-abcd.json", 0o600)
+    proc = run_python(_ENTRY_FIFO, env, timeout=30)
+    assert proc.returncode == 0 and "woke" in proc.stdout, proc.stderr
+    listing = run_cli(["outbox", "list"], env, timeout=30)
+    assert listing.returncode in (0, 1), listing.stderr
+    no_traceback(listing)
+    return f"wakeup() returned ({proc.stdout.strip()}), `outbox list` exit {listing.returncode}"
+
+
+def _fifo_hook(ctx: Ctx) -> str:
+    fifo = ctx.tmp / "message.msg"
+    os.mkfifo(fifo)
+    code = f"""
+import mattermost_notify as notify
+from mattermost_notify.errors import HookError
+for path in ({str(fifo)!r}, "/dev/zero"):
+    try:
+        notify.import_hook(path)
+    except HookError as exc:
+        print("HookError:", exc)
+"""
+    proc = run_python(code, ctx.env(), timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("HookError")]
+    assert len(lines) == 2, proc.stdout
+    assert "FIFO" in lines[0] and "device" in lines[1], lines
+    return "; ".join(lines)
+
+
+def _dev_zero_config(ctx: Ctx) -> str:
+    code = """
+import mattermost_notify as notify
+from mattermost_notify.errors import ConfigurationError
+try:
+    notify.load_settings()
+except ConfigurationError as exc:
+    print("ConfigurationError:", exc)
+"""
+    env = ctx.env(MATTERMOST_NOTIFY_CONFIG="/dev/zero")
+    for k in ("MATTERMOST_NOTIFY_URL", "MATTERMOST_NOTIFY_TOKEN", "MATTERMOST_NOTIFY_TEAM"):
+        env.pop(k)
+    proc = run_python(code, {**env, "MATTERMOST_NOTIFY_URL": ""}, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "ConfigurationError" in proc.stdout and "/dev/zero" in proc.stdout, proc.stdout
+    return proc.stdout.strip()
+
+
+# ---------------------------------------------------------------- 18.13 huge bodies
+
+
+def _huge_body(ctx: Ctx) -> str:
+    sent = {"bytes": 0}
+    total = 1 << 30
+
+    def script(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.close_connection = True
+        block = b" " * (1 << 20)
+        h.wfile.write(b'{"id": "' + b"a" * 26 + b'"')
+        for _ in range(total // len(block)):
+            h.wfile.write(block)
+            sent["bytes"] += len(block)
+        h.wfile.write(b"}")
+
+    with serving(script) as srv:
+        client = hostile_client(srv.url, timeout=(2.0, 10.0))
+        exc = expect(
+            UnexpectedResponseError, lambda: client.transport.get("/users/me"), "more than"
+        )
+        client.close()
+    assert sent["bytes"] < total, "the client read the whole body"
+    return f"1 GiB body: {exc}"
+
+
+def _gzip_bomb(ctx: Ctx) -> str:
+    bomb = gzip_bomb(256 << 20)
+
+    def script(h: http.server.BaseHTTPRequestHandler) -> None:
+        reply(h, 200, bomb, headers={"Content-Encoding": "gzip"})
+
+    with serving(script) as srv:
+        client = hostile_client(srv.url, timeout=(2.0, 10.0))
+        exc = expect(
+            UnexpectedResponseError, lambda: client.transport.get("/users/me"), "more than"
+        )
+        client.close()
+    return f"{len(bomb)} bytes of gzip inflating to 256 MiB: {type(exc).__name__}"
+
+
+# ---------------------------------------------------------------- 18.15 200 with the wrong shape
+
+
+def _wrong_shapes(ctx: Ctx) -> str:
+    seen = []
+    for body, ctype in (
+        ("[]", "application/json"),
+        ("{}", "application/json"),
+        ("null", "application/json"),
+        ('"ok"', "application/json"),
+        ("<html>Access denied by the firewall</html>", "text/html"),
+    ):
+
+        def script(
+            h: http.server.BaseHTTPRequestHandler, body: str = body, ctype: str = ctype
+        ) -> None:
+            reply(h, 200, body, content_type=ctype)
+
+        with serving(script) as srv:
+            for target in ({"channel": "alerts"}, {"user": "alice"}):
+                client = hostile_client(srv.url)
+                expect(UnexpectedResponseError, lambda: client.send("m", **target), srv.url)  # noqa: B023
+                client.close()
+            seen.append(body[:6])
+    return f"UnexpectedResponseError for 200 {', '.join(seen)} (channel and DM)"
+
+
+def _wrong_shapes_cli(ctx: Ctx) -> str:
+    def script(h: http.server.BaseHTTPRequestHandler) -> None:
+        reply(h, 200, "[]")
+
+    with serving(script) as srv:
+        env = ctx.env(MATTERMOST_NOTIFY_URL=srv.url, MATTERMOST_NOTIFY_TOKEN=TOKEN)
+        test = run_cli(["test"], env)
+        send = run_cli(["send", "hello", "--channel", "alerts"], env)
+    assert test.returncode == 1 and send.returncode == 1, (test.stderr, send.stderr)
+    no_traceback(test, TOKEN)
+    return f"`test` exit 1, `send` exit 1: {no_traceback(send, TOKEN)}"
+
+
+def _dot_segments(ctx: Ctx) -> str:
+    client = Notify(ctx.sb.token, ctx.sb.url, ctx.sb.team)
+    before = len(ctx.sb.view.requests())
+    for name in ("..", "."):
+        expect(MessageError, lambda: client.send("m", user=name), "user name")  # noqa: B023
+        expect(MessageError, lambda: client.send("m", channel=name), "channel name")  # noqa: B023
+    expect(ConfigurationError, lambda: Notify(ctx.sb.token, ctx.sb.url, ".."), "team_name")
+    assert len(ctx.sb.view.requests()) == before, "a request was sent"
+    client.close()
+    return "MessageError for user/channel '..' and '.', ConfigurationError for team '..'"
+
+
+# ---------------------------------------------------------------- 18.17 timeout inf / 1e30
+
+
+def _infinite_timeout(ctx: Ctx) -> str:
+    import mattermost_notify as mn
+
+    out = []
+    for value in ("inf", "1e30", "nan"):
+        path = ctx.tmp / f"timeout-{value}.toml"
+        path.write_text(f'url = "{ctx.sb.url}"\ntoken = "{ctx.sb.token}"\ntimeout = {value}\n')
+        os.chmod(path, 0o600)
+        expect(ConfigurationError, lambda: mn.load_settings(configfile=path), "timeout", path.name)  # noqa: B023
+        out.append(value)
+    proc = run_cli(
+        ["send", "hi", "--channel", "alerts"],
+        ctx.env(
+            MATTERMOST_NOTIFY_CONFIG=str(path), MATTERMOST_NOTIFY_URL="", MATTERMOST_NOTIFY_TOKEN=""
+        ),
+    )
+    assert proc.returncode == 2, proc.stderr
+    line = no_traceback(proc, ctx.sb.token)
+    assert "timeout" in line and path.name in line, line
+    return f"ConfigurationError for timeout = {', '.join(out)}; CLI: {line}"
+
+
+# ---------------------------------------------------------------- 18.18/19/22 secrets
+
+
+def _token_not_latin1(ctx: Ctx) -> str:
+    lines = []
+    for bad in ("\u2026", "\u20ac", "\u201d", "\u00e9"):
+        token = ctx.sb.token[:10] + bad + ctx.sb.token[10:]
+        exc = expect(
+            ConfigurationError,
+            lambda: Notify(token, ctx.sb.url, ctx.sb.team),  # noqa: B023
+            "position 11",
+        )
+        assert ctx.sb.token[:8] not in str(exc) and ctx.sb.token[-8:] not in str(exc)
+        lines.append(bad)
+    proc = run_cli(
+        ["send", "hi", "--channel", "alerts"],
+        ctx.env(MATTERMOST_NOTIFY_TOKEN=ctx.sb.token[:10] + "\u2026" + ctx.sb.token[10:]),
+    )
+    assert proc.returncode == 2, proc.stderr
+    line = no_traceback(proc, ctx.sb.token[:10], ctx.sb.token[10:])
+    return f"refused at construction ({', '.join(lines)}); CLI: {line}"
+
+
+def _url_and_token_swapped(ctx: Ctx) -> str:
+    token = ctx.sb.token
+    # the URL setting holds the token
+    exc = expect(ConfigurationError, lambda: Notify("x" * 26, token, ctx.sb.team), "url")
+    assert token not in str(exc)
+    proc = run_cli(
+        ["send", "hi", "--channel", "alerts"],
+        ctx.env(MATTERMOST_NOTIFY_URL=token, MATTERMOST_NOTIFY_TOKEN=token),
+    )
+    assert proc.returncode == 2, proc.stderr
+    return f"value not shown: {no_traceback(proc, token)}"
+
+
+def _partial_and_encoded_token(ctx: Ctx) -> str:
+    token = "abc+def/ghi=jkl%mno&pqr?stu"  # characters that URL-encoding changes
+
+    def script(h: http.server.BaseHTTPRequestHandler) -> None:
+        auth = h.headers.get("Authorization", "")
+        if h.path.startswith("/api/v4/users/me"):
+            # a non-JSON error body that is cut at 200 characters inside the token
+            reply(h, 400, "x" * 180 + auth + " trailing", content_type="text/plain")
+        else:
+            got = auth.removeprefix("Bearer ")
+            reply(h, 404, {"id": "x", "message": f"no user for token {quote(got, safe='')}"})
+
+    texts = []
+    with serving(script) as srv:
+        client = Notify(token, srv.url, "team", retry=False)
+        texts.append(repr(expect(Exception, lambda: client.transport.get("/users/me"))))
+        texts.append(repr(expect(Exception, lambda: client.transport.get("/users/username/al"))))
+        client.close()
+    forms = {token, quote(token, safe="")}
+    leaks = [t for t in texts for f in forms for i in range(len(f) - 7) if f[i : i + 8] in t]
+    assert not leaks, leaks
+    return "no 8-character piece of the token, raw or URL-encoded, in the errors"
+
+
+# ---------------------------------------------------------------- 18.20/21 plain http
+
+
+def _proxy_for_loopback(ctx: Ctx) -> str:
+    def script(h: http.server.BaseHTTPRequestHandler) -> None:
+        reply(h, 502, "proxy", content_type="text/plain")
+
+    with serving(script) as proxy:
+        saved = {
+            k: os.environ.get(k)
+            for k in ("http_proxy", "HTTP_PROXY", "ALL_PROXY", "no_proxy", "NO_PROXY")
+        }
+        try:
+            for k in saved:
+                os.environ.pop(k, None)
+            os.environ["http_proxy"] = proxy.url
+            os.environ["ALL_PROXY"] = proxy.url
+            for url in (ctx.sb.url, ctx.sb.url.replace("127.0.0.1", "localhost")):
+                client = Notify(ctx.sb.token, url, ctx.sb.team)
+                client.send("through no proxy", channel="alerts")
+                client.close()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    assert not proxy.seen, [s.path for s in proxy.seen]
+    posts = [p for p in ctx.sb.view.posts(channel="alerts") if p.message == "through no proxy"]
+    assert len(posts) == 2
+    return "http_proxy set: 2 sends to 127.0.0.1/localhost went direct, the proxy saw 0 requests"
+
+
+def _localhost_name_to_remote_address(ctx: Ctx) -> str:
+    import socket
+
+    address = non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback address")
+    from hostile import Hostile
+
+    with Hostile(lambda h: mattermost_like(h), host="0.0.0.0") as srv:
+        real = socket.getaddrinfo
+
+        def resolver(host: object, *args: object, **kw: object) -> object:
+            # what a resolver may answer for a *.localhost name
+            return real(address if host == "evil.localhost" else host, *args, **kw)  # type: ignore[arg-type]
+
+        socket.getaddrinfo = resolver  # type: ignore[assignment]
+        try:
+            client = Notify(TOKEN, f"http://evil.localhost:{srv.port}", "team", retry=False)
+            exc = expect(
+                ConfigurationError, lambda: client.send("m", channel="alerts"), address, "loopback"
+            )
+            client.close()
+        finally:
+            socket.getaddrinfo = real
+    assert not srv.with_auth(), "the token reached the server"
+    return f"evil.localhost -> {address}: {type(exc).__name__}, 0 requests with the token"
+
+
+# ---------------------------------------------------------------- 18.8 send --save-hook
+
+
+def _save_hook_directory(ctx: Ctx) -> str:
+    before = len(ctx.sb.view.posts(channel="alerts"))
+    out = []
+    for target in (ctx.tmp, ctx.tmp / "no-such-dir" / "x.msg"):
+        proc = run_cli(
+            ["send", "once", "--channel", "alerts", "--save-hook", str(target)], ctx.env()
+        )
+        assert proc.returncode == 2, proc.stderr
+        out.append(no_traceback(proc, ctx.sb.token))
+    assert len(ctx.sb.view.posts(channel="alerts")) == before, "posted before failing"
+    return f"exit 2, nothing posted: {out[0]}"
+
+
+ATTACKS: list[Attack] = [
+    Attack("18.8", "send --save-hook DIRECTORY posts nothing", _save_hook_directory),
+    Attack("18.9", "server trickles the body 1 byte / 0.5 s", _trickle_body),
+    Attack("18.9", "server trickles the headers", _trickle_headers),
+    Attack("18.10", "429 with Retry-After: 3600", _retry_after_3600),
+    Attack("18.10", "429 with Retry-After: 2 is honoured", _retry_after_short_is_honoured),
+    Attack("18.12", "a FIFO named like an outbox entry", _fifo_in_outbox),
+    Attack("18.12", "import_hook(FIFO) and import_hook('/dev/zero')", _fifo_hook),
+    Attack("18.12", "MATTERMOST_NOTIFY_CONFIG=/dev/zero", _dev_zero_config),
+    Attack("18.13", "200 with a 1 GiB body", _huge_body),
+    Attack("18.13", "200 with a gzip bomb", _gzip_bomb),
+    Attack("18.15", "200 with [], {}, null, a string, HTML", _wrong_shapes),
+    Attack("18.15", "CLI test/send against 200 []", _wrong_shapes_cli),
+    Attack("18.15", "user, channel or team named '..'", _dot_segments),
+    Attack("18.17", "timeout = inf, 1e30, nan in the config", _infinite_timeout),
+    Attack("18.18", "a token with a non-ASCII character", _token_not_latin1),
+    Attack("18.19", "URL and token swapped", _url_and_token_swapped),
+    Attack("18.20", "http_proxy set, server on loopback", _proxy_for_loopback),
+    Attack("18.21", "*.localhost resolving to another address", _localhost_name_to_remote_address),
+    Attack("18.22", "token cut at 200 characters or URL-encoded", _partial_and_encoded_token),
+]
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[f"{a.item} {a.name}" for a in ATTACKS])
+def test_attack(attack: Attack, mattermost_env: Sandbox, tmp_path: Path) -> None:
+    attack.run(Ctx(mattermost_env, tmp_path))

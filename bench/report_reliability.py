@@ -8,6 +8,8 @@ Against fresh local sandboxes, over real HTTP, it runs the same scenarios as
 * messages sent / delivered / lost / doubled under ~30 % faults, through a
   60 s outage (``--outage`` to change), and with 8 threads x 200;
 * every bad input tried and how it was answered (a table);
+* every attack from outside (hostile servers, FIFOs, /dev/zero, real processes) and
+  whether the promise held (a table, from ``tests/test_delivery_attacks.py``);
 * occurrences of the token in logs, exceptions, files and CLI output (must be 0).
 
 ``--quick`` runs 200 messages and a 10 s outage. Exit status 1 when a figure
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     outage = args.outage if args.outage is not None else (10.0 if args.quick else 60.0)
 
     tmp = _isolate()
+    import test_delivery_attacks as attacks
     import test_delivery_bad_input as bad
     import test_delivery_faults as faults
     import test_delivery_secrets as secrets
@@ -130,6 +133,25 @@ def main(argv: list[str] | None = None) -> int:
         f" {sum(1 for r in rows if r['nothing_partial'])}/{len(rows)}"
     )
     problems += len(rows) - n_ok
+
+    print("\n== Attacks from outside (hostile servers, bad local files, processes) ==")
+    held = 0
+    with Sandbox(port=0) as sb:
+        _env_for(sb)
+        w = max(len(a.name) for a in attacks.ATTACKS)
+        for i, attack in enumerate(attacks.ATTACKS):
+            work = tmp / "attacks" / str(i)
+            work.mkdir(parents=True)
+            try:
+                detail, ok = attack.run(attacks.Ctx(sb, work)), True
+            except BaseException as exc:  # an AssertionError: the promise broke
+                detail, ok = f"{type(exc).__name__}: {exc}", False
+            held += ok
+            detail = " ".join(detail.split())
+            detail = detail if len(detail) <= 100 else detail[:97] + "..."
+            print(f"{attack.item:<6} {attack.name:<{w}}  {'held' if ok else 'BROKE'}  {detail}")
+    print(f"\n{len(attacks.ATTACKS)} attacks tried; {held} held")
+    problems += len(attacks.ATTACKS) - held
 
     print("\n== Secrets ==")
     with Sandbox(port=0) as sb:

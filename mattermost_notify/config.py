@@ -271,21 +271,20 @@ def _normalise_url(url: Any, source: str) -> str:
         raise ConfigurationError(f"the server URL from {source} is empty or not a string")
     url = url.strip()
     parts = urlsplit(url)
-    # The value is never shown: a URL and a token swapped by mistake would print the token.
+    # A value without "://" is never shown: it may be the token, swapped by mistake.
+    shown = (
+        repr(url if len(url) < 200 else url[:200] + "...")
+        if "://" in url
+        else f"(not shown, in case it is the token: {len(url)} characters without '://')"
+    )
     if parts.scheme.lower() not in ("http", "https"):
-        scheme = (
-            f" (scheme {parts.scheme!r})"
-            if "://" in url and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,15}", parts.scheme)
-            else ""
-        )
         raise ConfigurationError(
-            f"the server URL from {source} must start with https:// (or http://){scheme}; "
-            f"the value ({len(url)} characters) is not shown, in case it is the token"
+            f"the server URL {shown} from {source} must start with https:// (or http://)"
         )
     if not parts.hostname:
         raise ConfigurationError(
-            f"the server URL from {source} has no host name (it should look like "
-            "https://chat.example.org); the value is not shown, in case it is the token"
+            f"the server URL {shown} from {source} has no host name "
+            "(it should look like https://chat.example.org)"
         )
     if parts.username or parts.password:
         raise ConfigurationError(

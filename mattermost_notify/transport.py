@@ -41,6 +41,7 @@ import re
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
@@ -262,6 +263,17 @@ if hasattr(os, "register_at_fork"):
 
 _current = threading.local()
 
+_transports: weakref.WeakSet[Transport] = weakref.WeakSet()
+
+
+def _reset_transports_after_fork() -> None:
+    for transport in list(_transports):
+        transport._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_transports_after_fork)
+
 
 class _Deadline:
     """Shuts down the socket of the current attempt when the attempt's time is up."""
@@ -465,6 +477,19 @@ class Transport:
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         self.session = session
+        _transports.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: never touch the parent's pooled connections (their bytes
+        would interleave with the parent's on the same socket) or its locks."""
+        self._rate.lock = threading.Lock()
+        for adapter in self.session.adapters.values():
+            if isinstance(adapter, HTTPAdapter):
+                # fresh pools; the parent's sockets are left to the parent
+                adapter.init_poolmanager(
+                    adapter._pool_connections, adapter._pool_maxsize, block=adapter._pool_block
+                )
+                adapter.proxy_manager = {}
 
     def __repr__(self) -> str:
         return f"Transport({self.url!r}, token='***')"
@@ -543,6 +568,9 @@ class Transport:
                     proxies=self._proxies,
                 )
                 _read_capped(response, self, what)
+                if guard.expired:
+                    # cut off mid-answer: what was read may look whole, it is not
+                    raise requests.exceptions.ConnectionError("total deadline")
             except requests.exceptions.RequestException as exc:
                 ms = (time.monotonic() - t0) * 1000
                 if guard.expired:

@@ -518,7 +518,43 @@ def _save_hook_directory(ctx: Ctx) -> str:
     return f"exit 2, nothing posted: {out[0]}"
 
 
+# ---------------------------------------------------------------- 18.7 forked workers
+
+_FORK = """
+import multiprocessing as mp, os, sys
+from mattermost_notify.client import Notify
+
+client = Notify(os.environ["MATTERMOST_NOTIFY_TOKEN"], os.environ["MATTERMOST_NOTIFY_URL"],
+                os.environ["MATTERMOST_NOTIFY_TEAM"])
+client.send("fork warm-up", channel="alerts")  # the parent now holds a kept-alive connection
+
+def work(i):
+    for k in range(10):
+        client.send(f"fork {i}-{k}", channel="alerts")
+    return 10
+
+with mp.get_context("fork").Pool(4) as pool:
+    result = pool.map_async(work, range(4))
+    for k in range(10):
+        client.send(f"fork P-{k}", channel="alerts")
+    print("sent", sum(result.get(120)) + 10)
+"""
+
+
+def _forked_workers(ctx: Ctx) -> str:
+    proc = run_python(_FORK, ctx.env(), timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    messages = [p.message for p in ctx.sb.view.posts(channel="alerts")]
+    wanted = [f"fork {i}-{k}" for i in range(4) for k in range(10)]
+    wanted += [f"fork P-{k}" for k in range(10)]
+    lost = [m for m in wanted if m not in messages]
+    doubled = [m for m in wanted if messages.count(m) > 1]
+    assert not lost and not doubled, (lost, doubled)
+    return f"parent + 4 forked workers sharing one client: {len(wanted)} sent, 0 lost, 0 doubled"
+
+
 ATTACKS: list[Attack] = [
+    Attack("18.7", "forked workers share the parent's client", _forked_workers),
     Attack("18.8", "send --save-hook DIRECTORY posts nothing", _save_hook_directory),
     Attack("18.9", "server trickles the body 1 byte / 0.5 s", _trickle_body),
     Attack("18.9", "server trickles the headers", _trickle_headers),

@@ -99,6 +99,8 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "props": ((dict, type(None)), False),
     "pending_post_id": ((str, type(None)), False),
     "attempts": ((int,), False),
+    "refusals": ((int,), False),
+    "hook": ((dict, type(None)), False),
 }
 
 
@@ -126,6 +128,8 @@ class OutboxEntry:
     props: dict[str, Any] | None = None
     pending_post_id: str | None = None
     attempts: int = 0
+    refusals: int = 0  # answers that may be permanent (500, an HTML page...): bounded
+    hook: dict[str, Any] | None = None  # where the message of an update/reply lives
     created_at: float = field(default_factory=time.time)
     version: int = ENTRY_VERSION
     path: Path | None = field(default=None, compare=False)

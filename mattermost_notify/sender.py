@@ -160,8 +160,30 @@ class _Item:
         return self.entry.kind
 
 
-def _is_transient(exc: BaseException) -> bool:
-    """Worth retrying later: the server is away, overloaded, or rate limiting."""
+MAX_REFUSALS = 4
+"""Tries of a message the server keeps refusing with an answer that may be permanent
+(a 500, an answer that is not Mattermost's): then it is given up, with one warning."""
+
+
+def _is_transient(exc: BaseException, entry: OutboxEntry | None = None) -> bool:
+    """Worth retrying later: the server is away, overloaded, or rate limiting.
+
+    A 501 is never retried (the server lacks the feature, say file storage); a 500 or
+    an answer that is not Mattermost's only :data:`MAX_REFUSALS` times in all (counted
+    in the outbox entry, so also across processes); 502/503/504, network errors and 429
+    as long as it takes (the server is away: every message waits alike).
+    """
+    from .transport import DEDUP_PENDING_ID  # (only on a failure: requests is heavy)
+
+    if isinstance(exc, ServerError) and not (
+        exc.status_code in (502, 503, 504) or exc.error_id == DEDUP_PENDING_ID
+    ):
+        if exc.status_code == 501:
+            return False
+        refusals = (entry.refusals if entry is not None else 0) + 1
+        if entry is not None:
+            entry.refusals = refusals
+        return refusals < MAX_REFUSALS
     if isinstance(exc, NetworkError | ServerError | RateLimitedError):
         return True
     if isinstance(exc, MattermostNotifyError):
@@ -435,6 +457,7 @@ class BackgroundSender:
                 return ticket
             self._seq += 1
             item = _Item(entry, self._seq, ticket)
+            self._fill_hook(entry)
             self._persist(item)
             if self._closed:
                 # After close (for instance in a later atexit handler): keep it for the next
@@ -467,6 +490,18 @@ class BackgroundSender:
             old.props = entry.props
         waiting.tickets.append(ticket)
         self._write(old)
+        return True
+
+    def _fill_hook(self, entry: OutboxEntry) -> bool:
+        """Record in an update or reply where its message lives (post and channel), so
+        that another process can still deliver it from the outbox. True when filled."""
+        if entry.kind == "post" or entry.hook is not None:
+            return False
+        mid = entry.id if entry.kind == "update" else entry.reply_to
+        hook = self._client.hooks.get(mid or "")
+        if hook is None:
+            return False
+        entry.hook = hook.to_dict()
         return True
 
     def _write(self, entry: OutboxEntry) -> None:
@@ -531,7 +566,7 @@ class BackgroundSender:
                         del self._waiting_updates[mid]
                     entry = replace(item.entry)  # a snapshot: updates may coalesce into it
                 result, exc = self._attempt(entry)
-                if exc is not None and _is_transient(exc):
+                if exc is not None and _is_transient(exc, item.entry):
                     self._after_transient(item, exc)
                     continue
                 self._finish(item, result, exc)
@@ -563,6 +598,12 @@ class BackgroundSender:
 
     def _call_client(self, entry: OutboxEntry) -> SentMessage:
         client = self._client
+        mid = entry.id if entry.kind == "update" else entry.reply_to
+        if entry.hook is not None and mid and not client.has_message(mid):
+            # left by another process: its message is known from the entry itself
+            from .hooks import MessageHook
+
+            client.add_hook(MessageHook.from_dict(entry.hook, source="outbox entry"))
         if entry.kind == "post":
             return client.send(
                 entry.message or "",
@@ -604,6 +645,7 @@ class BackgroundSender:
             if item.kind == "update" and entry.id is not None:
                 # Not on the wire while it waits: a newer update may replace its text.
                 self._waiting_updates.setdefault(entry.id, item)
+            self._fill_hook(entry)
             if entry.path is not None:
                 self._write(entry)
             self._cond.wait_for(lambda: self._closed, delay)
@@ -628,6 +670,10 @@ class BackgroundSender:
                     self._failed_ids.add(entry.id)
             else:
                 self.delivered += 1
+                if item.kind == "post" and entry.id:
+                    for waiting in self._queue:
+                        if waiting.entry.path is not None and self._fill_hook(waiting.entry):
+                            self._write(waiting.entry)
             tickets = list(item.tickets)
             self._cond.notify_all()
         if isinstance(exc, _AfterFailedPost):

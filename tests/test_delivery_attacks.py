@@ -14,6 +14,7 @@ import json
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from hostile import answer as reply
 from mattermost_notify.client import Notify
 from mattermost_notify.errors import (
     ConfigurationError,
+    MattermostNotifyWarning,
     MessageError,
     NetworkError,
     RateLimitedError,
@@ -553,7 +555,106 @@ def _forked_workers(ctx: Ctx) -> str:
     return f"parent + 4 forked workers sharing one client: {len(wanted)} sent, 0 lost, 0 doubled"
 
 
+# ---------------------------------------------------------------- 18.1 an update left behind
+
+_LEAVE_UPDATE = """
+import mattermost_notify as notify
+notify.wakeup(always_send_to_channel="alerts")
+notify.notify("epoch 1/3", id="training")          # posted: the server is healthy
+open("posted", "w").close()
+import time
+while not __import__("os").path.exists("go"):     # the test makes every edit fail now
+    time.sleep(0.05)
+notify.notify("epoch 3/3", id="training", block=False)
+notify.flush(timeout=1)
+"""
+
+_DELIVER_LEFT = """
+import mattermost_notify as notify
+notify.wakeup()
+print("flushed", notify.flush(timeout=20))
+"""
+
+
+def _update_left_in_the_outbox(ctx: Ctx) -> str:
+    env = ctx.env()
+    cwd = ctx.tmp / "cwd"
+    import subprocess
+    import sys
+
+    a = subprocess.Popen(
+        [sys.executable, "-c", _LEAVE_UPDATE],
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (cwd / "posted").exists() and a.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ctx.sb.faults.fail_fraction(
+            1.0, statuses=(503,), path_prefix="/api/v4/posts/", method="PUT"
+        )
+        (cwd / "go").touch()
+        _, err = a.communicate(timeout=60)
+    finally:
+        if a.poll() is None:
+            a.kill()
+        ctx.sb.faults.clear()
+    assert a.returncode == 0, err[-2000:]
+    [post] = [p for p in ctx.sb.view.posts(channel="alerts") if p.message.startswith("epoch")]
+    assert post.message == "epoch 1/3", "the edit was not refused"
+    b = run_python(_DELIVER_LEFT, env, cwd=cwd, timeout=60)
+    assert b.returncode == 0, b.stderr[-2000:]
+    post = ctx.sb.view.post(post.id)
+    assert post.message == "epoch 3/3", f"still {post.message!r}: {b.stderr[-500:]}"
+    return "process A's last edit failed (503) at exit; process B applied it from the outbox"
+
+
+# ---------------------------------------------------------------- 12.6 / 18.2 permanent failures
+
+
+def _permanent_failure(status: int, max_tries: int) -> Callable[[Ctx], str]:
+    def run(ctx: Ctx) -> str:
+        data = ctx.tmp / "plot.txt"
+        data.write_text("data")
+        client = Notify(ctx.sb.token, ctx.sb.url, ctx.sb.team)
+        client.send("warm", user="alice")
+        ctx.sb.faults.fail_fraction(1.0, statuses=(status,), path_prefix="/api/v4/files")
+        caught = warnings.catch_warnings(record=True)
+        seen = caught.__enter__()
+        warnings.simplefilter("always", MattermostNotifyWarning)
+        try:
+            stuck = client.sender.post("with a file", channel="alerts", files=[data])
+            t0 = time.monotonic()
+            dm = client.sender.post("the DM behind it", user="alice")
+            got = dm.result(timeout=30)
+            took = time.monotonic() - t0
+            stuck.result(timeout=30)
+        finally:
+            ctx.sb.faults.clear()
+            caught.__exit__(None, None, None)
+        reported = [w for w in seen if issubclass(w.category, MattermostNotifyWarning)]
+        assert len(reported) == 1, [str(w.message) for w in reported]
+        uploads = [r for r in ctx.sb.view.requests() if r.path.startswith("/api/v4/files")]
+        client.close()
+        assert got is not None, "the DM never arrived"
+        assert took < 10, f"the DM took {took:.1f} s"
+        assert stuck.exception(timeout=0) is not None
+        assert len(uploads) <= max_tries, f"{len(uploads)} uploads"
+        return f"uploads answered {status}: tried {len(uploads)}x, DM delivered after {took:.1f} s"
+
+    return run
+
+
 ATTACKS: list[Attack] = [
+    Attack(
+        "18.1", "an update left in the outbox by an exiting process", _update_left_in_the_outbox
+    ),
+    Attack("12.6", "uploads answered 501 forever", _permanent_failure(501, 4)),
+    Attack("18.2", "uploads answered 500 forever", _permanent_failure(500, 4)),
     Attack("18.7", "forked workers share the parent's client", _forked_workers),
     Attack("18.8", "send --save-hook DIRECTORY posts nothing", _save_hook_directory),
     Attack("18.9", "server trickles the body 1 byte / 0.5 s", _trickle_body),

@@ -30,6 +30,7 @@ __all__ = [
     "check_name",
     "check_props",
     "check_target",
+    "clean_text",
     "cut_message",
     "plan_posts",
     "split_message",
@@ -65,7 +66,17 @@ def check_message(message: Any, *, has_files: bool) -> str:
         raise MessageError("the message is empty (and no files are attached)")
     if "\x00" in message:
         raise MessageError("the message contains a NUL character")
-    return message
+    return clean_text(message)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` with every lone surrogate (what ``os.fsdecode`` makes of a file name that
+    is not UTF-8) replaced by U+FFFD, as the server itself would: the same text then goes
+    out whether it is sent at once, in the background or from the outbox."""
+    return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text
 
 
 def check_id(id: Any, what: str = "message id") -> str:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._checks import check_target
-from .errors import ConfigurationError, MessageError
+from .errors import ConfigurationError, MessageError, NetworkError
 
 if TYPE_CHECKING:
     from .client import Notify, SentMessage
@@ -149,13 +149,44 @@ def notify(
     """
     client = get_client()
     check_target(user_name, channel_name)
-    if id is not None and _known(client, id, block=block):
-        if block:
-            return client.send_update(message, id, files=files)
-        return client.sender.update(id, message, files=files)
-    if not block:
-        return client.sender.post(message, user=user_name, channel=channel_name, id=id, files=files)
-    return client.send(message, user=user_name, channel=channel_name, files=files, id=id)
+    if id is None:
+        if not block:
+            return client.sender.post(message, user=user_name, channel=channel_name, files=files)
+        return client.send(message, user=user_name, channel=channel_name, files=files)
+    # One decision (post or edit) at a time per id: threads racing on the same id
+    # must make one post and edits of it, never a post each.
+    with _lock_for(id):
+        if _known(client, id, block=block):
+            if block:
+                return _update_now(client, id, message, files)
+            return client.sender.update(id, message, files=files)
+        if not block:
+            return client.sender.post(
+                message, user=user_name, channel=channel_name, id=id, files=files
+            )
+        return client.send(message, user=user_name, channel=channel_name, files=files, id=id)
+
+
+_id_locks: dict[str, threading.Lock] = {}
+_id_locks_guard = threading.Lock()
+
+
+def _lock_for(id: str) -> threading.Lock:
+    with _id_locks_guard:
+        return _id_locks.setdefault(id, threading.Lock())
+
+
+def _update_now(client: Notify, id: str, message: str, files: Files) -> SentMessage:
+    sender = client._sender
+    if not client.has_message(id) and sender is not None and sender.knows(id):
+        # Its post is still queued (the server is away): the edit waits behind it.
+        sender.update(id, message, files=files)
+        raise NetworkError(
+            f"message {id!r} is still queued: the server did not take it within "
+            f"{_QUEUED_POST_WAIT:g} s. This update is queued behind it and is sent when "
+            "the server answers"
+        )
+    return client.send_update(message, id, files=files)
 
 
 def _known(client: Notify, id: str, *, block: bool) -> bool:

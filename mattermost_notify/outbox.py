@@ -168,7 +168,8 @@ class OutboxEntry:
 
     def to_json(self) -> bytes:
         data = validate_entry(self.to_dict())
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # ASCII: a file name that is not UTF-8 (lone surrogates) survives the round trip
+        return json.dumps(data, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def validate_entry(data: object) -> dict[str, Any]:

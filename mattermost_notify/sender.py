@@ -49,7 +49,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._checks import check_files, check_id, check_message, check_props, check_target
+from ._checks import check_files, check_id, check_message, check_props, check_target, clean_text
 from .errors import (
     MattermostNotifyError,
     MattermostNotifyWarning,
@@ -339,6 +339,7 @@ class BackgroundSender:
         paths = _normalize_files(files)
         if not isinstance(message, str):
             check_message(message, has_files=bool(paths))  # names the wrong type
+        message = clean_text(message)
         entry = self._entry("update", message, id=id, files=paths, props=check_props(props))
         return self._enqueue(entry, Ticket("update", id))
 

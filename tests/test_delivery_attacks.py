@@ -649,12 +649,115 @@ def _permanent_failure(status: int, max_tries: int) -> Callable[[Ctx], str]:
     return run
 
 
+# ---------------------------------------------------------------- 18.16 lone surrogates
+
+
+def _lone_surrogates(ctx: Ctx) -> str:
+    from mattermost_notify import tqdm
+    from mattermost_notify.progress_bar import flush as flush_bars
+
+    odd = os.fsdecode(b"r\xe9sultat.csv")  # a file name that is not UTF-8: 'r\udce9sultat.csv'
+    shown = "r\ufffdsultat.csv"
+    client = Notify(ctx.sb.token, ctx.sb.url, ctx.sb.team)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        client.send(f"blocking {odd}", channel="alerts", id="blocking")
+        client.send_update(f"blocking edited {odd}", id="blocking")
+        t1 = client.sender.post(f"background {odd}", channel="alerts", id="bg")
+        t2 = client.sender.update("bg", f"background edited {odd}")
+        t3 = client.sender.post(f"reply {odd}", reply_to="bg")
+        for _ in tqdm(range(3), desc=f"bar {odd}", channel="alerts", client=client, leave=False):
+            pass
+        flush_bars(30)
+        assert client.sender.flush(30)
+    problems = [str(w.message) for w in seen if issubclass(w.category, MattermostNotifyWarning)]
+    assert not problems, problems
+    for t in (t1, t2, t3):
+        assert t.exception(timeout=0) is None, t.exception(timeout=0)
+    messages = [p.message for p in ctx.sb.view.posts(channel="alerts")]
+    for want in (f"blocking edited {shown}", f"background edited {shown}", f"reply {shown}"):
+        assert want in messages, (want, messages)
+    assert any(f"bar {shown}" in m and "3/3" in m for m in messages), messages
+    client.close()
+    return "blocking, background, reply and progress bar all posted U+FFFD, no exception"
+
+
+# ---------------------------------------------------------------- 18.6 threads racing on one id
+
+
+def _threads_on_one_id(ctx: Ctx) -> str:
+    import mattermost_notify as notify
+    import mattermost_notify.api as api
+
+    out = []
+    for block in (True, False):
+        api._reset()
+        notify.wakeup(always_send_to_channel="alerts")
+        mid = f"race-{block}"
+        start = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def run(
+            i: int,
+            mid: str = mid,
+            block: bool = block,
+            start: threading.Barrier = start,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            start.wait()
+            try:
+                notify.notify(f"{mid} {i}", id=mid, block=block)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert notify.flush(30)
+        assert not errors, errors
+        posts = [p for p in ctx.sb.view.posts(channel="alerts") if p.message.startswith(mid)]
+        assert len(posts) == 1, [p.message for p in posts]
+        out.append(f"{'block' if block else 'block=False'}: 1 post")
+    api._reset()
+    return "8 threads notify(id=same) at once: " + ", ".join(out)
+
+
+# ---------------------------------------------------------------- 18.14 edit of a queued post
+
+
+def _blocking_edit_of_a_queued_post(ctx: Ctx) -> str:
+    import mattermost_notify as notify
+    import mattermost_notify.api as api
+
+    api._reset()
+    notify.wakeup(always_send_to_channel="alerts")
+    client = notify.get_client()
+    client.send("warm", channel="alerts")
+    saved = api._QUEUED_POST_WAIT
+    api._QUEUED_POST_WAIT = 2.0  # (30 s by default)
+    ctx.sb.faults.drop_before(1_000_000)
+    try:
+        notify.notify("queued 1", id="queued", block=False)
+        exc = expect(NetworkError, lambda: notify.notify("queued 2", id="queued"), "queued")
+    finally:
+        api._QUEUED_POST_WAIT = saved
+        ctx.sb.faults.clear()
+    assert notify.flush(30)
+    [post] = [p for p in ctx.sb.view.posts(channel="alerts") if p.message.startswith("queued")]
+    assert post.message == "queued 2", post.message
+    api._reset()
+    return f"NetworkError ({exc}); the edit was applied once the server was back"
+
+
 ATTACKS: list[Attack] = [
     Attack(
         "18.1", "an update left in the outbox by an exiting process", _update_left_in_the_outbox
     ),
     Attack("12.6", "uploads answered 501 forever", _permanent_failure(501, 4)),
     Attack("18.2", "uploads answered 500 forever", _permanent_failure(500, 4)),
+    Attack("18.6", "8 threads notify(id=same) at once", _threads_on_one_id),
     Attack("18.7", "forked workers share the parent's client", _forked_workers),
     Attack("18.8", "send --save-hook DIRECTORY posts nothing", _save_hook_directory),
     Attack("18.9", "server trickles the body 1 byte / 0.5 s", _trickle_body),
@@ -666,9 +769,11 @@ ATTACKS: list[Attack] = [
     Attack("18.12", "MATTERMOST_NOTIFY_CONFIG=/dev/zero", _dev_zero_config),
     Attack("18.13", "200 with a 1 GiB body", _huge_body),
     Attack("18.13", "200 with a gzip bomb", _gzip_bomb),
+    Attack("18.14", "blocking edit while its post is queued", _blocking_edit_of_a_queued_post),
     Attack("18.15", "200 with [], {}, null, a string, HTML", _wrong_shapes),
     Attack("18.15", "CLI test/send against 200 []", _wrong_shapes_cli),
     Attack("18.15", "user, channel or team named '..'", _dot_segments),
+    Attack("18.16", "text with a lone surrogate on every path", _lone_surrogates),
     Attack("18.17", "timeout = inf, 1e30, nan in the config", _infinite_timeout),
     Attack("18.18", "a token with a non-ASCII character", _token_not_latin1),
     Attack("18.19", "URL and token swapped", _url_and_token_swapped),

@@ -204,14 +204,18 @@ _senders_lock = threading.Lock()
 _exiting = False
 
 
+_exit_deadline = 0.0
+
+
 def _close_all_at_exit() -> None:
-    global _exiting
+    global _exiting, _exit_deadline
     _exiting = True
     with _senders_lock:
         senders = list(_senders)
     if not senders:
         return
     deadline = time.monotonic() + max(s.exit_timeout for s in senders)
+    _exit_deadline = deadline
     for s in senders:
         try:
             s.close(timeout=max(0.0, deadline - time.monotonic()))
@@ -460,12 +464,15 @@ class BackgroundSender:
             item = _Item(entry, self._seq, ticket)
             self._fill_hook(entry)
             self._persist(item)
+            late = False
             if self._closed:
-                # After close (for instance in a later atexit handler): keep it for the next
-                # process instead of losing it.
-                if _exiting or self._spool is None:
+                # After close. At exit (an atexit handler that runs after ours): deliver it
+                # within what is left of the exit budget, the rest stays in the outbox.
+                # Without a spool: keep it for the next process instead of losing it.
+                if self._spool is None and not _exiting:
                     self._spill_after_close(item)
                     return ticket
+                late = _exiting
                 self._closed = False  # reopened by use
                 if self._spool is None or self._spool.closed:
                     self._spool = self._open_spool() if self._use_spool else None
@@ -475,6 +482,8 @@ class BackgroundSender:
                 self._waiting_updates[entry.id] = item
             self._start_worker()
             self._cond.notify_all()
+        if late:
+            self.close(timeout=max(0.5, _exit_deadline - time.monotonic()))
         return ticket
 
     def _coalesce(self, entry: OutboxEntry, ticket: Ticket) -> bool:

@@ -751,12 +751,38 @@ def _blocking_edit_of_a_queued_post(ctx: Ctx) -> str:
     return f"NetworkError ({exc}); the edit was applied once the server was back"
 
 
+# ---------------------------------------------------------------- 18.4 a late atexit handler
+
+_LATE_ATEXIT = """
+import atexit
+import mattermost_notify as notify
+
+def late():
+    notify.notify("sent from a late atexit handler", block=False)
+
+atexit.register(late)  # before the library's own handler: it runs after it
+notify.wakeup(always_send_to_channel="alerts")
+notify.notify("sent while running", block=False)
+"""
+
+
+def _late_atexit_handler(ctx: Ctx) -> str:
+    env = ctx.env()
+    proc = run_python(_LATE_ATEXIT, env, cwd=ctx.tmp / "cwd", timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    messages = [p.message for p in ctx.sb.view.posts(channel="alerts")]
+    assert "sent while running" in messages, messages
+    assert "sent from a late atexit handler" in messages, "left in the outbox for a later process"
+    return "a message queued by an atexit handler that runs after the library's was delivered"
+
+
 ATTACKS: list[Attack] = [
     Attack(
         "18.1", "an update left in the outbox by an exiting process", _update_left_in_the_outbox
     ),
     Attack("12.6", "uploads answered 501 forever", _permanent_failure(501, 4)),
     Attack("18.2", "uploads answered 500 forever", _permanent_failure(500, 4)),
+    Attack("18.4", "a message from a late atexit handler", _late_atexit_handler),
     Attack("18.6", "8 threads notify(id=same) at once", _threads_on_one_id),
     Attack("18.7", "forked workers share the parent's client", _forked_workers),
     Attack("18.8", "send --save-hook DIRECTORY posts nothing", _save_hook_directory),

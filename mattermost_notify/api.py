@@ -86,6 +86,12 @@ def wakeup(
         for hook in old.hooks.values():
             if hook.server_url == client.url:
                 client._remember(hook)
+        sender = old._sender
+        if sender is not None and old.url == client.url and sender.pending():
+            # still delivering: the new client takes the queue over, in order, rather
+            # than waiting for it or leaving it behind in a spool nobody reads
+            sender.adopt_client(client)
+            client._sender, old._sender = sender, None
         old.close()
     # what an earlier process could not deliver to this server goes out now, first
     from .outbox import has_entries

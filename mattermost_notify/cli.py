@@ -416,20 +416,20 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     settings = _load_settings(args)
     url = settings.url.rstrip("/")
 
-    def waiting() -> int:
-        return sum(
-            1 for e in outbox.list_entries() if e.server_url.rstrip("/") == url and not e.active
-        )
-
-    before = waiting()
+    # Counted from this process's own tickets: an entry another process is delivering,
+    # or one still on the wire when the time is up, is neither "sent" nor "failed".
+    busy = sum(1 for e in outbox.list_entries() if e.server_url.rstrip("/") == url and e.active)
     with _client(settings) as client:
-        sent, _ = client.sender.deliver_outbox(args.timeout)
-    left = waiting()
-    failed = max(0, before - sent - left)  # refused for good: each was a warning above
+        tickets = client.sender.resume_outbox()
+        client.sender.flush(args.timeout)
+    sent = sum(1 for t in tickets if t.done() and t.exception(timeout=0) is None)
+    failed = sum(1 for t in tickets if t.done() and t.exception(timeout=0) is not None)
+    left = len(tickets) - sent - failed
     _out(
-        f"{before} message(s) were waiting for {url}; {sent} sent, "
-        + (f"{failed} failed, " if failed else "")
+        f"{len(tickets)} message(s) were waiting for {url}; {sent} sent, "
+        + (f"{failed} failed (see the warnings above), " if failed else "")
         + f"{left} left."
+        + (f" {busy} more were being sent by another process." if busy else "")
     )
     if left:
         print(

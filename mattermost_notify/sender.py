@@ -268,6 +268,7 @@ class BackgroundSender:
         self._inflight: _Item | None = None
         self._failed_ids: set[str] = set()
         self._unclaimed: list[Ticket] = []  # adopted from the outbox, not yet returned
+        self._previous_clients: list[Notify] = []  # replaced by adopt_client()
         self._seq = 0
         self._closed = False
         self._worker: threading.Thread | None = None
@@ -383,6 +384,14 @@ class BackgroundSender:
             where = "kept in the outbox" if self._spool is not None else "lost (no outbox)"
             log.warning("%d background message(s) not delivered on close: %s", left, where)
         return ok
+
+    def adopt_client(self, client: Notify) -> None:
+        """Deliver what is queued, and what comes next, through ``client`` (same server):
+        a second ``wakeup()`` hands the queue on instead of stranding it."""
+        with self._cond:
+            if client is not self._client:
+                self._previous_clients.append(self._client)
+                self._client = client
 
     def pending(self) -> int:
         """Messages queued and not yet delivered or failed."""
@@ -501,6 +510,17 @@ class BackgroundSender:
         waiting.tickets.append(ticket)
         self._write(old)
         return True
+
+    def _carry_hook(self, id: str) -> None:
+        """A post sent through a client that adopt_client() replaced: its hook goes to
+        the current client too (caller holds the lock)."""
+        if self._client.has_message(id):
+            return
+        for previous in self._previous_clients:
+            hook = previous.hooks.get(id)
+            if hook is not None:
+                self._client._remember(hook)
+                return
 
     def _fill_hook(self, entry: OutboxEntry) -> bool:
         """Record in an update or reply where its message lives (post and channel), so
@@ -680,6 +700,8 @@ class BackgroundSender:
                     self._failed_ids.add(entry.id)
             else:
                 self.delivered += 1
+                if self._previous_clients and entry.id and item.kind == "post":
+                    self._carry_hook(entry.id)
                 if item.kind == "post" and entry.id:
                     for waiting in self._queue:
                         if waiting.entry.path is not None and self._fill_hook(waiting.entry):

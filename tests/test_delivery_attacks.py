@@ -776,13 +776,75 @@ def _late_atexit_handler(ctx: Ctx) -> str:
     return "a message queued by an atexit handler that runs after the library's was delivered"
 
 
+# ---------------------------------------------------------------- 18.5 outbox flush counts
+
+_LEAVE_THREE = """
+import mattermost_notify as notify
+notify.wakeup(always_send_to_user="alice")
+for i in range(3):
+    notify.notify(f"left behind {i}", block=False)
+notify.flush(timeout=0.5)
+"""
+
+
+def _outbox_flush_counts(ctx: Ctx) -> str:
+    env = ctx.env()
+    ctx.sb.faults.drop_before(1_000_000)
+    try:
+        proc = run_python(_LEAVE_THREE, env, cwd=ctx.tmp / "cwd", timeout=60)
+    finally:
+        ctx.sb.faults.clear()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # every post now stalls past the flush's time: the worker is inside a request
+    ctx.sb.faults.delay(9.0, path_prefix="/api/v4/posts", method="POST")
+    try:
+        flush = run_cli(["outbox", "flush", "--timeout", "1"], env, timeout=60)
+    finally:
+        ctx.sb.faults.clear()
+    out = " ".join(flush.stdout.split())
+    assert "failed" not in out, out
+    assert flush.returncode == 1, out
+    assert "3 left" in out or "2 left" in out, out
+    return f"`outbox flush` while the server stalls: exit 1, {out!r}"
+
+
+# ---------------------------------------------------------------- 18.3 a second wakeup()
+
+
+def _second_wakeup(ctx: Ctx) -> str:
+    import mattermost_notify as notify
+    import mattermost_notify.api as api
+
+    api._reset()
+    notify.wakeup(always_send_to_channel="alerts")
+    notify.get_client().send("warm", channel="alerts")
+    ctx.sb.faults.delay(1.5, path_prefix="/api/v4/posts", method="POST")
+    try:
+        for i in range(6):
+            notify.notify(f"wake {i}", block=False)
+        notify.wakeup(always_send_to_channel="alerts")  # the set-up cell, run again
+        notify.notify("wake 6", block=False)
+        flushed = notify.flush(60)
+    finally:
+        ctx.sb.faults.clear()
+    messages = [
+        p.message for p in ctx.sb.view.posts(channel="alerts") if p.message.startswith("wake")
+    ]
+    api._reset()
+    assert flushed, "flush() timed out"
+    assert messages == [f"wake {i}" for i in range(7)], messages
+    return "7 messages around a second wakeup(): all delivered, in order, flush() True"
+
+
 ATTACKS: list[Attack] = [
     Attack(
         "18.1", "an update left in the outbox by an exiting process", _update_left_in_the_outbox
     ),
     Attack("12.6", "uploads answered 501 forever", _permanent_failure(501, 4)),
     Attack("18.2", "uploads answered 500 forever", _permanent_failure(500, 4)),
+    Attack("18.3", "a second wakeup() while messages are queued", _second_wakeup),
     Attack("18.4", "a message from a late atexit handler", _late_atexit_handler),
+    Attack("18.5", "outbox flush while the worker is inside a request", _outbox_flush_counts),
     Attack("18.6", "8 threads notify(id=same) at once", _threads_on_one_id),
     Attack("18.7", "forked workers share the parent's client", _forked_workers),
     Attack("18.8", "send --save-hook DIRECTORY posts nothing", _save_hook_directory),

@@ -262,7 +262,9 @@ class BackgroundSender:
     # state that a forked child must rebuild
     def _setup(self) -> None:
         self._pid = os.getpid()
-        self._cond = threading.Condition(threading.Lock())
+        # reentrant: a signal handler that sends runs on the thread it interrupted, maybe
+        # inside this very lock (a plain Lock would deadlock the process)
+        self._cond = threading.Condition(threading.RLock())
         self._queue: deque[_Item] = deque()
         self._waiting_updates: dict[str, _Item] = {}  # id -> queued update not on the wire
         self._inflight: _Item | None = None

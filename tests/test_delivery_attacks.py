@@ -836,6 +836,64 @@ def _second_wakeup(ctx: Ctx) -> str:
     return "7 messages around a second wakeup(): all delivered, in order, flush() True"
 
 
+# ---------------------------------------------------------------- 18.11 SIGTERM handler sends
+
+_SIGTERM = """
+import os, signal, sys
+import mattermost_notify as notify
+
+notify.wakeup(always_send_to_channel="alerts")
+
+def on_term(signum, frame):
+    notify.notify("stopped by SIGTERM", block=False)
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, on_term)
+open("ready", "w").close()
+i = 0
+while True:  # the main thread is almost always inside the sender's enqueue
+    notify.notify(f"tick {i}", block=False)
+    i += 1
+"""
+
+
+def _sigterm_handler_sends(ctx: Ctx) -> str:
+    import signal
+    import subprocess
+    import sys
+
+    env = ctx.env()
+    cwd = ctx.tmp / "cwd"
+    ctx.sb.faults.delay(0.2, path_prefix="/api/v4/posts", method="POST")  # so the queue grows
+    exits = []
+    try:
+        for _round in range(3):
+            (cwd / "ready").unlink(missing_ok=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _SIGTERM],
+                env={**os.environ, **env},
+                cwd=cwd,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            deadline = time.monotonic() + 30
+            while not (cwd / "ready").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise AssertionError("the process hung after SIGTERM (deadlock)") from None
+            exits.append(proc.returncode)
+    finally:
+        ctx.sb.faults.clear()
+    assert exits == [0, 0, 0], exits
+    return "SIGTERM while the main thread was queueing, handler sends: exit 0 (3 runs)"
+
+
 ATTACKS: list[Attack] = [
     Attack(
         "18.1", "an update left in the outbox by an exiting process", _update_left_in_the_outbox
@@ -857,6 +915,7 @@ ATTACKS: list[Attack] = [
     Attack("18.12", "MATTERMOST_NOTIFY_CONFIG=/dev/zero", _dev_zero_config),
     Attack("18.13", "200 with a 1 GiB body", _huge_body),
     Attack("18.13", "200 with a gzip bomb", _gzip_bomb),
+    Attack("18.11", "a SIGTERM handler that sends", _sigterm_handler_sends),
     Attack("18.14", "blocking edit while its post is queued", _blocking_edit_of_a_queued_post),
     Attack("18.15", "200 with [], {}, null, a string, HTML", _wrong_shapes),
     Attack("18.15", "CLI test/send against 200 []", _wrong_shapes_cli),

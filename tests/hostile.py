@@ -32,6 +32,7 @@ class Seen:
     method: str
     path: str
     headers: dict[str, str]
+    body: bytes = b""
 
 
 @dataclass
@@ -54,9 +55,10 @@ class Hostile:
 
             def _any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                outer.seen.append(Seen(self.command, self.path, dict(self.headers.items())))
+                self.body = self.rfile.read(length) if length else b""
+                outer.seen.append(
+                    Seen(self.command, self.path, dict(self.headers.items()), self.body)
+                )
                 try:
                     outer.script(self)
                 except (BrokenPipeError, ConnectionResetError):

@@ -894,12 +894,36 @@ def _sigterm_handler_sends(ctx: Ctx) -> str:
     return "SIGTERM while the main thread was queueing, handler sends: exit 0 (3 runs)"
 
 
+def _firewall_page_for_one_message(ctx: Ctx) -> str:
+    def script(h: http.server.BaseHTTPRequestHandler) -> None:
+        if h.path.startswith("/api/v4/posts") and b"blocked by the firewall" in h.body:  # type: ignore[attr-defined]
+            reply(h, 200, "<html>Request blocked</html>", content_type="text/html")
+        elif not mattermost_like(h):
+            reply(h, 404, {"id": "api.context.404.app_error"})
+
+    with serving(script) as srv, warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", MattermostNotifyWarning)
+        client = hostile_client(srv.url, retry=None)
+        stuck = client.sender.post("blocked by the firewall", channel="alerts")
+        behind = client.sender.post("the message behind it", user="alice")
+        ok = behind.result(timeout=30)
+        stuck.exception(timeout=30)
+        client.close()
+    tries = [s for s in srv.seen if b"blocked by the firewall" in s.body]
+    reported = [w for w in seen if issubclass(w.category, MattermostNotifyWarning)]
+    assert ok is not None, "the message behind it never went out"
+    assert isinstance(stuck.exception(timeout=0), UnexpectedResponseError)
+    assert len(tries) <= 4 and len(reported) == 1, (len(tries), len(reported))
+    return f"200 HTML for one message: tried {len(tries)}x, reported once, the next one delivered"
+
+
 ATTACKS: list[Attack] = [
     Attack(
         "18.1", "an update left in the outbox by an exiting process", _update_left_in_the_outbox
     ),
     Attack("12.6", "uploads answered 501 forever", _permanent_failure(501, 4)),
     Attack("18.2", "uploads answered 500 forever", _permanent_failure(500, 4)),
+    Attack("18.2", "200 HTML page for one message, forever", _firewall_page_for_one_message),
     Attack("18.3", "a second wakeup() while messages are queued", _second_wakeup),
     Attack("18.4", "a message from a late atexit handler", _late_atexit_handler),
     Attack("18.5", "outbox flush while the worker is inside a request", _outbox_flush_counts),

@@ -530,7 +530,8 @@ class BackgroundSender:
         if entry.kind == "post" or entry.hook is not None:
             return False
         mid = entry.id if entry.kind == "update" else entry.reply_to
-        hook = self._client.hooks.get(mid or "")
+        hooks = getattr(self._client, "hooks", None)  # (a stand-in client may have none)
+        hook = hooks.get(mid or "") if hooks is not None else None
         if hook is None:
             return False
         entry.hook = hook.to_dict()

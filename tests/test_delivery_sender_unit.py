@@ -568,20 +568,41 @@ def test_an_entry_readable_by_others_warns(data_dir: Path) -> None:
         outbox.list_entries()
 
 
-def test_after_close_a_message_goes_to_the_outbox_at_exit(data_dir: Path) -> None:
-    # At interpreter exit (atexit has closed the sender) a late message is kept on disk.
+def test_after_close_at_exit_a_late_message_is_still_delivered(data_dir: Path) -> None:
+    # At interpreter exit (atexit has closed the sender) a message from an atexit handler
+    # that runs later is delivered within what is left of the exit budget.
     import mattermost_notify.sender as sender_mod
 
     c = StandIn()
     s = make(c)
     s.close(1)
     sender_mod._exiting = True
+    sender_mod._exit_deadline = time.monotonic() + 2.0
     try:
         t = s.post("late", channel="alerts")
     finally:
         sender_mod._exiting = False
-    assert not t.done() and c.calls == []
+    assert t.done() and [kw["message"] for _, kw in c.calls] == ["late"]
+    assert outbox.list_entries() == []
+
+
+def test_after_close_at_exit_an_undeliverable_message_stays_in_the_outbox(
+    data_dir: Path,
+) -> None:
+    import mattermost_notify.sender as sender_mod
+
+    c = StandIn(gate=threading.Event())  # the server never answers within the budget
+    s = make(c)
+    s.close(1)
+    sender_mod._exiting = True
+    sender_mod._exit_deadline = time.monotonic() + 0.3
+    try:
+        t = s.post("late", channel="alerts")
+    finally:
+        sender_mod._exiting = False
+    assert not t.done()
     assert [e.message for e in outbox.list_entries()] == ["late"]
+    c.gate.set()
 
 
 # ---------------------------------------------------------------- exit

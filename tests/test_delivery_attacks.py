@@ -779,9 +779,10 @@ def _late_atexit_handler(ctx: Ctx) -> str:
 # ---------------------------------------------------------------- 18.5 outbox flush counts
 
 _LEAVE_THREE = """
+import sys
 import mattermost_notify as notify
 notify.wakeup(always_send_to_user="alice")
-for i in range(3):
+for i in range(int(sys.argv[1]) if len(sys.argv) > 1 else 3):
     notify.notify(f"left behind {i}", block=False)
 notify.flush(timeout=0.5)
 """
@@ -917,6 +918,49 @@ def _firewall_page_for_one_message(ctx: Ctx) -> str:
     return f"200 HTML for one message: tried {len(tries)}x, reported once, the next one delivered"
 
 
+def _two_concurrent_flushes(ctx: Ctx) -> str:
+    import subprocess
+    import sys
+
+    env = ctx.env()
+    ctx.sb.faults.drop_before(1_000_000)
+    try:
+        subprocess.run(
+            [sys.executable, "-c", _LEAVE_THREE, "40"],
+            env={**os.environ, **env},
+            cwd=ctx.tmp / "cwd",
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+    finally:
+        ctx.sb.faults.clear()
+    cmd = [sys.executable, "-m", "mattermost_notify.cli", "outbox", "flush"]
+    ctx.sb.faults.delay(0.1, path_prefix="/api/v4/posts", method="POST")  # so they overlap
+    procs = [
+        subprocess.Popen(
+            cmd,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        outs = [" ".join(p.communicate(timeout=120)[0].split()) for p in procs]
+    finally:
+        ctx.sb.faults.clear()
+    sent = 0
+    for out in outs:
+        assert "failed" not in out, outs
+        sent += int(out.split("; ")[1].split(" sent")[0])
+    posts = [p.message for p in ctx.sb.view.posts(dm_with="alice") if p.message.startswith("left")]
+    assert len(posts) == 40 == len(set(posts)), len(posts)
+    assert sent == 40, outs
+    return f"two `outbox flush` at once over 40 messages: {outs[0]!r} / {outs[1]!r}"
+
+
 ATTACKS: list[Attack] = [
     Attack(
         "18.1", "an update left in the outbox by an exiting process", _update_left_in_the_outbox
@@ -927,6 +971,7 @@ ATTACKS: list[Attack] = [
     Attack("18.3", "a second wakeup() while messages are queued", _second_wakeup),
     Attack("18.4", "a message from a late atexit handler", _late_atexit_handler),
     Attack("18.5", "outbox flush while the worker is inside a request", _outbox_flush_counts),
+    Attack("18.5", "two outbox flushes at once", _two_concurrent_flushes),
     Attack("18.6", "8 threads notify(id=same) at once", _threads_on_one_id),
     Attack("18.7", "forked workers share the parent's client", _forked_workers),
     Attack("18.8", "send --save-hook DIRECTORY posts nothing", _save_hook_directory),

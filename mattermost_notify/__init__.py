@@ -25,6 +25,8 @@ _LAZY: dict[str, str] = {
     "flush": "api",
     "get_client": "api",
     "current_client": "api",
+    # jobs
+    "on_done": "ondone",
     # the client
     "Notify": "client",
     "SentMessage": "client",
@@ -94,6 +96,7 @@ __all__ = [
     "notify",
     "notify_channel",
     "notify_user",
+    "on_done",
     "progress",
     "send_update",
     "tqdm",
@@ -164,5 +167,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from .hooks import HookStore, MessageHook
     from .logging_handler import MattermostHandler
+    from .ondone import on_done
     from .progress_bar import progress, tqdm, trange
     from .sender import BackgroundSender

@@ -2,7 +2,7 @@
 
 Subcommands: ``setup``, ``test``, ``send``, ``update`` (the original
 notify-mattermost 0.1.3 commands, with the same flags), ``sandbox``, ``demo``,
-``outbox`` and ``jupyter``.
+``outbox``, ``run`` and ``jupyter``.
 
 Exit status: 0 on success; 2 for a mistake on the user's side (a bad flag, a
 missing or malformed configuration, a missing file, a bad hook file), with one
@@ -634,6 +634,20 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0, help="flush: seconds (default 30)")
     _add_connection_flags(p)
     p.set_defaults(func=cmd_outbox)
+
+    # run -----------------------------------------------------------------
+    p = sub.add_parser(
+        "run",
+        help="run a command and post when it ends (status, duration, last output lines)",
+        description="Run COMMAND with its output passing through unchanged and post when "
+        "it ends: its exit status or the signal that killed it, how long it ran, the host "
+        "and the last lines of its output. Exits with the command's own status "
+        "(128 + N when killed by signal N).",
+        usage=f"{PROG} run [-u USER | -c CHANNEL] [--after SECONDS] [--mention NAME] "
+        "[--tail N] [--progress] [-m TITLE] -- COMMAND [ARGS...]",
+    )
+    if chosen == "run":
+        _delegate("runner", "run")(p)
 
     # jupyter -------------------------------------------------------------
     p = sub.add_parser(

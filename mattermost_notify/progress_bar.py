@@ -85,6 +85,7 @@ from tqdm.auto import tqdm as _tqdm_auto
 from tqdm.std import tqdm as _tqdm_std
 
 from .errors import MattermostNotifyWarning
+from .ranks import process_rank
 
 if TYPE_CHECKING:
     from .client import Notify
@@ -94,7 +95,6 @@ __all__ = ["flush", "process_rank", "progress", "tqdm", "trange"]
 log = logging.getLogger("mattermost_notify.progress")
 
 DEFAULT_MIN_INTERVAL = 5.0
-_RANK_VARIABLES = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 _MAX_EXCEPTION_TEXT = 1500
 try:  # once, at import: nothing on a bar's path makes a system call for it
     _HOST = socket.gethostname()
@@ -108,47 +108,6 @@ _THIS_FILE = str(Path(__file__).resolve())
 _NORMAL_EXIT_OPS = frozenset(
     {"POP_TOP", "FOR_ITER", "END_FOR", "RETURN_VALUE", "RETURN_CONST", "JUMP_BACKWARD"}
 )
-
-
-# --------------------------------------------------------------------------- ranks
-def process_rank(environ: Mapping[str, str] | None = None) -> int | None:
-    """This process's global rank in a distributed run, or None when not in one.
-
-    Looked up in order: ``RANK``; ``LOCAL_RANK`` together with ``NODE_RANK`` (or
-    ``GROUP_RANK``); ``SLURM_PROCID``; ``OMPI_COMM_WORLD_RANK``; ``PMI_RANK``; and
-    ``LOCAL_RANK`` alone (one node). Values that are not integers are ignored.
-    With ``LOCAL_RANK`` and ``NODE_RANK`` the result is 0 exactly for local rank 0 on
-    node 0 (and ``NODE_RANK * LOCAL_WORLD_SIZE + LOCAL_RANK`` when the size is known).
-    """
-    env = os.environ if environ is None else environ
-
-    def read(name: str) -> int | None:
-        value = env.get(name)
-        if value is None or value.strip() == "":
-            return None
-        try:
-            return int(value.strip())
-        except ValueError:
-            log.warning("ignoring %s=%r: not an integer", name, value)
-            return None
-
-    rank = read("RANK")
-    if rank is not None:
-        return rank
-    local = read("LOCAL_RANK")
-    node = read("NODE_RANK")
-    if node is None:
-        node = read("GROUP_RANK")
-    if local is not None and node is not None:
-        size = read("LOCAL_WORLD_SIZE")
-        if size is not None and size > 0:
-            return node * size + local
-        return 0 if (local == 0 and node == 0) else max(local, 1) + node
-    for name in _RANK_VARIABLES[1:]:
-        rank = read(name)
-        if rank is not None:
-            return rank
-    return local
 
 
 # --------------------------------------------------------------------------- the pump

@@ -136,7 +136,7 @@ def test_cli_page_examples(user):
             before = writes(sb)
             proc = run_console_line(fill(line, values), cwd=work, env=env, stdin=None)
             assert sb.token not in proc.stdout + proc.stderr
-            if re.match(r"mattermost-notify (send|update)", line):
+            if re.match(r"mattermost-notify (send|update|run)", line):
                 assert writes(sb) > before, f"{line!r} posted nothing"
             ran.append(line)
     assert any(r.startswith("mattermost-notify update") for r in ran)
@@ -170,7 +170,9 @@ def test_python_blocks(user, page):
             cmd = [sys.executable, "-c", code]
         proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, f"{block.where}:\n{proc.stdout}\n{proc.stderr}"
-        sends = re.search(r"\bnotify_(user|channel)\(|\btqdm\(|\.progress\(|send_to_", code)
+        sends = re.search(
+            r"\bnotify_(user|channel)\(|\btqdm\(|\.progress\(|send_to_|\bon_done\(", code
+        )
         own_server = "Sandbox()" in code or "def test_" in code
         if sends and not own_server:
             assert writes(sb) > before, f"{block.where} posted nothing on the sandbox"

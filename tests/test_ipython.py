@@ -22,7 +22,7 @@ from traitlets.config import Config
 
 import mattermost_notify as notify
 from mattermost_notify import api
-from mattermost_notify.ipython.report import strip_ansi
+from mattermost_notify.report import strip_ansi
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mattermost_notify.ipython import autoload, report
+from mattermost_notify import report
+from mattermost_notify.ipython import autoload
 from mattermost_notify.ipython.notebook import detect_notebook_key
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mattermost_notify.progress_bar import process_rank
+from mattermost_notify.ranks import process_rank
 
 
 @pytest.mark.parametrize(

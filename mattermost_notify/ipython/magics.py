@@ -22,12 +22,11 @@ import contextlib
 import re
 import shutil
 import tempfile
-import threading
 import time
 import uuid
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,9 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Float, Unicode, observe
 
+from .. import report
 from ..errors import MattermostNotifyError, MattermostNotifyWarning
-from . import report
+from ..jobs import Job, queue_on_sender
 from .cellrun import FigureCollector, run_cell_body
 from .notebook import NotebookKey, detect_notebook_key
 
@@ -108,86 +108,6 @@ def split_notify_line(line: str) -> tuple[dict[str, Any], str]:
     if opts["user"] and opts["channel"]:
         raise UsageError("%notify: give -u USER or -c CHANNEL, not both")
     return opts, rest
-
-
-# --------------------------------------------------------------------- one notified cell
-
-
-@dataclass
-class _CellJob:
-    """The notification of one ``%%notify_on_done`` cell."""
-
-    magics: NotifyMagics
-    ctx: report.CellContext
-    target: dict[str, str | None]
-    message_id: str
-    after: float | None
-    mention: str | None = None  # --mention; None: the client's mention setting (channels)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    posted: bool = False
-    finished: bool = False
-    timer: threading.Timer | None = None
-    tickets: list[Any] = field(default_factory=list)
-    status: Any = None  # a widgets.MessageStatus when status_widget is on
-
-    def _send(self, state: str, kind: str, message: str, **kwargs: Any) -> None:
-        ticket = self.magics._queue(self.tickets, kind, message, **kwargs)
-        if ticket is not None and self.status is not None:
-            with contextlib.suppress(Exception):
-                self.status.watch(ticket, state)
-
-    def start(self) -> None:
-        if self.after is None:
-            self._post_start()
-            return
-        # --after: say "running" only once the cell has run that long
-        self.timer = threading.Timer(self.after, self._post_start)
-        self.timer.daemon = True
-        self.timer.name = "mattermost_notify-after"
-        self.timer.start()
-
-    def _post_start(self) -> None:
-        with self.lock:
-            if self.finished or self.posted:
-                return
-            self.posted = True
-            self._send(
-                "running",
-                "post",
-                report.running_message(self.ctx),
-                id=self.message_id,
-                **self.target,
-            )
-
-    def finish(self, outcome: report.Outcome, files: list[str], notes: list[str]) -> None:
-        with self.lock:
-            self.finished = True
-            if self.timer is not None:
-                self.timer.cancel()
-            alert = self.magics._mention_text(self.target, self.mention)
-            if self.posted:
-                self._send(
-                    outcome.status,
-                    "post",
-                    alert + report.reply_message(self.ctx, outcome, notes),
-                    reply_to=self.message_id,
-                    files=files or None,
-                )
-                self._send(
-                    outcome.status,
-                    "update",
-                    report.final_edit_message(self.ctx, outcome),
-                    id=self.message_id,
-                )
-            elif self.after is None or outcome.elapsed >= self.after:
-                self._send(
-                    outcome.status,
-                    "post",
-                    alert + report.standalone_message(self.ctx, outcome, notes),
-                    id=self.message_id,
-                    files=files or None,
-                    **self.target,
-                )
 
 
 @dataclass
@@ -383,25 +303,7 @@ class NotifyMagics(Magics):
 
     def _queue(self, tickets: list[Any], kind: str, message: str, **kwargs: Any) -> Any:
         """Queue on the background sender; never raises (a problem becomes a warning)."""
-        try:
-            sender = self.client().sender
-            if kind == "update":
-                ticket = sender.update(kwargs.pop("id"), message, **kwargs)
-            else:
-                if kwargs.get("reply_to") is None:
-                    kwargs.pop("reply_to", None)
-                if kwargs.get("user") is None:
-                    kwargs.pop("user", None)
-                if kwargs.get("channel") is None:
-                    kwargs.pop("channel", None)
-                ticket = sender.post(message, **kwargs)
-            tickets.append(ticket)
-            return ticket
-        except MattermostNotifyError as exc:
-            _warn(f"mattermost_notify: notification not sent: {exc}")
-        except Exception as exc:  # a bug of ours must not break the user's cell
-            _warn(f"mattermost_notify: notification not sent ({type(exc).__name__}: {exc})")
-        return None
+        return queue_on_sender(self.client, tickets, kind, message, **kwargs)
 
     def _cleanup_tmp(self, force: bool = False) -> None:
         keep = []
@@ -520,15 +422,15 @@ class NotifyMagics(Magics):
             return max(count - 1, 0)
         return count
 
-    def _start_job(self, args: Any, cell: str) -> _CellJob | None:
+    def _start_job(self, args: Any, cell: str) -> Job | None:
         if not self.enabled:
             return None
         if self._stack:  # %autonotify must not send a second message for this cell
             self._skip_auto.add(id(self._stack[0].info))
         try:
             self._cleanup_tmp()
-            job = _CellJob(
-                magics=self,
+            job = Job(
+                send=self._queue,
                 ctx=self._context(cell, args.message),
                 target=self._target(args.user, args.channel),
                 message_id=args.id or f"{_CELL_ID_PREFIX}{uuid.uuid4().hex[:12]}",
@@ -538,7 +440,9 @@ class NotifyMagics(Magics):
             if args.id:
                 self.client(keeps_id=True)  # the warning, now, if the id cannot be kept
             if self.status_widget:
-                job.status = self._show_status(job.message_id)
+                status = self._show_status(job.message_id)
+                if status is not None:
+                    job.on_ticket = status.watch
             job.start()
         except Exception as exc:
             _warn(f"mattermost_notify: notification not started ({type(exc).__name__}: {exc})")
@@ -547,7 +451,7 @@ class NotifyMagics(Magics):
 
     def _finish_job(
         self,
-        job: _CellJob | None,
+        job: Job | None,
         args: Any,
         collector: FigureCollector | None,
         elapsed: float,

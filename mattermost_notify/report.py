@@ -1,7 +1,11 @@
-"""Texts of the messages the extension sends: plain functions, no IPython needed.
+"""Texts of the job messages: plain functions, no IPython needed.
 
-A cell notification is a *start* post (``running``), a *reply* in its thread when the
-cell ends (a new post, so Mattermost alerts the reader: edits alert nobody) and an
+One set of texts for every kind of job: a ``%%notify_on_done`` cell, a function or
+block under :func:`mattermost_notify.on_done`, a command under ``mattermost-notify
+run``, and a kernel that died while running one of them.
+
+A job notification is a *start* post (``running``), a *reply* in its thread when the
+job ends (a new post, so Mattermost alerts the reader: edits alert nobody) and an
 *edit* of the start post to its final state.
 """
 
@@ -10,6 +14,7 @@ from __future__ import annotations
 import getpass
 import re
 import reprlib
+import signal
 import socket
 import traceback
 from dataclasses import dataclass, field
@@ -20,11 +25,14 @@ from typing import Literal
 __all__ = [
     "CellContext",
     "Outcome",
+    "describe_exit",
     "final_edit_message",
     "first_line",
     "format_elapsed",
     "format_traceback",
+    "kernel_died_message",
     "outcome_of",
+    "output_tail",
     "reply_message",
     "running_message",
     "short_repr",
@@ -33,7 +41,7 @@ __all__ = [
     "traceback_tail",
 ]
 
-Status = Literal["ok", "failed", "interrupted"]
+Status = Literal["ok", "failed", "interrupted", "died"]
 
 #: characters of the traceback tail put in the message; longer tracebacks are attached
 TAIL_CHARS = 1500
@@ -45,11 +53,13 @@ _ICON: dict[str, str] = {
     "ok": ":white_check_mark:",
     "failed": ":x:",
     "interrupted": ":warning:",
+    "died": ":skull:",
 }
 _WORD: dict[str, str] = {
     "ok": "Done",
     "failed": "Failed",
     "interrupted": "Interrupted",
+    "died": "Died",
 }
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 # frames of these modules are machinery, not the user's code
@@ -58,20 +68,21 @@ _MACHINERY = ("IPython.", "ipykernel.", "mattermost_notify.", "traitlets.")
 
 @dataclass(frozen=True)
 class CellContext:
-    """What the start message says about the cell."""
+    """What the start message says about the job (a cell, a function, a command)."""
 
     first_line: str
     title: str | None = None
     notebook: str | None = None
     host: str = field(default_factory=lambda: _user_at_host())
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    what: str = "a cell"  # the label when there is neither a title nor a first line
 
     @property
     def label(self) -> str:
         """The title given with ``-m``, else the cell's first line in backticks."""
         if self.title:
             return self.title
-        return _inline_code(self.first_line) if self.first_line else "a cell"
+        return _inline_code(self.first_line) if self.first_line else self.what
 
     @property
     def where(self) -> str:
@@ -92,6 +103,8 @@ class Outcome:
     error: str | None = None  # "ZeroDivisionError: division by zero"
     traceback: str | None = None  # the full traceback, plain text
     finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    output: str | None = None  # the last lines of a command's output (``run``)
+    output_label: str = "Last lines of output"
 
     @property
     def traceback_is_long(self) -> bool:
@@ -215,6 +228,37 @@ def outcome_of(
     return Outcome(status, elapsed, error=_error_line(exc), traceback=tb)
 
 
+def describe_exit(returncode: int) -> str:
+    """``exit status 3``, ``killed by SIGKILL: probably out of memory``, ... .
+
+    ``returncode`` as :class:`subprocess.Popen` gives it: negative for a signal.
+    """
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    number = -returncode
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    if number == signal.SIGKILL:
+        return f"killed by {name}: probably out of memory"
+    if number in (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT):
+        return f"killed by {name}: it crashed"
+    return f"killed by {name}"
+
+
+def output_tail(text: str, lines: int) -> str | None:
+    """The last ``lines`` lines of ``text`` (ANSI codes removed), or None when empty."""
+    if lines <= 0:
+        return None
+    text = strip_ansi(text.replace("\r\n", "\n")).rstrip()
+    if not text:
+        return None
+    # a progress bar redraws its line with \r: keep what the line showed last
+    kept = [line.rsplit("\r", 1)[-1] for line in text.split("\n")[-lines:]]
+    return traceback_tail("\n".join(kept), lines=lines, chars=TAIL_CHARS * 2)
+
+
 def _when(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -229,12 +273,15 @@ def _details(outcome: Outcome) -> list[str]:
     lines: list[str] = []
     if outcome.status == "ok" and outcome.value_repr is not None:
         lines.append(f"Result: {_inline_code(outcome.value_repr)}")
-    if outcome.status == "failed":
+    if outcome.status in ("failed", "died") and outcome.error:
         lines.append(f"**{outcome.error}**")
-        if outcome.traceback:
-            lines.append(_fence(traceback_tail(outcome.traceback)))
-            if outcome.traceback_is_long:
-                lines.append("The full traceback is attached.")
+    if outcome.status == "failed" and outcome.traceback:
+        lines.append(_fence(traceback_tail(outcome.traceback)))
+        if outcome.traceback_is_long:
+            lines.append("The full traceback is attached.")
+    if outcome.output:
+        lines.append(f"{outcome.output_label}:")
+        lines.append(_fence(outcome.output))
     return lines
 
 
@@ -266,10 +313,35 @@ def standalone_message(ctx: CellContext, outcome: Outcome, notes: list[str] | No
 def final_edit_message(ctx: CellContext, outcome: Outcome) -> str:
     """The start post, edited to its final state (short: the details are in the reply)."""
     extra = ""
-    if outcome.status == "failed" and outcome.error:
+    if outcome.status in ("failed", "died") and outcome.error:
         extra = f"\n**{outcome.error}**"
     return (
         f"{_headline(ctx, outcome)}\n"
         f"{ctx.where}, started {_when(ctx.started_at)}, "
         f"finished {_when(outcome.finished_at)}{extra}"
     )
+
+
+def kernel_died_message(
+    ctx: CellContext,
+    *,
+    elapsed: float,
+    cell_number: int | None,
+    exit_detail: str | None,
+    stderr_tail: str | None = None,
+    late_note: str | None = None,
+) -> str:
+    """The reply (or message) when the kernel running a notified cell died."""
+    cell = f"cell [{cell_number}]" if cell_number is not None else "a cell"
+    lines = [
+        f"{_ICON['died']} **The kernel died** while running {cell} {ctx.label}",
+        f"{ctx.where}, started {_when(ctx.started_at)}, running for {format_elapsed(elapsed)}",
+    ]
+    if exit_detail:
+        lines.append(f"**{exit_detail}**")
+    if stderr_tail:
+        lines.append("Last lines of the kernel's standard error:")
+        lines.append(_fence(stderr_tail))
+    if late_note:
+        lines.append(late_note)
+    return "\n".join(lines)

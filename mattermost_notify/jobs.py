@@ -1,0 +1,181 @@
+"""One notified job: a "running" post, then a reply in its thread and a final edit.
+
+The flow shared by ``%%notify_on_done`` (the IPython extension), :func:`on_done`
+(:mod:`mattermost_notify.on_done`) and ``mattermost-notify run``; the texts come
+from :mod:`mattermost_notify.report`. Everything goes through the client's
+background sender, so nothing here waits for the network, and a send that fails
+is a warning, never an exception in the user's code.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import report
+from .errors import MattermostNotifyError, MattermostNotifyWarning
+
+__all__ = ["Job", "mention_text", "queue_on_sender", "warn"]
+
+log = logging.getLogger("mattermost_notify.jobs")
+
+#: ``send(tickets, kind, message, **kwargs) -> Ticket | None`` (kind "post" or "update"):
+#: queues one message and appends its ticket to ``tickets``; never raises
+SendFn = Callable[..., Any]
+
+
+def warn(text: str) -> None:
+    """A :class:`MattermostNotifyWarning` that never raises (``-W error`` included)."""
+    try:
+        warnings.warn(text, MattermostNotifyWarning, stacklevel=3)
+    except Exception:  # -W error must not turn a notification problem into the user's error
+        log.warning("%s", text)
+
+
+def mention_text(mention: str | Sequence[str] | None) -> str:
+    """``"alice"`` / ``["alice", "@bob"]`` -> ``"@alice @bob"`` ('' for None)."""
+    if mention is None:
+        return ""
+    names = [mention] if isinstance(mention, str) else list(mention)
+    out = []
+    for name in names:
+        if not isinstance(name, str) or not name.strip().lstrip("@"):
+            raise MattermostNotifyError(f"mention: not a user name: {name!r}")
+        out.append("@" + name.strip().lstrip("@"))
+    return " ".join(out)
+
+
+def queue_on_sender(
+    get_client: Callable[[], Any],
+    tickets: list[Any],
+    kind: str,
+    message: str,
+    **kwargs: Any,
+) -> Any:
+    """Queue a post or an update on the client's background sender; never raises."""
+    try:
+        sender = get_client().sender
+        if kind == "update":
+            ticket = sender.update(kwargs.pop("id"), message, **kwargs)
+        else:
+            ticket = sender.post(message, **{k: v for k, v in kwargs.items() if v is not None})
+        tickets.append(ticket)
+        return ticket
+    except MattermostNotifyError as exc:
+        warn(f"mattermost_notify: notification not sent: {exc}")
+    except Exception as exc:  # a bug of ours must not break the user's work
+        warn(f"mattermost_notify: notification not sent ({type(exc).__name__}: {exc})")
+    return None
+
+
+@dataclass
+class Job:
+    """The notification of one job.
+
+    ``send`` queues one message (see :data:`SendFn`, e.g. :func:`queue_on_sender`);
+    ``on_ticket(ticket, state)`` is told of each queued message (a status widget).
+    ``announce``: post "running" at the start (after ``after`` seconds when given);
+    without it only the end is reported. ``report_short_failures``: a failure is
+    reported even when the job ran less than ``after``.
+    """
+
+    send: SendFn
+    ctx: report.CellContext
+    target: dict[str, str | None]
+    message_id: str
+    after: float | None = None
+    mention: str = ""
+    announce: bool = True
+    report_short_failures: bool = False
+    on_ticket: Callable[[Any, str], None] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    posted: bool = False
+    finished: bool = False
+    timer: threading.Timer | None = None
+    tickets: list[Any] = field(default_factory=list)
+
+    def _send(self, state: str, kind: str, message: str, **kwargs: Any) -> Any:
+        ticket = self.send(self.tickets, kind, message, **kwargs)
+        if ticket is not None and self.on_ticket is not None:
+            try:
+                self.on_ticket(ticket, state)
+            except Exception as exc:
+                log.warning("on_ticket failed: %s", exc)
+        return ticket
+
+    def start(self) -> None:
+        if not self.announce:
+            return
+        if self.after is None:
+            self._post_start()
+            return
+        # after: say "running" only once the job has run that long
+        self.timer = threading.Timer(self.after, self._post_start)
+        self.timer.daemon = True
+        self.timer.name = "mattermost_notify-after"
+        self.timer.start()
+
+    def _post_start(self) -> None:
+        with self.lock:
+            if self.finished or self.posted:
+                return
+            self.posted = True
+            self._send(
+                "running",
+                "post",
+                report.running_message(self.ctx),
+                id=self.message_id,
+                **self.target,
+            )
+
+    def update(self, message: str) -> None:
+        """Edit the "running" post (a progress line); nothing when it was not posted."""
+        with self.lock:
+            if self.posted and not self.finished:
+                self._send("running", "update", message, id=self.message_id)
+
+    def will_report(self, outcome: report.Outcome) -> bool:
+        if self.posted or self.after is None:
+            return True
+        if self.report_short_failures and outcome.status != "ok":
+            return True
+        return outcome.elapsed >= self.after
+
+    def finish(
+        self, outcome: report.Outcome, files: Iterable[str] = (), notes: Iterable[str] = ()
+    ) -> None:
+        files = list(files)
+        notes = list(notes)
+        if self.mention:
+            notes.append(self.mention)
+        with self.lock:
+            self.finished = True
+            if self.timer is not None:
+                self.timer.cancel()
+            if self.posted:
+                self._send(
+                    outcome.status,
+                    "post",
+                    report.reply_message(self.ctx, outcome, notes),
+                    reply_to=self.message_id,
+                    files=files or None,
+                )
+                self._send(
+                    outcome.status,
+                    "update",
+                    report.final_edit_message(self.ctx, outcome),
+                    id=self.message_id,
+                )
+            elif self.will_report(outcome):
+                self._send(
+                    outcome.status,
+                    "post",
+                    report.standalone_message(self.ctx, outcome, notes),
+                    id=self.message_id,
+                    files=files or None,
+                    **self.target,
+                )

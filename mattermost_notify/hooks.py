@@ -18,6 +18,7 @@ so several processes (kernels, scripts) can share it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -293,3 +294,26 @@ class HookStore:
 
     def __iter__(self) -> Iterator[MessageHook]:
         return iter(self.list())
+
+
+def move_store(old_key: str, new_key: str) -> int:
+    """Move the hooks of store ``old_key`` into store ``new_key`` (a renamed notebook).
+
+    Hooks already in the new store win; the old store is removed. Returns the number
+    of hooks moved (0 when the old store does not exist).
+    """
+    if old_key == new_key:
+        return 0
+    old = HookStore.for_key(old_key)
+    if not old.path.exists():
+        return 0
+    new = HookStore.for_key(new_key)
+    with old._filelock(), new._filelock():
+        moving = old._load()
+        if not moving:
+            return 0
+        hooks = {**moving, **new._load()}
+        new._save(hooks)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(old.path)
+    return len(moving)

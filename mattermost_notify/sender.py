@@ -408,13 +408,17 @@ class BackgroundSender:
                 items.append(self._inflight)
         return any(i.kind == "post" and i.entry.id == id for i in items)
 
-    def resume_outbox(self) -> list[Ticket]:
+    def resume_outbox(
+        self, *, mark_late: Callable[[OutboxEntry], str | None] | None = None
+    ) -> list[Ticket]:
         """Adopt what exited processes left in the outbox for this server; deliver it first.
 
         Returns a ticket per entry adopted now or when the sender was created (each
         ticket is returned once), so :meth:`deliver_outbox` can count what it delivered.
+        ``mark_late(entry)`` may give a line to add to an adopted message (a note that it
+        is late).
         """
-        self._adopt()
+        self._adopt(mark_late)
         with self._cond:
             tickets, self._unclaimed = self._unclaimed, []
         return tickets
@@ -431,7 +435,7 @@ class BackgroundSender:
         delivered = sum(1 for t in tickets if t.done() and t.exception(timeout=0) is None)
         return delivered, len(list_entries())
 
-    def _adopt(self) -> None:
+    def _adopt(self, mark_late: Callable[[OutboxEntry], str | None] | None = None) -> None:
         self._check_fork()
         if self._spool is None:
             return
@@ -446,6 +450,9 @@ class BackgroundSender:
             # Older than anything queued now: they go first, behind a message on the wire.
             pos = 1 if self._inflight is not None else 0
             for entry in adopted:
+                note = _call_or_none(mark_late, entry)
+                if note and entry.message:
+                    entry.message = f"{entry.message}\n{note}"
                 ticket = Ticket(entry.kind, entry.id or entry.reply_to)
                 self._seq += 1
                 item = _Item(entry, self._seq, ticket)
@@ -722,6 +729,16 @@ class BackgroundSender:
 
     def __repr__(self) -> str:
         return f"<BackgroundSender {self.server_url} pending={len(self._queue)}>"
+
+
+def _call_or_none(fn: Callable[[OutboxEntry], str | None] | None, entry: OutboxEntry) -> Any:
+    if fn is None:
+        return None
+    try:
+        return fn(entry)
+    except Exception:
+        log.exception("mark_late failed")
+        return None
 
 
 def _warn(text: str) -> None:

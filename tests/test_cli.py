@@ -796,16 +796,24 @@ def test_outbox_list_flush_drop(run, configfile, mattermost_server, cli_env):
 
 def test_jupyter_enable_status_disable(run, cli_env, monkeypatch, tmp_path):
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path / "jupyter"))
+    server_file = tmp_path / "jupyter" / "jupyter_server_config.d" / "mattermost_notify.json"
     r = run("jupyter", "enable")
     assert r.code == 0, r.text
+    extensions = json.loads(server_file.read_text())["ServerApp"]["jpserver_extensions"]
+    assert extensions == {"mattermost_notify.jupyter_server": True}
     config_files = list((tmp_path / "ipython").rglob("ipython_kernel_config.py"))
     assert config_files, "enable wrote no kernel config"
     assert "mattermost_notify" in config_files[0].read_text()
     r = run("jupyter", "status")
     assert r.code == 0, r.text
     assert "enabled" in r.out.lower()
+    assert f"death reports (Jupyter server extension): enabled by {server_file}" in r.out
     r = run("jupyter", "disable")
     assert r.code == 0, r.text
+    extensions = json.loads(server_file.read_text())["ServerApp"]["jpserver_extensions"]
+    assert extensions == {"mattermost_notify.jupyter_server": False}
     r = run("jupyter", "status")
     assert r.code == 0, r.text
     assert "not enabled" in r.out.lower() or "disabled" in r.out.lower()
+    assert "death reports (Jupyter server extension): disabled" in r.out

@@ -11,14 +11,22 @@ removes exactly that block, ``status`` says whether it is there. ``append`` (not
 keeps the extensions other lines of the file configure. Only kernels read that file
 (terminal IPython reads ``ipython_config.py``), and loading is cheap and offline.
 
+The same commands switch the Jupyter *server* extension that reports kernel deaths
+(:mod:`mattermost_notify.jupyter_server`): ``enable`` writes
+``<jupyter config dir>/jupyter_server_config.d/mattermost_notify.json`` turning it on
+(installing the package already does, in ``{sys.prefix}/etc/jupyter``), ``disable``
+writes the same file turning it off (a user's file wins over the installed one).
+
 This module imports no IPython: the command line uses it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import sys
 from pathlib import Path
 
 from .._files import write_private
@@ -36,6 +44,45 @@ BLOCK = (
 HEADER = "# Configuration file for ipython-kernel.\nc = get_config()  # noqa: F821\n\n"
 _BLOCK_RE = re.compile(rf"\n?{re.escape(BEGIN)}\n.*?{re.escape(END)}\n?", re.S)
 _OTHER_RE = re.compile(r"""^[^#\n]*extensions.*["']mattermost_notify["']""", re.M)
+
+
+SERVER_EXTENSION = "mattermost_notify.jupyter_server"
+SERVER_CONFIG_NAME = "mattermost_notify.json"
+
+
+def jupyter_config_dir() -> Path:
+    """``$JUPYTER_CONFIG_DIR`` or ``~/.jupyter`` (what Jupyter itself uses)."""
+    try:
+        from jupyter_core.paths import jupyter_config_dir as _dir
+
+        return Path(_dir())
+    except ImportError:
+        env = os.environ.get("JUPYTER_CONFIG_DIR")
+        return Path(env).expanduser() if env else Path.home() / ".jupyter"
+
+
+def server_config_file() -> Path:
+    return jupyter_config_dir() / "jupyter_server_config.d" / SERVER_CONFIG_NAME
+
+
+def set_server_extension(path: Path, enabled: bool) -> None:
+    """Write the server config file switching the death-report extension on or off."""
+    data = {"ServerApp": {"jpserver_extensions": {SERVER_EXTENSION: enabled}}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private(path, json.dumps(data, indent=2) + "\n", mode=0o644)
+
+
+def server_extension_state() -> tuple[bool | None, Path | None]:
+    """(on/off/None, the file that decides): the user's file first, then the installed one."""
+    installed = Path(sys.prefix, "etc", "jupyter", "jupyter_server_config.d", SERVER_CONFIG_NAME)
+    for path in (server_config_file(), installed):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            value = data["ServerApp"]["jpserver_extensions"][SERVER_EXTENSION]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        return bool(value), path
+    return None, None
 
 
 def ipython_dir() -> Path:
@@ -94,18 +141,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     path = config_file(args.profile, args.ipython_dir)
+    server = server_config_file()
     if args.action == "enable":
         changed = enable(path)
+        set_server_extension(server, True)
         print(
             f"{'enabled' if changed else 'already enabled'}: {path}\n"
-            "New kernels load mattermost_notify; restart running kernels to load it there."
+            "New kernels load mattermost_notify; restart running kernels to load it there.\n"
+            f"kernel death reports: enabled in {server} (restart the Jupyter server)"
         )
         return 0
     if args.action == "disable":
         changed = disable(path)
+        set_server_extension(server, False)
         print(f"disabled: {path}" if changed else f"not enabled by this tool: {path}")
         if path.is_file() and _OTHER_RE.search(path.read_text(encoding="utf-8")):
             print("note: another line of that file still loads mattermost_notify")
+        print(f"kernel death reports: disabled in {server}")
         return 0
     enabled = is_enabled(path)
     other = path.is_file() and bool(_OTHER_RE.search(_BLOCK_RE.sub("", path.read_text("utf-8"))))
@@ -115,4 +167,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"enabled by a line of your own in {path}")
     else:
         print(f"disabled: {path} does not load mattermost_notify")
+    state, where = server_extension_state()
+    word = {True: "enabled", False: "disabled", None: "not configured"}[state]
+    print(
+        f"kernel death reports (Jupyter server extension): {word}"
+        + (f" by {where}" if where else "")
+    )
     return 0

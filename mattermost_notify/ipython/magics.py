@@ -173,6 +173,8 @@ class NotifyMagics(Magics):
         self._auto_mention: str | None = None
         self._skip_auto: set[int] = set()  # id(info) of cells notified by %%notify_on_done
         self._tmpdirs: list[tuple[list[Any], str]] = []
+        self._recorder: Any = None  # CellRecorder of this kernel (server-started kernels)
+        self._recorder_checked = False
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -443,6 +445,9 @@ class NotifyMagics(Magics):
                 status = self._show_status(job.message_id)
                 if status is not None:
                     job.on_ticket = status.watch
+            recorder = self._cell_recorder()
+            if recorder is not None:
+                recorder.start(job, self._cell_number(), lambda: self.client().hooks)
             job.start()
         except Exception as exc:
             _warn(f"mattermost_notify: notification not started ({type(exc).__name__}: {exc})")
@@ -492,6 +497,18 @@ class NotifyMagics(Magics):
                 self._tmpdirs.append((job.tickets, tmpdir))
         except Exception as err:
             _warn(f"mattermost_notify: notification not finished ({type(err).__name__}: {err})")
+        finally:
+            if self._recorder is not None:
+                self._recorder.finish(job)
+
+    def _cell_recorder(self) -> Any:
+        """This kernel's record of running cells (for death reports), or None."""
+        if not self._recorder_checked:
+            self._recorder_checked = True
+            from .kernel_record import CellRecorder
+
+            self._recorder = CellRecorder.for_this_kernel()
+        return self._recorder
 
     def _show_status(self, message_id: str) -> Any:
         try:

@@ -1,0 +1,100 @@
+"""Report a kernel that died: the reply in the running message's thread.
+
+Used by the Jupyter server extension (:mod:`mattermost_notify.jupyter_server`) and by
+the watcher process (:mod:`mattermost_notify.watcher`), from the record the kernel left
+(:mod:`mattermost_notify.job_records`). Plain Python; all sending goes through the
+client's background sender.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from . import report
+from .job_records import JobRecord, KernelRecord
+
+__all__ = ["late_note", "report_kernel_death"]
+
+log = logging.getLogger("mattermost_notify.kernel_death")
+
+
+def late_note(entry: Any) -> str | None:
+    """The line added to a message that a dead process left in the outbox."""
+    if entry.kind == "update" or not entry.message:
+        return None
+    queued = datetime.fromtimestamp(float(entry.created_at), UTC).strftime("%H:%M:%S UTC")
+    return f"_(delivered late: queued at {queued} by a process that died)_"
+
+
+def _context(job: JobRecord, notebook: str | None) -> report.CellContext:
+    kwargs: dict[str, Any] = {}
+    if job.host:
+        kwargs["host"] = job.host
+    return report.CellContext(
+        first_line=job.first_line,
+        title=job.title,
+        notebook=notebook or job.notebook,
+        started_at=datetime.fromtimestamp(job.started_at, UTC),
+        what="a progress bar" if job.kind == "progress" else "a cell",
+        **kwargs,
+    )
+
+
+def report_kernel_death(
+    client: Any,
+    record: KernelRecord,
+    *,
+    returncode: int | None,
+    died_at: float | None = None,
+    notebook: str | None = None,
+    stderr_tail: str | None = None,
+    mention: str = "",
+) -> list[Any]:
+    """Queue the messages that say ``record``'s kernel died; returns their tickets.
+
+    First hands what dead processes left in the outbox for this server to delivery
+    (marked as late), so that a "running" post still queued there is created before the
+    reply to it. Then, for every job of the record: a reply in its message's thread
+    (which alerts) and an edit of that message to its final state; a job whose message
+    was never posted gets one message to its target.
+    """
+    died_at = time.time() if died_at is None else died_at
+    sender = client.sender
+    tickets: list[Any] = []
+    try:
+        tickets += sender.resume_outbox(mark_late=late_note)
+    except Exception as exc:
+        log.warning("cannot resume the outbox: %s", exc)
+    exit_detail = report.describe_exit(returncode) if returncode is not None else None
+    for job in record.jobs.values():
+        ctx = _context(job, notebook)
+        elapsed = max(0.0, died_at - job.started_at)
+        extra = mention or job.mention
+        notes = [f"It was at: {job.state}"] if job.state else []
+        text = report.kernel_died_message(
+            ctx,
+            elapsed=elapsed,
+            cell_number=job.cell_number,
+            exit_detail=exit_detail,
+            stderr_tail=stderr_tail,
+            late_note="\n".join([*notes, extra]) if (notes or extra) else None,
+        )
+        try:
+            if job.hook is not None:
+                from .hooks import MessageHook
+
+                client.add_hook(MessageHook.from_dict(job.hook), source="the kernel's record")
+            if job.hook is not None or sender.knows(job.message_id):
+                tickets.append(sender.post(text, reply_to=job.message_id))
+                outcome = report.Outcome("died", elapsed, error=exit_detail or "the kernel died")
+                tickets.append(
+                    sender.update(job.message_id, report.final_edit_message(ctx, outcome))
+                )
+            else:
+                tickets.append(sender.post(text, user=job.user, channel=job.channel))
+        except Exception as exc:
+            log.warning("cannot report the death of kernel %s: %s", record.key, exc)
+    return tickets

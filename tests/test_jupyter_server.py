@@ -1,0 +1,256 @@
+"""The Jupyter server extension, in a real ``jupyter server`` process.
+
+The extension is enabled by the config file the package installs
+(``{sys.prefix}/etc/jupyter/jupyter_server_config.d/mattermost_notify.json``); the
+kernels are started through the server's REST API, run ``%%notify_on_done`` cells, and
+are killed with SIGKILL, as the out-of-memory killer does. The replies are read back
+from the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+pytest.importorskip("jupyter_server")
+from jupyter_client import BlockingKernelClient
+
+from mattermost_notify.hooks import HookStore, MessageHook
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "jupyter-test-token"
+CONFIG_FILE = Path(
+    sys.prefix, "etc", "jupyter", "jupyter_server_config.d", "mattermost_notify.json"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(predicate, timeout: float, what: str, step: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class JupyterServer:
+    def __init__(self, root: Path, runtime: Path, env: dict[str, str], log: Path) -> None:
+        self.root = root
+        self.runtime = runtime
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyter_server",
+                "--no-browser",
+                f"--port={self.port}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.root_dir={root}",
+                f"--IdentityProvider.token={TOKEN}",
+                "--ServerApp.port_retries=0",
+                "--allow-root",
+            ],
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        _wait(self._up, 60, "the Jupyter server")
+
+    def _up(self) -> bool:
+        assert self.proc.poll() is None, self.log.read_text()
+        try:
+            return self.api("GET", "/api/status").ok
+        except requests.ConnectionError:
+            return False
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"token {TOKEN}"}
+        return requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def start_session(self, path: str) -> str:
+        r = self.api(
+            "POST",
+            "/api/sessions",
+            json={"path": path, "name": path, "type": "notebook", "kernel": {"name": "python3"}},
+        )
+        assert r.ok, f"{r.status_code} {r.text}\n{self.log.read_text()[-4000:]}"
+        return str(r.json()["kernel"]["id"])
+
+    def client(self, kernel_id: str) -> BlockingKernelClient:
+        path = self.runtime / f"kernel-{kernel_id}.json"
+        _wait(path.exists, 30, "the connection file")
+        kc = BlockingKernelClient(connection_file=str(path))
+        kc.load_connection_file()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        return kc
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def jupyter(mattermost_env, tmp_path):
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    runtime = tmp_path / "runtime"
+    env = dict(os.environ)
+    env.update(
+        JUPYTER_RUNTIME_DIR=str(runtime),
+        JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
+        IPYTHONDIR=str(tmp_path / "ipython"),
+        PYTHONUNBUFFERED="1",
+    )
+    server = JupyterServer(root, runtime, env, tmp_path / "server.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _execute(kc: BlockingKernelClient, code: str) -> None:
+    reply = kc.execute_interactive(code, timeout=60, output_hook=lambda msg: None)
+    assert reply["content"]["status"] == "ok", reply["content"]
+
+
+def _record(kernel_id: str) -> dict | None:
+    path = Path(os.environ["MATTERMOST_NOTIFY_DATA_DIR"], "kernels", f"{kernel_id}.json")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _posts(sb, user: str):
+    try:
+        return sb.view.posts(dm_with=user)
+    except KeyError:
+        return []
+
+
+def _start_notified_cell(jupyter, sb, kernel_id: str, user: str) -> tuple[dict, object]:
+    kc = jupyter.client(kernel_id)
+    _execute(kc, "%load_ext mattermost_notify")
+    kc.execute(f"%%notify_on_done -u {user}\nimport time\ntime.sleep(300)")
+    [running] = _wait(lambda: _posts(sb, user), 30, "the running post")
+    record = _wait(
+        lambda: (r := _record(kernel_id)) and r["jobs"] and r["jobs"][0]["hook"] and r,
+        30,
+        "the job record with the message's hook",
+    )
+    kc.stop_channels()
+    return record, running
+
+
+def test_installed_config_file_enables_the_extension():
+    assert CONFIG_FILE.is_file(), "pip install did not install the server config file"
+    data = json.loads(CONFIG_FILE.read_text())
+    assert data["ServerApp"]["jpserver_extensions"]["mattermost_notify.jupyter_server"] is True
+
+
+def test_sigkill_mid_cell_replies_in_the_thread_within_10_s(jupyter, mattermost_env):
+    sb = mattermost_env
+    kernel_id = jupyter.start_session("analysis.ipynb")
+    record, running = _start_notified_cell(jupyter, sb, kernel_id, "alice")
+    assert record["jobs"][0]["cell_number"] == 2
+    assert (
+        os.stat(
+            Path(os.environ["MATTERMOST_NOTIFY_DATA_DIR"], "kernels", f"{kernel_id}.json")
+        ).st_mode
+        & 0o777
+        == 0o600
+    )
+    assert sb.token not in json.dumps(record)
+
+    os.kill(record["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    reply = _wait(
+        lambda: next((p for p in _posts(sb, "alice") if p.root_id == running.id), None),
+        10,
+        "the reply saying the kernel died",
+    )
+    took = time.monotonic() - killed
+    assert "The kernel died" in reply.message
+    assert "cell [2]" in reply.message
+    assert "killed by SIGKILL: probably out of memory" in reply.message
+    assert "analysis.ipynb" in reply.message
+    print(f"reply {took:.1f} s after the kill")
+    # the running post is edited to its final state
+    root = _wait(
+        lambda: (p := sb.view.post(running.id)) and "Died" in p.message and p,
+        10,
+        "the final edit",
+    )
+    assert "killed by SIGKILL" in root.message
+    assert "watching kernels" in jupyter.log.read_text()
+
+
+def test_a_restart_from_the_api_gives_no_death_message(jupyter, mattermost_env):
+    sb = mattermost_env
+    kernel_id = jupyter.start_session("restart.ipynb")
+    _, running = _start_notified_cell(jupyter, sb, kernel_id, "bob")
+    r = jupyter.api("POST", f"/api/kernels/{kernel_id}/restart")
+    assert r.ok, r.text
+    time.sleep(8)  # longer than the restarter's 3 s poll and the 10 s deadline's share
+    messages = [p.message for p in _posts(sb, "bob")]
+    assert not any("kernel died" in m for m in messages), messages
+    assert "died" not in sb.view.post(running.id).message
+
+
+def _hook(hook_id: str, sb) -> MessageHook:
+    return MessageHook(
+        id=hook_id,
+        server_url=sb.url,
+        bot_user_id=None,
+        channel_id="a" * 26,
+        post_id="b" * 26,
+    )
+
+
+def test_renames_move_the_notebooks_hooks(jupyter, mattermost_env):
+    root = jupyter.root
+    (root / "old.ipynb").write_text(
+        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
+    (root / "projA").mkdir()
+    (root / "projA" / "inner.ipynb").write_text((root / "old.ipynb").read_text())
+    HookStore.for_key(os.path.realpath(root / "old.ipynb")).put(_hook("loss", mattermost_env))
+    HookStore.for_key(os.path.realpath(root / "projA" / "inner.ipynb")).put(
+        _hook("acc", mattermost_env)
+    )
+
+    r = jupyter.api("PATCH", "/api/contents/old.ipynb", json={"path": "new.ipynb"})
+    assert r.ok, r.text
+    r = jupyter.api("PATCH", "/api/contents/projA", json={"path": "projB"})
+    assert r.ok, r.text
+
+    new_store = HookStore.for_key(os.path.realpath(root / "new.ipynb"))
+    _wait(lambda: new_store.get("loss"), 10, "the hooks of the renamed notebook")
+    assert not HookStore.for_key(os.path.realpath(root / "old.ipynb")).path.exists()
+    inner = HookStore.for_key(os.path.realpath(root / "projB" / "inner.ipynb"))
+    _wait(lambda: inner.get("acc"), 10, "the hooks of the notebook in the moved folder")

@@ -52,6 +52,7 @@ def report_kernel_death(
     notebook: str | None = None,
     stderr_tail: str | None = None,
     mention: str = "",
+    exit_detail: str | None = None,
 ) -> list[Any]:
     """Queue the messages that say ``record``'s kernel died; returns their tickets.
 
@@ -59,7 +60,8 @@ def report_kernel_death(
     (marked as late), so that a "running" post still queued there is created before the
     reply to it. Then, for every job of the record: a reply in its message's thread
     (which alerts) and an edit of that message to its final state; a job whose message
-    was never posted gets one message to its target.
+    was never posted gets one message to its target. ``exit_detail`` says how it ended
+    when ``returncode`` is not known.
     """
     died_at = time.time() if died_at is None else died_at
     sender = client.sender
@@ -68,7 +70,8 @@ def report_kernel_death(
         tickets += sender.resume_outbox(mark_late=late_note)
     except Exception as exc:
         log.warning("cannot resume the outbox: %s", exc)
-    exit_detail = report.describe_exit(returncode) if returncode is not None else None
+    if returncode is not None:
+        exit_detail = report.describe_exit(returncode)
     for job in record.jobs.values():
         ctx = _context(job, notebook)
         elapsed = max(0.0, died_at - job.started_at)

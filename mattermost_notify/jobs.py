@@ -19,7 +19,7 @@ from typing import Any
 from . import report
 from .errors import MattermostNotifyError, MattermostNotifyWarning
 
-__all__ = ["Job", "mention_text", "queue_on_sender", "warn"]
+__all__ = ["Job", "mention_alert", "queue_on_sender", "warn"]
 
 log = logging.getLogger("mattermost_notify.jobs")
 
@@ -36,17 +36,26 @@ def warn(text: str) -> None:
         log.warning("%s", text)
 
 
-def mention_text(mention: str | Sequence[str] | None) -> str:
-    """``"alice"`` / ``["alice", "@bob"]`` -> ``"@alice @bob"`` ('' for None)."""
-    if mention is None:
-        return ""
-    names = [mention] if isinstance(mention, str) else list(mention)
-    out = []
-    for name in names:
-        if not isinstance(name, str) or not name.strip().lstrip("@"):
-            raise MattermostNotifyError(f"mention: not a user name: {name!r}")
-        out.append("@" + name.strip().lstrip("@"))
-    return " ".join(out)
+def mention_alert(
+    get_client: Callable[[], Any],
+    target: dict[str, str | None],
+    mention: str | Sequence[str] | None,
+) -> Callable[[], str]:
+    """The ``alert`` of a :class:`Job`: ``"@alice "`` from ``mention``, or from the
+    client's ``mention`` setting when the target is a channel (see
+    ``Notify.mention_text``); a problem becomes a warning and no mention."""
+
+    def alert() -> str:
+        try:
+            client = get_client()
+            return str(
+                client.mention_text(target.get("user"), target.get("channel"), mention=mention)
+            )
+        except Exception as exc:
+            warn(f"mattermost_notify: no mention ({exc})")
+            return ""
+
+    return alert
 
 
 def queue_on_sender(
@@ -88,7 +97,8 @@ class Job:
     target: dict[str, str | None]
     message_id: str
     after: float | None = None
-    mention: str = ""
+    mention: str | Sequence[str] | None = None  # None: the client's mention setting
+    alert: Callable[[], str] | None = None  # text put in front of the end messages
     announce: bool = True
     report_short_failures: bool = False
     on_ticket: Callable[[Any, str], None] | None = None
@@ -150,8 +160,9 @@ class Job:
     ) -> None:
         files = list(files)
         notes = list(notes)
-        if self.mention:
-            notes.append(self.mention)
+        alert = ""
+        if self.alert is not None and (self.posted or self.will_report(outcome)):
+            alert = self.alert()
         with self.lock:
             self.finished = True
             if self.timer is not None:
@@ -160,7 +171,7 @@ class Job:
                 self._send(
                     outcome.status,
                     "post",
-                    report.reply_message(self.ctx, outcome, notes),
+                    alert + report.reply_message(self.ctx, outcome, notes),
                     reply_to=self.message_id,
                     files=files or None,
                 )
@@ -174,7 +185,7 @@ class Job:
                 self._send(
                     outcome.status,
                     "post",
-                    report.standalone_message(self.ctx, outcome, notes),
+                    alert + report.standalone_message(self.ctx, outcome, notes),
                     id=self.message_id,
                     files=files or None,
                     **self.target,

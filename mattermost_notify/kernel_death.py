@@ -29,6 +29,16 @@ def late_note(entry: Any) -> str | None:
     return f"_(delivered late: queued at {queued} by a process that died)_"
 
 
+def _alert(client: Any, job: JobRecord, mention: str) -> str:
+    """``"@alice "``: the job's --mention, else the client's mention setting (channels)."""
+    try:
+        names = mention or job.mention or None
+        return str(client.mention_text(job.user, job.channel, mention=names))
+    except Exception as exc:
+        log.warning("no mention in the death report: %s", exc)
+        return ""
+
+
 def _context(job: JobRecord, notebook: str | None) -> report.CellContext:
     kwargs: dict[str, Any] = {}
     if job.host:
@@ -75,7 +85,7 @@ def report_kernel_death(
     for job in record.jobs.values():
         ctx = _context(job, notebook)
         elapsed = max(0.0, died_at - job.started_at)
-        extra = mention or job.mention
+        alert = _alert(client, job, mention)
         notes = [f"It was at: {job.state}"] if job.state else []
         text = report.kernel_died_message(
             ctx,
@@ -83,8 +93,9 @@ def report_kernel_death(
             cell_number=job.cell_number,
             exit_detail=exit_detail,
             stderr_tail=stderr_tail,
-            late_note="\n".join([*notes, extra]) if (notes or extra) else None,
+            late_note="\n".join(notes) if notes else None,
         )
+        text = alert + text
         try:
             if job.hook is not None:
                 from .hooks import MessageHook

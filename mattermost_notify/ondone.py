@@ -28,7 +28,7 @@ from typing import Any, TypeVar, overload
 
 from . import report
 from .errors import MessageError
-from .jobs import Job, mention_text, queue_on_sender, warn
+from .jobs import Job, mention_alert, queue_on_sender, warn
 
 __all__ = ["OnDone", "on_done"]
 
@@ -100,7 +100,10 @@ class OnDone:
         self.user = user
         self.channel = channel
         self.after = after
-        self.mention = mention_text(mention)
+        from .config import parse_mentions
+
+        parse_mentions(mention, "on_done(mention=...)")  # a bad name fails now, not at the end
+        self.mention = mention
         self.include_result = include_result
         self.rank_zero_only = rank_zero_only
         self._client = client
@@ -139,6 +142,7 @@ class OnDone:
             message_id=f"{_ID_PREFIX}{uuid.uuid4().hex[:12]}",
             after=self.after,
             mention=self.mention,
+            alert=mention_alert(self._get_client, self._target(), self.mention),
             report_short_failures=False,
         )
 
@@ -157,12 +161,12 @@ class OnDone:
             started_at=datetime.now(UTC) - timedelta(seconds=elapsed),
             what="a job",
         )
-        notes = [self.mention] if self.mention else []
+        alert = mention_alert(self._get_client, self._target(), self.mention)()
         queue_on_sender(
             self._get_client,
             [],
             "post",
-            report.standalone_message(ctx, outcome, notes),
+            alert + report.standalone_message(ctx, outcome),
             **self._target(),
         )
 

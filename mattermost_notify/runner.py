@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import report
-from .jobs import Job, mention_text, queue_on_sender
+from .jobs import Job, mention_alert, queue_on_sender
 
 __all__ = ["add_arguments", "run", "run_command"]
 
@@ -268,7 +268,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--after must be >= 0 seconds, not {args.after:g}")
     if args.tail < 0:
         raise UsageError(f"--tail must be >= 0 lines, not {args.tail}")
-    mention = mention_text(args.mention)
+    from .config import parse_mentions
+
+    mention = list(args.mention) if args.mention else None
+    parse_mentions(mention, "--mention")  # a bad name fails before the command runs
     settings = _load_settings(args)  # a broken configuration stops us before the command
     if args.user:
         target = {"user": args.user, "channel": None}
@@ -296,6 +299,7 @@ def run(args: argparse.Namespace) -> int:
         message_id=f"run-{uuid.uuid4().hex[:12]}",
         after=args.after,
         mention=mention,
+        alert=mention_alert(lambda: client, target, mention),
         announce=bool(args.progress),
         report_short_failures=True,
     )

@@ -163,7 +163,7 @@ def test_unconfigured_is_a_warning_not_an_error(monkeypatch, tmp_path):
         ({"user": ""}, "user must be a non-empty string"),
         ({"after": -1}, "after must be seconds >= 0"),
         ({"after": "10"}, "after must be seconds >= 0"),
-        ({"mention": ["ok", ""]}, "mention"),
+        ({"mention": ["ok", "not a name!"]}, "mention"),
     ],
 )
 def test_bad_arguments_raise_at_once(kwargs, needle):

@@ -49,6 +49,12 @@ def server_kernel_id() -> str | None:
     return m.group(1) if m else None
 
 
+def _mention_names(mention: Any) -> str:
+    if mention is None:
+        return ""
+    return mention if isinstance(mention, str) else ",".join(mention)
+
+
 def _host() -> str:
     try:
         return f"{getpass.getuser()}@{socket.gethostname()}"
@@ -91,7 +97,7 @@ class CellRecorder:
                     first_line=ctx.first_line,
                     title=ctx.title,
                     host=_host(),
-                    mention=job.mention,
+                    mention=_mention_names(job.mention),
                 )
             )
             previous = job.on_ticket

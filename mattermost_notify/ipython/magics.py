@@ -19,6 +19,7 @@ config file, ``mattermost-notify setup`` or ``%notify_setup``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import shutil
 import tempfile
@@ -439,6 +440,7 @@ class NotifyMagics(Magics):
                 after=args.after,
                 mention=args.mention,
             )
+            job.alert = functools.partial(self._mention_text, job.target, args.mention)
             if args.id:
                 self.client(keeps_id=True)  # the warning, now, if the id cannot be kept
             if self.status_widget:

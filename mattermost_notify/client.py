@@ -1320,12 +1320,9 @@ class Notify:
                 )
             )
         if self.mention:
-            names = " ".join(f"@{name}" for name in self.mention)
-            checks.append(
-                Check(
-                    "mentions", True, f"completion and failure messages in channels mention {names}"
-                )
-            )
+            checks.append(self._check_mentions())
+            if checks[-1].ok is False:
+                return report
         elif self._default_channel:
             threads = (
                 f" (CollapsedThreads = {cfg.collapsed_threads}: a thread reply reaches only the "
@@ -1360,6 +1357,32 @@ class Notify:
             except MattermostNotifyError as exc:
                 checks.append(Check("default user", False, str(exc)))
         return report
+
+    def _check_mentions(self) -> Check:
+        """Every name in ``mention`` is a user (a typo would alert nobody, silently);
+        ``channel``, ``here`` and ``all`` are Mattermost's own mentions."""
+        unknown = []
+        for name in self.mention:
+            if name in ("channel", "here", "all"):
+                continue
+            try:
+                self._user_id(name)
+            except NotFoundError:
+                unknown.append(name)
+            except MattermostNotifyError as exc:
+                return Check("mentions", False, str(exc))
+        if unknown:
+            shown = ", ".join(f"{n!r}" for n in unknown)
+            return Check(
+                "mentions",
+                False,
+                f"mention names no user {shown} on {self.url}: use user names (lower case, as "
+                "in @name), not display names",
+            )
+        names = " ".join(f"@{name}" for name in self.mention)
+        return Check(
+            "mentions", True, f"completion and failure messages in channels mention {names}"
+        )
 
     def _check_default_channel(self, bot_name: str | None) -> Check:
         """The default channel exists and the bot is a member (a public channel can be found

@@ -243,3 +243,14 @@ def test_connection_test_says_who_is_alerted_in_the_default_channel() -> None:
         ) as c:
             report = c.test_connection()
         assert "channels mention @bob" in "\n".join(report.lines()) and report.ok
+
+
+def test_connection_test_finds_a_mention_that_names_no_user(mattermost_server: Sandbox) -> None:
+    sb = mattermost_server
+    with Notify(
+        token=sb.token, url=sb.url, team_name=sb.team, mention=["alice", "al", "here"]
+    ) as client:
+        report = client.test_connection()
+    [check] = [c for c in report.checks if c.name == "mentions"]
+    assert check.ok is False and "'al'" in check.detail and "'alice'" not in check.detail
+    assert not report.ok

@@ -93,12 +93,15 @@ def check_name(name: Any, kind: str) -> str:
     no leading ``@``/``~``, lower case."""
     if not isinstance(name, str):
         raise MessageError(f"the {kind} must be a string, got {type(name).__name__}")
-    clean = name.strip().lstrip("@~" if kind == "user name" else "~").lower()
+    clean = name.strip().lstrip("@~" if kind == "user name" else "~#").lower()
     if not _NAME.match(clean) or clean.strip(".") == "":
-        # ("." and ".." would be dot segments of the request path)
+        # ("." and ".." would be dot segments of the request path); a display name
+        # ("Town Square") instead of the name from the URL ("town-square") gets a guess
+        guess = "-".join(clean.split())
+        hint = f"; did you mean {guess!r}?" if guess != clean and _NAME.match(guess) else ""
         raise MessageError(
-            f"invalid {kind} {name[:80]!r}: use the name (handle), "
-            "letters, digits, '.', '_' and '-' only"
+            f"invalid {kind} {name[:80]!r}: use the name (handle) as in its URL, not the "
+            f"display name: letters, digits, '.', '_' and '-' only{hint}"
         )
     return clean
 

@@ -351,18 +351,26 @@ def cmd_send(args: argparse.Namespace) -> int:
         try:
             kind, name = client.resolve_target(args.user, args.channel)
         except MessageError:
+            if args.user is not None or args.channel is not None:
+                raise  # a bad name: its own message says what is wrong
             raise UsageError(
                 "send needs --channel or --user (or default_channel/default_user in the config)"
             ) from None
         sent = client.send(message, files=files, id=msg_id, **{kind: name})
-        _out(f"Sent to {'@' if kind == 'user' else '~'}{name}: {sent.permalink}")
+        shown = name.lstrip("@~#")
+        _out(f"Sent to {'@' if kind == 'user' else '~'}{shown}: {sent.permalink}")
         if args.save_hook:
             client.write_message_hook_to_file(msg_id, str(hook_path))
-            _out(f"Saved the message hook to {hook_path} (update it with: {PROG} update -f FILE)")
+            _out(
+                f"Saved the message hook to {hook_path}"
+                f" (update it with: {PROG} update NEW_TEXT --hook {hook_path})"
+            )
     return EXIT_OK
 
 
 def cmd_update(args: argparse.Namespace) -> int:
+    from .errors import HookError
+
     message = _read_message(args.message)
     files = _check_files(args.files)
     hook_path = _expand_path(args.hook)
@@ -370,7 +378,13 @@ def cmd_update(args: argparse.Namespace) -> int:
         raise UsageError(f"hook file not found: {hook_path}")
     settings = _load_settings(args)
     with _client(settings) as client:
-        hook = client.read_message_hook_from_file(str(hook_path))
+        try:
+            hook = client.read_message_hook_from_file(str(hook_path))
+        except HookError as exc:
+            raise UsageError(
+                f"{exc} (in 'update', -f means --hook, as in the original package; "
+                "attach files with --files)"
+            ) from None
         sent = client.send_update(message, id=hook.id, files=files)
         if sent.post_id != hook.post_id:
             # past the server's edit time limit the message went on in a new post: later
@@ -408,37 +422,81 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         _out(f"{len(entries)} message(s) waiting.")
         return EXIT_OK
     if args.action == "drop":
+        if not args.ids and not args.all:
+            raise UsageError(
+                "outbox drop needs the IDs of the entries to drop (see: "
+                f"{PROG} outbox list), or --all to drop every entry"
+            )
+        if args.ids and args.all:
+            raise UsageError("outbox drop takes IDs or --all, not both")
         count = outbox.drop_entries(ids=args.ids or None)
         _out(f"Dropped {count} message(s) from the outbox.")
         return EXIT_OK
     if args.ids:
         raise UsageError("outbox flush delivers everything; IDs are only for 'outbox drop'")
-    settings = _load_settings(args)
-    url = settings.url.rstrip("/")
+    return _flush_outbox(_load_settings(args), args.timeout)
 
-    # Counted from this process's own tickets: an entry another process is delivering,
-    # or one still on the wire when the time is up, is neither "sent" nor "failed".
+
+def _flush_outbox(settings: Settings, timeout: float) -> int:
+    """Deliver what exited processes left for this server, within ``timeout`` seconds.
+
+    Counts come from this run's own tickets: sent, refused for good (removed, one line
+    each), left (still in the outbox). Exit 1 when anything was not delivered.
+    """
+    import logging
+    import warnings
+
+    from . import outbox
+
+    url = settings.url.rstrip("/")
+    # entries another live process holds: neither ours to send nor "failed"
     busy = sum(1 for e in outbox.list_entries() if e.server_url.rstrip("/") == url and e.active)
-    with _client(settings) as client:
-        tickets = client.sender.resume_outbox()
-        client.sender.flush(args.timeout)
-    sent = sum(1 for t in tickets if t.done() and t.exception(timeout=0) is None)
-    failed = sum(1 for t in tickets if t.done() and t.exception(timeout=0) is not None)
-    left = len(tickets) - sent - failed
-    _out(
+    library_log = logging.getLogger("mattermost_notify")
+    level = library_log.level
+    client = _client(settings)
+    tickets: list[Any] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # this command reports every failure itself, once: no log line or warning twice
+        library_log.setLevel(logging.CRITICAL)
+        try:
+            sender = client.sender
+            sender.exit_timeout = 0.0  # the exit flush must not stretch --timeout
+            tickets = sender.resume_outbox()
+            sender.flush(timeout)
+            sender.close(timeout=0)
+        finally:
+            if all(t.done() for t in tickets):
+                library_log.setLevel(level)
+            # else the exit of this process says again what is left: it was said here
+    done = [t for t in tickets if t.done()]
+    failed = [t for t in done if t.exception(timeout=0) is not None]
+    sent = len(done) - len(failed)
+    left = len(tickets) - len(done)
+    if not left:
+        client.close()  # else a request is still on the wire: its entry stays on disk
+    seen: set[str] = set()
+    for ticket in failed:
+        reason = _one_line(ticket.exception(timeout=0))  # type: ignore[arg-type]
+        if reason not in seen:
+            seen.add(reason)
+            print(f"{PROG}: refused for good, removed from the outbox: {reason}", file=sys.stderr)
+    summary = (
         f"{len(tickets)} message(s) were waiting for {url}; {sent} sent, "
-        + (f"{failed} failed (see the warnings above), " if failed else "")
-        + f"{left} left."
-        + (f" {busy} more were being sent by another process." if busy else "")
+        + (f"{len(failed)} refused for good, " if failed else "")
+        + f"{left} left in the outbox."
     )
+    if busy:
+        summary += f" {busy} more were being sent by another process."
+    _out(summary)
+    del caught  # reported above through the tickets
     if left:
         print(
-            f"{PROG}: {left} message(s) for {url} could not be delivered yet; "
-            "they stay in the outbox",
+            f"{PROG}: {left} message(s) for {url} could not be delivered within {timeout:g} s; "
+            f"they stay in the outbox (try again: {PROG} outbox flush)",
             file=sys.stderr,
         )
-        return EXIT_FAILURE
-    return EXIT_OK
+    return EXIT_FAILURE if left or failed else EXIT_OK
 
 
 def _describe_entry(entry: OutboxEntry) -> str:
@@ -630,7 +688,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "and sent by the next process; this command shows, sends or drops them.",
     )
     p.add_argument("action", choices=("list", "flush", "drop"), help="what to do")
-    p.add_argument("ids", nargs="*", metavar="ID", help="drop only these entries")
+    p.add_argument("ids", nargs="*", metavar="ID", help="drop: the entries to drop")
+    p.add_argument("--all", action="store_true", help="drop: every entry")
     p.add_argument("--timeout", type=float, default=30.0, help="flush: seconds (default 30)")
     _add_connection_flags(p)
     p.set_defaults(func=cmd_outbox)

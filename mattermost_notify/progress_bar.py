@@ -42,8 +42,9 @@ itself is not visible from there: ``sys.exc_info()`` in ``close()`` shows the
   current instruction exists, the loop was left by an exception and the bar is
   reported *failed* with where it was raised (file, line, function, source line).
   The exception object is attached to that traceback only from Python 3.12 on; on
-  3.11 the type and message are therefore not known and a ``KeyboardInterrupt`` in
-  the body reads as *failed*. Use the ``with`` form to get them.
+  3.11 the type and message are therefore not known (use the ``with`` form to get
+  them), and a Ctrl-C is recognised by a SIGINT handler that notes the time of each
+  Ctrl-C while a bar is open in the main thread, then chains to the previous handler.
 * A ``break`` or ``return`` reads as *stopped*.
 
 Nested bars and distributed runs
@@ -67,6 +68,7 @@ import gc
 import linecache
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -450,6 +452,63 @@ def _loop_left_by_exception(
     return True, None, found
 
 
+# ------------------------------------------------------------------ Ctrl-C watch
+# On Python 3.11 the exception that leaves a plain ``for x in bar`` loop is not visible
+# when the bar closes. While a bar with a message is open, a SIGINT handler in the main
+# thread notes the time of each Ctrl-C and then hands the signal on to the handler that
+# was there before (Python's KeyboardInterrupt, IPython's, the user's own).
+_sigint_lock = threading.Lock()
+_sigint_users = 0
+_sigint_previous: Any = None
+_last_sigint = 0.0
+
+
+def _note_sigint(signum: int, frame: FrameType | None) -> None:
+    global _last_sigint
+    _last_sigint = time.monotonic()
+    previous = _sigint_previous
+    if callable(previous):
+        previous(signum, frame)
+    elif previous == signal.SIG_DFL:
+        raise KeyboardInterrupt
+    # SIG_IGN: ignored, as before
+
+
+def _watch_sigint() -> bool:
+    """Install the Ctrl-C note-taker (main thread only); True when it is installed."""
+    global _sigint_users, _sigint_previous
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    with _sigint_lock:
+        try:
+            if _sigint_users == 0:
+                current = signal.getsignal(signal.SIGINT)
+                if current is None or current == signal.SIG_IGN:
+                    return False  # not installed from Python, or ignored: leave it alone
+                signal.signal(signal.SIGINT, _note_sigint)
+                _sigint_previous = current
+            _sigint_users += 1
+            return True
+        except (ValueError, OSError):  # pragma: no cover - no signals here
+            return False
+
+
+def _unwatch_sigint() -> None:
+    global _sigint_users, _sigint_previous
+    with _sigint_lock:
+        _sigint_users -= 1
+        if _sigint_users > 0:
+            return
+        _sigint_users = 0
+        try:
+            # restore only when nobody replaced our handler in the meantime
+            if signal.getsignal(signal.SIGINT) is _note_sigint:
+                signal.signal(signal.SIGINT, _sigint_previous)
+        except (ValueError, OSError):  # pragma: no cover
+            pass
+        _sigint_previous = None
+
+
 # --------------------------------------------------------------------------- the bar
 class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
     """``tqdm.auto.tqdm`` that also keeps one Mattermost message up to date.
@@ -491,6 +550,8 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         self._mm: _Remote | None = None
         self._mm_state = "running"
         self._mm_closing = False
+        self._mm_watching_sigint = False
+        self._mm_opened_at = time.monotonic()
         self._mm_in_with = False
         self._mm_deferred: tuple[str, str, str | None] | None = None
         self._mm_reply = reply
@@ -517,6 +578,8 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         except Exception as exc:  # never break the user's loop
             _warn(f"progress message not started: {exc}")
             self._mm = None
+        if self._mm is not None and sys.version_info < (3, 12):
+            self._mm_watching_sigint = _watch_sigint()
 
     # ---- set-up ----
     def _mm_leaves(self) -> bool:
@@ -643,6 +706,9 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
             outcome = self._mm_classify_close(sys._getframe(1))
         except Exception:  # pragma: no cover - defensive
             outcome = ("stopped", "", None)
+        if self._mm_watching_sigint:
+            self._mm_watching_sigint = False
+            _unwatch_sigint()
         try:
             super().close()
         finally:
@@ -665,6 +731,9 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
                 # the for loop over this bar was left before the end: break or exception?
                 user = _user_frame(caller)
                 raised, found, tb = _loop_left_by_exception(user)
+                if raised and found is None and _last_sigint >= self._mm_opened_at:
+                    # Python 3.11 hides the exception; a Ctrl-C came while the bar was open
+                    return "interrupted", "KeyboardInterrupt", None
                 if raised:
                     return self._mm_classify_exception(found, tb)
                 return self._mm_normal_end()

@@ -750,6 +750,7 @@ def _leave_an_undelivered_message(mattermost_server, cli_env) -> None:
         f"notify.wakeup(url={sb.url!r}, token={sb.token!r}, team_name={sb.team!r})\n"
         "notify.notify('from the outbox', user_name='alice', block=False)\n"
         "notify.flush(timeout=0.5)\n"
+        "notify.get_client().sender.exit_timeout = 0.2  # do not wait out the exit flush\n"
     )
     sb.faults.drop_before(10_000)
     try:
@@ -765,7 +766,6 @@ def _leave_an_undelivered_message(mattermost_server, cli_env) -> None:
         sb.faults.clear()
 
 
-@pytest.mark.slow  # two processes wait out their bounded exit flush against a dead server
 def test_outbox_list_flush_drop(run, configfile, mattermost_server, cli_env):
     r = run("outbox", "list")
     assert r.code == 0, r.text
@@ -785,10 +785,39 @@ def test_outbox_list_flush_drop(run, configfile, mattermost_server, cli_env):
     assert "empty" in run("outbox", "list").out
 
     _leave_an_undelivered_message(mattermost_server, cli_env)
-    r = run("outbox", "drop")
+    r = run("outbox", "drop")  # nothing dropped without IDs or --all
+    assert r.code == 2 and "--all" in _one_line_error(r)
+    assert "from the outbox" in run("outbox", "list").out
+    r = run("outbox", "drop", "--all")
     assert r.code == 0, r.text
     assert "Dropped 1 message(s)" in r.out
     assert "empty" in run("outbox", "list").out
+
+
+def test_outbox_flush_with_the_server_down_keeps_its_timeout_and_says_what_is_left(
+    script, configfile, mattermost_server, cli_env
+):
+    sb = mattermost_server
+    _leave_an_undelivered_message(sb, cli_env)
+    sb.stop()  # the server is down
+    try:
+        started = time.monotonic()
+        r = script("outbox", "flush", "--timeout", "1", "--configfile", str(configfile))
+        took = time.monotonic() - started
+    finally:
+        sb.start()
+    assert r.code == 1, r.text  # something is left: not a success
+    assert "; 0 sent, 1 left in the outbox" in r.out, r.out
+    assert "failed" not in r.out and "refused" not in r.out
+    # said once, in one line, not again by every close
+    assert len([line for line in r.err.splitlines() if "outbox" in line]) == 1, r.err
+    # the timeout holds: 1 s of trying plus the start of a Python process, not 11 s
+    assert took < 8, f"outbox flush --timeout 1 took {took:.1f} s"
+    assert "from the outbox" in script("outbox", "list").out  # still there
+    r = script("outbox", "flush", "--timeout", "30", "--configfile", str(configfile))
+    assert r.code == 0, r.text
+    assert "1 sent, 0 left" in r.out
+    assert _messages(sb.view.posts(dm_with="alice")) == ["from the outbox"]
 
 
 # ---------------------------------------------------------------- jupyter
@@ -817,3 +846,72 @@ def test_jupyter_enable_status_disable(run, cli_env, monkeypatch, tmp_path):
     assert r.code == 0, r.text
     assert "not enabled" in r.out.lower() or "disabled" in r.out.lower()
     assert "death reports (Jupyter server extension): disabled" in r.out
+
+
+def test_jupyter_enable_edits_the_target_of_a_symlinked_config(run, cli_env, monkeypatch, tmp_path):
+    """Dotfiles managers link ipython_kernel_config.py: the link must stay a link."""
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    target = dotfiles / "ipython_kernel_config.py"
+    target.write_text("c = get_config()  # noqa\nc.IPKernelApp.matplotlib = 'inline'\n")
+    profile = tmp_path / "ipython" / "profile_default"
+    profile.mkdir(parents=True)
+    link = profile / "ipython_kernel_config.py"
+    link.symlink_to(target)
+    assert run("jupyter", "enable").code == 0
+    assert link.is_symlink() and link.resolve() == target
+    text = target.read_text()
+    assert "matplotlib = 'inline'" in text and "mattermost_notify" in text
+    assert run("jupyter", "disable").code == 0
+    assert link.is_symlink() and "mattermost_notify" not in target.read_text()
+
+
+def test_jupyter_enable_without_ipython_says_so_and_changes_nothing(cli_env, tmp_path):
+    code = (
+        "import sys\n"
+        "sys.modules['IPython'] = None  # as in an environment without IPython\n"
+        "from mattermost_notify.cli import main\n"
+        "sys.exit(main(['jupyter', 'enable']))\n"
+    )
+    env = _script_env()
+    env["IPYTHONDIR"] = str(tmp_path / "ipython")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "IPython is not installed" in proc.stderr
+    assert "enabled" not in proc.stdout
+    assert not (tmp_path / "ipython").exists()
+
+
+# ---------------------------------------------------------------- typing mistakes
+
+
+def test_targets_as_people_type_them(run, configfile, mattermost_server):
+    sb = mattermost_server
+    r = run("send", "to a user", "-u", "@alice", "--configfile", str(configfile))
+    assert r.code == 0, r.text
+    assert "Sent to @alice:" in r.out and "@@" not in r.out
+    for name in ("~alerts", "#alerts"):
+        r = run("send", f"to {name}", "-c", name, "--configfile", str(configfile))
+        assert r.code == 0, r.text
+        assert "Sent to ~alerts:" in r.out and "~~" not in r.out
+    assert _messages(sb.view.posts(channel="alerts")) == ["to ~alerts", "to #alerts"]
+    r = run("send", "x", "-c", "Town Square", "--configfile", str(configfile))
+    assert r.code == 2
+    assert "did you mean 'town-square'?" in _one_line_error(r)
+
+
+def test_save_hook_hint_and_update_f_confusion(run, configfile, mattermost_server, cli_env):
+    hook = cli_env / "job.msg"
+    r = run("send", "job", "-u", "alice", "-s", str(hook), "--configfile", str(configfile))
+    assert r.code == 0, r.text
+    assert f"--hook {hook}" in r.out and "FILE" not in r.out
+    picture = cli_env / "plot.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    # `send -f` attaches files; `update -f` is --hook (the original's flags): say so
+    r = run("update", "job: done", "-f", str(picture), "--configfile", str(configfile))
+    assert r.code == 2
+    line = _one_line_error(r)
+    assert "-f means --hook" in line and "--files" in line

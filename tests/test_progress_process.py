@@ -102,3 +102,60 @@ def test_notebook_flavour(mattermost_env: Sandbox, tmp_path: Path) -> None:
     assert "❌ **nb-fail** failed at 2/4" in by["nb-fail"]
     assert "ValueError: nan" in by["nb-fail"]
     assert "⏹️ **nb-break** stopped at 1/4" in by["nb-break"]
+
+
+def test_ctrl_c_in_a_plain_loop_reads_interrupted(mattermost_env: Sandbox, tmp_path: Path) -> None:
+    """The README's form, ``for x in tqdm(...)``: Ctrl-C is not a failure (Python 3.11
+    too, where the exception leaving the loop is not visible when the bar closes)."""
+    import signal
+
+    script = tmp_path / "job.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, signal, time
+            from mattermost_notify import tqdm
+            for i in tqdm(range(100), desc="job", channel="alerts"):
+                time.sleep(0.01)
+                if i == 3:
+                    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
+                    time.sleep(5)
+            """
+        ),
+        encoding="utf-8",
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        # a background job inherits SIGINT ignored; a terminal's Ctrl-C is not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert proc.returncode != 0
+    assert "KeyboardInterrupt" in proc.stderr  # Python's own handling is untouched
+    (post,) = roots(mattermost_env)
+    text = post.message  # type: ignore[attr-defined]
+    assert "⏹️ **job** interrupted at 3/100" in text, text
+    assert "failed" not in text
+    assert not post.reply_ids  # type: ignore[attr-defined]  # no alerting reply
+
+
+def test_sigint_handler_is_restored_after_the_bar(mattermost_env: Sandbox, tmp_path: Path) -> None:
+    proc = run(
+        """
+        import signal
+        from mattermost_notify import tqdm
+        def mine(signum, frame):
+            print("my handler ran")
+        signal.signal(signal.SIGINT, mine)
+        for i in tqdm(range(3), desc="job", channel="alerts"):
+            signal.raise_signal(signal.SIGINT)  # chained to the user's handler
+        assert signal.getsignal(signal.SIGINT) is mine
+        """,
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("my handler ran") == 3
+    (post,) = roots(mattermost_env)
+    assert "done: 3/3" in post.message  # type: ignore[attr-defined]

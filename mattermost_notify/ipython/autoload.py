@@ -122,6 +122,15 @@ def disable(path: Path) -> bool:
 
 
 def _write(path: Path, text: str) -> None:
+    if path.is_symlink():
+        # a dotfiles manager's link: edit the file it points to, keep the link
+        target = path.resolve()
+        if not target.parent.is_dir():
+            raise OSError(
+                f"{path} is a symbolic link to {target}, whose directory does not exist; "
+                "fix the link, or edit the file it should point to"
+            )
+        path = target
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     write_private(path, text, mode=mode)
 
@@ -143,6 +152,15 @@ def run(args: argparse.Namespace) -> int:
     path = config_file(args.profile, args.ipython_dir)
     server = server_config_file()
     if args.action == "enable":
+        try:
+            import IPython  # noqa: F401
+        except ImportError:
+            print(
+                "mattermost-notify: error: IPython is not installed in this environment "
+                f"(python -m pip install ipykernel); nothing changed in {path}",
+                file=sys.stderr,
+            )
+            return 2
         changed = enable(path)
         set_server_extension(server, True)
         print(

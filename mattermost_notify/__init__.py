@@ -14,7 +14,7 @@ from ._version import __version__
 
 # public name -> submodule that defines it
 _LAZY: dict[str, str] = {
-    # functional API (the seed page)
+    # functional API (docs/use_api.rst)
     "wakeup": "api",
     "notify": "api",
     "notify_user": "api",

@@ -1,8 +1,8 @@
-"""The functional API of the seed page: ``import mattermost_notify as notify``.
+"""The functional API: ``import mattermost_notify as notify``, as in the original package.
 
 A module-level default client is created by :func:`wakeup` (or by the first function
 that needs it: every function wakes up on its own). Its message hooks live in memory,
-as in the seed; :func:`export_hook`/:func:`import_hook` carry them across processes.
+as in the original package; :func:`export_hook`/:func:`import_hook` carry them across processes.
 """
 
 from __future__ import annotations

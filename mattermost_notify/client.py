@@ -1,4 +1,4 @@
-"""The client: :class:`Notify`, the seed's class, lean on the wire.
+"""The client: :class:`Notify` (the original package's class), lean on the wire.
 
 Requests per operation (after the first message has warmed the caches):
 
@@ -1126,7 +1126,7 @@ class Notify:
             known = self.hook_store.remove(id) or known
         return known
 
-    # seed/original name
+    # the original package's name
     message_in_cache = has_message
 
     @property

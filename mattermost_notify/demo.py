@@ -19,7 +19,7 @@ from typing import IO, Any
 
 __all__ = ["run_demo"]
 
-# The second process: the seed page's "in a new session" example, as written,
+# The second process: the API page's "in a new session" example, as written,
 # configured through the environment.
 SECOND_PROCESS = """\
 import os, sys

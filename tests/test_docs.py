@@ -187,3 +187,32 @@ def test_jupyter_page_cells(user, tmp_path):
     assert writes(sb) > before
     replies = [p for p in sb.view.posts(dm_with="alice") if p.root_id]
     assert replies, "%%notify_on_done posted no reply in the thread"
+
+
+# words of the people who build the package, not of the people who use it
+INTERNAL_WORDS = re.compile(
+    r"\bseed(?: page|'s)|\bthe seed\b|\bissue \d+|ARCHITECTURE\.md|\bTODO\b|\bFIXME\b", re.I
+)
+
+
+def test_the_api_reference_speaks_to_users():
+    """Every docstring the API reference renders is written for users."""
+    import importlib
+    import inspect
+
+    text = (DOCS / "reference.rst").read_text(encoding="utf-8")
+    modules = re.findall(r"^\.\. automodule:: (\S+)", text, re.M)
+    assert modules
+    found = []
+    for name in modules:
+        module = importlib.import_module(name)
+        docs = [(name, module.__doc__ or "")]
+        for attr, obj in vars(module).items():
+            if attr.startswith("_") or getattr(obj, "__module__", name) != name:
+                continue
+            docs.append((f"{name}.{attr}", inspect.getdoc(obj) or ""))
+            for sub, member in vars(obj).items() if inspect.isclass(obj) else ():
+                if not sub.startswith("_") or sub == "__init__":
+                    docs.append((f"{name}.{attr}.{sub}", inspect.getdoc(member) or ""))
+        found += [(where, m.group()) for where, doc in docs for m in INTERNAL_WORDS.finditer(doc)]
+    assert not found, found

@@ -1095,7 +1095,8 @@ class Notify:
         if hook is None:
             raise MessageError(
                 f"unknown message id {id!r}: no message was sent with this id by this client "
-                "(send it first, or import its hook with read_message_hook_from_file())"
+                "(send it first, or import its hook: notify.import_hook(path), "
+                "Notify.read_message_hook_from_file(path) on a client of your own)"
             )
         return hook
 

@@ -29,7 +29,6 @@ import re
 import stat
 import tomllib
 import unicodedata
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._files import read_text_file, write_private
-from .errors import ConfigurationError, InsecureConfigWarning
+from .errors import ConfigurationError, InsecureConfigWarning, warn
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -195,13 +194,16 @@ def _check_permissions(path: Path) -> None:
         mode = path.stat().st_mode
     except OSError:
         return
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        warnings.warn(
+    if mode & (stat.S_IRWXG | stat.S_IRWXO) and (path, mode) not in _warned_readable:
+        _warned_readable.add((path, mode))  # once per process, however often it is read
+        warn(
             f"the config file {path} holds an access token and is readable by others "
             f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}",
             InsecureConfigWarning,
-            stacklevel=4,
         )
+
+
+_warned_readable: set[tuple[Path, int]] = set()
 
 
 def _parse_key_value(text: str, path: Path) -> dict[str, Any]:

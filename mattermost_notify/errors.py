@@ -127,3 +127,28 @@ class MattermostNotifyWarning(UserWarning):
 
 class InsecureConfigWarning(MattermostNotifyWarning):
     """A file holding the access token is readable by other users."""
+
+
+def warn(text: str, category: type[Warning] = MattermostNotifyWarning) -> None:
+    """Show ``text`` once as a warning of ``category``, without a source line.
+
+    The warning names no line of the library (the user's code did nothing wrong), so it
+    is one line on stderr; while tqdm bars are on screen they are cleared first and
+    redrawn after it. ``-W error`` or a filter that raises never reaches the caller: the
+    text then goes to the ``mattermost_notify`` logger.
+    """
+    import sys
+    import warnings
+
+    try:
+        tqdm_module = sys.modules.get("tqdm")
+        bars = getattr(getattr(tqdm_module, "tqdm", None), "external_write_mode", None)
+        if bars is not None:
+            with bars():
+                warnings.warn_explicit(text, category, "mattermost-notify", 0, "mattermost_notify")
+        else:
+            warnings.warn_explicit(text, category, "mattermost-notify", 0, "mattermost_notify")
+    except Exception:
+        import logging
+
+        logging.getLogger("mattermost_notify").warning("%s", text)

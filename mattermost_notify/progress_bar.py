@@ -74,7 +74,6 @@ import sys
 import threading
 import time
 import uuid
-import warnings
 import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -86,7 +85,7 @@ import tqdm as _tqdm_pkg
 from tqdm.auto import tqdm as _tqdm_auto
 from tqdm.std import tqdm as _tqdm_std
 
-from .errors import MattermostNotifyWarning
+from .errors import MessageError, warn
 from .ranks import process_rank
 
 if TYPE_CHECKING:
@@ -199,7 +198,16 @@ _free_slots: weakref.WeakKeyDictionary[Any, dict[tuple[str | None, str | None, i
 
 
 def _warn(text: str) -> None:
-    warnings.warn(text, MattermostNotifyWarning, stacklevel=2)
+    warn(text)
+
+
+def _in_tqdm_words(text: str) -> str:
+    """The API's advice (``user_name=``) in tqdm's keyword arguments (``user=``)."""
+    return (
+        text.replace("pass user_name= or channel_name=", "pass user= or channel= to tqdm()")
+        .replace("user_name=", "user=")
+        .replace("channel_name=", "channel=")
+    )
 
 
 class _Remote:
@@ -258,9 +266,15 @@ class _Remote:
                 self.msg_id, self.post_ticket = free
                 sender.update(self.msg_id, op.text)
             else:
-                self.post_ticket = sender.post(
-                    op.text, user=self.user, channel=self.channel, id=self.msg_id
-                )
+                try:
+                    self.post_ticket = sender.post(
+                        op.text, user=self.user, channel=self.channel, id=self.msg_id
+                    )
+                except MessageError as exc:
+                    # no target (or a bad name): say it once, in tqdm's words; the bar's
+                    # edits and final state would only fail again
+                    self.broken = True
+                    _warn(f"progress message not sent: {_in_tqdm_words(str(exc))}")
         elif self._post_failed():
             # the sender already warned that the message could not be created; its edits
             # would each fail (and warn) again

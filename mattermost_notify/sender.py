@@ -41,7 +41,6 @@ import random
 import threading
 import time
 import uuid
-import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -52,11 +51,11 @@ from typing import TYPE_CHECKING, Any
 from ._checks import check_files, check_id, check_message, check_props, check_target, clean_text
 from .errors import (
     MattermostNotifyError,
-    MattermostNotifyWarning,
     MessageError,
     NetworkError,
     RateLimitedError,
     ServerError,
+    warn,
 )
 from .outbox import OutboxEntry, Spool, list_entries
 
@@ -722,7 +721,8 @@ class BackgroundSender:
             log.info("background %s skipped: %s", entry.describe(), exc)  # warned once already
         elif exc is not None:
             text = f"mattermost_notify: background {entry.describe()} failed: {exc}"
-            log.warning("%s", text, exc_info=not isinstance(exc, MattermostNotifyError))
+            # shown once, as the warning; the log keeps it (and a traceback for a bug)
+            log.info("%s", text, exc_info=not isinstance(exc, MattermostNotifyError))
             _warn(text)
         for t in tickets:
             t._resolve(result, exc)
@@ -742,7 +742,4 @@ def _call_or_none(fn: Callable[[OutboxEntry], str | None] | None, entry: OutboxE
 
 
 def _warn(text: str) -> None:
-    try:
-        warnings.warn(text, MattermostNotifyWarning, stacklevel=2)
-    except Exception:  # "-W error" must not kill the worker or break the caller
-        log.warning("%s", text)
+    warn(text)  # never raises: "-W error" must not kill the worker or break the caller

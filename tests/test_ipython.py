@@ -518,3 +518,14 @@ def _tiny_png() -> bytes:
         + chunk(b"IDAT", zlib.compress(raw))
         + chunk(b"IEND", b"")
     )
+
+
+def test_notify_without_target_advises_the_magic_options(shell: InteractiveShell, sb: Any) -> None:
+    """%notify with no -u/-c and no default: the advice is -u/-c, not Python keywords."""
+    shell.run_line_magic("load_ext", "mattermost_notify")
+    with pytest.warns(notify.MattermostNotifyWarning) as record:
+        result, _ = run(shell, "%notify hello")
+    assert result.success
+    [warning] = [str(w.message) for w in record]
+    assert "-u USER or -c CHANNEL" in warning
+    assert "user_name=" not in warning

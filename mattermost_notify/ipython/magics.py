@@ -25,7 +25,6 @@ import shutil
 import tempfile
 import time
 import uuid
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Float, Unicode, observe
 
 from .. import report
-from ..errors import MattermostNotifyError, MattermostNotifyWarning
+from ..errors import MattermostNotifyError, warn
 from ..jobs import Job, queue_on_sender
 from .cellrun import FigureCollector, run_cell_body
 from .notebook import NotebookKey, detect_notebook_key
@@ -49,12 +48,17 @@ _CELL_ID_PREFIX = "cell-"
 
 
 def _warn(text: str) -> None:
-    try:
-        warnings.warn(text, MattermostNotifyWarning, stacklevel=3)
-    except Exception:  # -W error must not turn a notification problem into a cell error
-        import logging
+    warn(text)  # never raises: a notification problem must not become a cell error
 
-        logging.getLogger("mattermost_notify.ipython").warning("%s", text)
+
+def _in_magic_words(text: str) -> str:
+    """The API's advice (``user_name=``) in the magics' options (``-u``/``-c``)."""
+    return text.replace(
+        "pass user_name= or channel_name=, or set a default "
+        "(wakeup(always_send_to_user=...), default_user/default_channel)",
+        "give -u USER or -c CHANNEL, or set a default (%config NotifyMagics.default_user = "
+        "'alice', or default_user/default_channel in the configuration file)",
+    )
 
 
 # --------------------------------------------------------------------- %notify line parsing
@@ -369,7 +373,7 @@ class NotifyMagics(Magics):
                 block=False,
             )
         except MattermostNotifyError as exc:
-            _warn(f"mattermost_notify: %notify not sent: {exc}")
+            _warn(f"mattermost_notify: %notify not sent: {_in_magic_words(str(exc))}")
         except Exception as exc:
             _warn(f"mattermost_notify: %notify not sent ({type(exc).__name__}: {exc})")
         return None

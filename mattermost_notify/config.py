@@ -29,6 +29,7 @@ import re
 import stat
 import tomllib
 import unicodedata
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._files import read_text_file, write_private
-from .errors import ConfigurationError, InsecureConfigWarning, warn
+from .errors import ConfigurationError, InsecureConfigWarning
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -196,10 +197,14 @@ def _check_permissions(path: Path) -> None:
         return
     if mode & (stat.S_IRWXG | stat.S_IRWXO) and (path, mode) not in _warned_readable:
         _warned_readable.add((path, mode))  # once per process, however often it is read
-        warn(
+        # one line without a source line; raised under "-W error", as warnings are
+        warnings.warn_explicit(
             f"the config file {path} holds an access token and is readable by others "
             f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}",
             InsecureConfigWarning,
+            "mattermost-notify",
+            0,
+            "mattermost_notify.config",
         )
 
 

@@ -76,18 +76,26 @@ class CellContext:
     host: str = field(default_factory=lambda: _user_at_host())
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     what: str = "a cell"  # the label when there is neither a title nor a first line
+    cell_number: int | None = None
 
     @property
     def label(self) -> str:
-        """The title given with ``-m``, else the cell's first line in backticks."""
+        """The title given with ``-m``; else the notebook's name and the cell's number
+        (``analysis.ipynb`` cell [12]); else the cell's number and first line."""
         if self.title:
             return self.title
-        return _inline_code(self.first_line) if self.first_line else self.what
+        number = f"cell [{self.cell_number}]" if self.cell_number else None
+        if self.notebook and number:
+            return f"{_inline_code(Path(self.notebook).name)} {number}"
+        line = _inline_code(self.first_line) if self.first_line else None
+        if number and line:
+            return f"{number} {line}"
+        return number or line or self.what
 
     @property
     def where(self) -> str:
         parts = []
-        if self.notebook:
+        if self.notebook and (self.title or not self.cell_number):
             parts.append(f"notebook {_inline_code(Path(self.notebook).name)}")
         parts.append(f"on {_inline_code(self.host)}")
         return " ".join(parts)

@@ -221,3 +221,16 @@ def test_import_is_lazy() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_default_label_is_notebook_and_cell_number() -> None:
+    ctx = report.CellContext(
+        first_line="import time", notebook="/x/analysis.ipynb", host="me@box", cell_number=12
+    )
+    assert ctx.label == "`analysis.ipynb` cell [12]"
+    assert "**Running** `analysis.ipynb` cell [12]" in report.running_message(ctx)
+    assert report.CellContext(first_line="import time", cell_number=3).label == (
+        "cell [3] `import time`"
+    )
+    titled = report.CellContext(first_line="x", title="training", notebook="/x/a.ipynb")
+    assert titled.label == "training" and "notebook `a.ipynb`" in titled.where

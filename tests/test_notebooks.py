@@ -244,3 +244,19 @@ def test_autoload_enable_and_disable_in_real_kernels(sb: Any, kernels: list[Kern
     k2 = Kernel()
     kernels.append(k2)
     assert k2.value("'NotifyMagics' in get_ipython().magics_manager.registry") == "False"
+
+
+def test_default_title_is_the_notebook_and_the_cell_number(sb: Any, kernels: list[Kernel]) -> None:
+    k = Kernel()
+    kernels.append(k)
+    setup = (
+        '%load_ext mattermost_notify\n%config NotifyMagics.notebook_key = "/work/analysis.ipynb"'
+        '\n%config NotifyMagics.default_channel = "alerts"'
+    )
+    assert k.run(setup)["status"] == "ok"
+    assert k.run("%%notify_on_done\nimport time\ntime.sleep(0.1)")["status"] == "ok"
+    assert k.value("import mattermost_notify as notify; notify.flush(timeout=30)") == "True"
+    [root] = roots(sb)
+    [done] = replies(sb, root)
+    assert "`analysis.ipynb` cell [2]" in done.message, done.message
+    assert "import time" not in root.message.splitlines()[0]

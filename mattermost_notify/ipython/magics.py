@@ -327,13 +327,18 @@ class NotifyMagics(Magics):
         self._stack.clear()
         self._cleanup_tmp()
 
-    def _context(self, cell: str, title: str | None) -> report.CellContext:
+    def _context(
+        self, cell: str, title: str | None, number: int | None = None
+    ) -> report.CellContext:
         key = None
         with contextlib.suppress(Exception):
             key = self.notebook()
         notebook = key.key if key is not None and key.key.endswith(".ipynb") else None
+        if number is None:
+            with contextlib.suppress(Exception):
+                number = self._cell_number()
         return report.CellContext(
-            first_line=report.first_line(cell), title=title, notebook=notebook
+            first_line=report.first_line(cell), title=title, notebook=notebook, cell_number=number
         )
 
     # ------------------------------------------------------------------ %notify
@@ -382,7 +387,7 @@ class NotifyMagics(Magics):
     @magic_arguments()
     @argument("-u", "--user", help="user to send a direct message to")
     @argument("-c", "--channel", help="channel to post in")
-    @argument("-m", "--message", help="a title for the messages (default: the cell's first line)")
+    @argument("-m", "--message", help="a title for the messages (default: the notebook's name and the cell's number)")
     @argument("--id", help="message id of the start message (use it with notify.send_update)")
     @argument("--after", type=float, help="only notify when the cell runs longer (seconds)")
     @argument("--attach", nargs="+", action="extend", default=[], help="files to attach at the end")
@@ -622,11 +627,12 @@ class NotifyMagics(Magics):
         outcome = report.outcome_of(
             exc, elapsed, getattr(result, "result", None), include_result=self.include_result
         )
-        ctx = self._context(cell, None)
+        ctx = self._context(cell, None, getattr(info, "execution_count", None))
         ctx = report.CellContext(
             first_line=ctx.first_line,
             notebook=ctx.notebook,
             started_at=outcome.finished_at - _td(elapsed),
+            cell_number=getattr(result, "execution_count", None) or ctx.cell_number,
         )
         tickets: list[Any] = []
         self._queue(

@@ -2,8 +2,8 @@
 
 :class:`SetupForm` takes the server URL, team and token, tests them
 (``Notify.test_connection``) and saves them to the user's config file (mode 0600).
-The token field is cleared after saving, so the token never lands in the widget state
-a saved notebook may keep.
+The token field is cleared as soon as the token is used (tested or saved): the form keeps
+it in a private attribute, so it is not in the widget state a saved notebook may keep.
 
 :class:`MessageStatus` shows the state of a notification (queued, sent with a link,
 failed) and when it last changed; it follows the core sender's tickets.
@@ -47,6 +47,7 @@ class SetupForm:
         )
         self.team = w.Text(value=team, description="Team", placeholder="your team's name")
         self.token = w.Password(description="Token", placeholder="a bot's access token")
+        self._token = ""  # the token once used: kept here, not in the synced widget value
         self.test_button = w.Button(description="Test connection", icon="plug")
         self.save_button = w.Button(description="Save", icon="save", button_style="primary")
         self.status = w.HTML(value="")
@@ -71,8 +72,17 @@ class SetupForm:
 
         display(self.widget)
 
+    def _take_token(self) -> str:
+        """Move a typed token out of the widget (whose value a saved notebook may keep)."""
+        typed = self.token.value.strip()
+        if typed:
+            self._token = typed
+            self.token.value = ""
+            self.token.placeholder = "entered (hidden); type again to replace it"
+        return self._token
+
     def _values(self) -> tuple[str, str, str] | None:
-        url, team, token = self.url.value.strip(), self.team.value.strip(), self.token.value
+        url, team, token = self.url.value.strip(), self.team.value.strip(), self._take_token()
         missing = [n for n, v in (("URL", url), ("token", token)) if not v]
         if missing:
             self.status.value = _status_html(False, f"missing: {', '.join(missing)}")
@@ -121,7 +131,9 @@ class SetupForm:
             self.status.value = _status_html(False, _scrub(f"not saved: {exc}", token))
             return None
         finally:
-            self.token.value = ""  # never leave the token in the widget state
+            self._token = ""  # saved (or refused): the form forgets it
+            self.token.value = ""
+            self.token.placeholder = "a bot's access token"
         self.status.value = _status_html(True, f"saved to {path}")
         return Path(path)
 
@@ -152,7 +164,11 @@ class MessageStatus:
         return f"<MessageStatus {self.message_id} {self.state}>"
 
     def _render(self) -> None:
-        ok = {"sent": True, "failed": False}.get(self.state.split(":", 1)[0])
+        state = self.state.split(":", 1)[0]
+        if state in ("queued", "running"):
+            ok: bool | None = None  # on its way, or the cell still runs
+        else:  # delivered: the cell's outcome (ok, sent) or a failure
+            ok = state not in ("failed", "interrupted")
         link = (
             f' <a href="{html.escape(self.permalink)}" target="_blank">open</a>'
             if self.permalink

@@ -387,7 +387,11 @@ class NotifyMagics(Magics):
     @magic_arguments()
     @argument("-u", "--user", help="user to send a direct message to")
     @argument("-c", "--channel", help="channel to post in")
-    @argument("-m", "--message", help="a title for the messages (default: the notebook's name and the cell's number)")
+    @argument(
+        "-m",
+        "--message",
+        help="a title for the messages (default: the notebook's name and the cell's number)",
+    )
     @argument("--id", help="message id of the start message (use it with notify.send_update)")
     @argument("--after", type=float, help="only notify when the cell runs longer (seconds)")
     @argument("--attach", nargs="+", action="extend", default=[], help="files to attach at the end")

@@ -171,7 +171,9 @@ def test_cli_outbox_list_flush_drop(mattermost_env: Sandbox) -> None:
     assert outbox.list_entries() == []
     # drop: what is left by a dead process can be thrown away
     leave_messages_in_outbox(sb, "drop-")
-    drop = subprocess.run([*CLI, "outbox", "drop"], capture_output=True, text=True, timeout=60)
+    drop = subprocess.run(
+        [*CLI, "outbox", "drop", "--all"], capture_output=True, text=True, timeout=60
+    )
     assert drop.returncode == 0, drop.stderr
     assert "12" in drop.stdout
     assert outbox.list_entries() == []

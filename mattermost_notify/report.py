@@ -95,6 +95,8 @@ class CellContext:
     @property
     def where(self) -> str:
         parts = []
+        if self.first_line and self.cell_number and not self.title and self.notebook:
+            parts.append(f"{_inline_code(self.first_line)},")  # the label has no code
         if self.notebook and (self.title or not self.cell_number):
             parts.append(f"notebook {_inline_code(Path(self.notebook).name)}")
         parts.append(f"on {_inline_code(self.host)}")

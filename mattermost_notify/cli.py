@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
@@ -44,6 +43,11 @@ ORIGINAL_CONFIG_NAME = ".mattermost_notify"
 CONFIGFILE_HELP = (
     "configuration file to use, or a directory holding a .mattermost_notify file "
     "(default: the usual search order, see the docs)"
+)
+
+NO_CACHE_HELP = (
+    "do not read or write the id cache on disk (user, channel and bot ids; "
+    "same as id_cache = false in the configuration)"
 )
 
 
@@ -105,8 +109,10 @@ def _load_settings(args: argparse.Namespace) -> Settings:
     """Settings for a command; an explicit ``--configfile`` beats the environment."""
     from .config import load_settings
 
+    overrides: dict[str, Any] = {"id_cache": False} if getattr(args, "no_cache", False) else {}
     configfile = _resolve_configfile(getattr(args, "configfile", None))
-    overrides = {"allow_insecure": True} if getattr(args, "allow_insecure", False) else {}
+    if getattr(args, "allow_insecure", False):
+        overrides["allow_insecure"] = True
     return load_settings(configfile=configfile, **overrides)
 
 
@@ -343,7 +349,11 @@ def cmd_send(args: argparse.Namespace) -> int:
     message = _read_message(args.message)
     files = _check_files(args.files)
     settings = _load_settings(args)
-    msg_id = args.id or (str(uuid.uuid4()) if args.save_hook else None)
+    msg_id = args.id
+    if msg_id is None and args.save_hook:
+        import uuid
+
+        msg_id = str(uuid.uuid4())
     if args.save_hook:
         hook_path = _expand_path(args.save_hook)
         _check_hook_target(hook_path)
@@ -644,6 +654,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="save the message hook to FILE, for a later 'update --hook FILE'",
     )
     _add_connection_flags(p)
+    p.add_argument("--no-cache", action="store_true", help=NO_CACHE_HELP)
     p.set_defaults(func=cmd_send)
 
     # update --------------------------------------------------------------
@@ -658,6 +669,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     p.add_argument("--files", nargs="+", metavar="FILE", help="files replacing the attached ones")
     _add_connection_flags(p)
+    p.add_argument("--no-cache", action="store_true", help=NO_CACHE_HELP)
     p.set_defaults(func=cmd_update)
 
     # sandbox -------------------------------------------------------------

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import stat
-import tomllib
 import unicodedata
 import warnings
 from collections.abc import Mapping
@@ -43,6 +42,7 @@ __all__ = [
     "CONFIG_FILE_NAME",
     "ENV_CONFIG",
     "ENV_DATA_DIR",
+    "ENV_ID_CACHE",
     "ENV_MENTION",
     "ENV_TEAM",
     "ENV_TOKEN",
@@ -68,6 +68,7 @@ ENV_CONFIG = "MATTERMOST_NOTIFY_CONFIG"
 ENV_MENTION = "MATTERMOST_NOTIFY_MENTION"
 ENV_DATA_DIR = "MATTERMOST_NOTIFY_DATA_DIR"
 ENV_CONFIG_DIR = "MATTERMOST_NOTIFY_CONFIG_DIR"
+ENV_ID_CACHE = "MATTERMOST_NOTIFY_ID_CACHE"
 
 DEFAULT_TIMEOUT = (5.0, 30.0)
 MAX_TIMEOUT = 86400.0
@@ -87,6 +88,7 @@ _ALIASES = {
     "default_user": "default_user",
     "default_channel": "default_channel",
     "mention": "mention",
+    "id_cache": "id_cache",
 }
 
 
@@ -105,6 +107,8 @@ class Settings:
     mention: tuple[str, ...] = ()
     """Users (or groups) the library's own completion and failure messages in channels
     mention, so that they are alerted."""
+    id_cache: bool = True
+    """Keep looked-up ids on disk (see :mod:`mattermost_notify.idcache`)."""
     source: str | None = field(default=None, compare=False)
     """Where the settings came from (for messages; never contains the token)."""
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -117,7 +121,8 @@ class Settings:
             f"Settings(url={self.url!r}, token='***', team_name={self.team_name!r}, "
             f"verify={self.verify!r}, timeout={self.timeout!r}, "
             f"allow_insecure={self.allow_insecure!r}, default_user={self.default_user!r}, "
-            f"default_channel={self.default_channel!r}, mention={self.mention!r})"
+            f"default_channel={self.default_channel!r}, mention={self.mention!r}, "
+            f"id_cache={self.id_cache!r})"
         )
 
     __str__ = __repr__
@@ -134,6 +139,7 @@ class Settings:
             "default_user": self.default_user,
             "default_channel": self.default_channel,
             "mention": self.mention,
+            "id_cache": self.id_cache,
         }
 
 
@@ -243,6 +249,8 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     p = Path(path).expanduser()
     text = read_text_file(p, f"config file {p}", ConfigurationError, encoding="utf-8-sig")
+    import tomllib  # only when a file is read
+
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -263,7 +271,12 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _from_env() -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for var, name in ((ENV_URL, "url"), (ENV_TOKEN, "token"), (ENV_TEAM, "team_name")):
+    for var, name in (
+        (ENV_URL, "url"),
+        (ENV_TOKEN, "token"),
+        (ENV_TEAM, "team_name"),
+        (ENV_ID_CACHE, "id_cache"),
+    ):
         value = os.environ.get(var)
         if value:
             out[name] = value
@@ -492,6 +505,7 @@ def make_settings(values: Mapping[str, Any], sources: Mapping[str, str]) -> Sett
             values.get("default_channel"), "default_channel", src("default_channel")
         ),
         mention=parse_mentions(values.get("mention"), src("mention")),
+        id_cache=_check_bool(values.get("id_cache", True), "id_cache", src("id_cache")),
         source=", ".join(sorted(set(sources.values()))) or None,
         sources=dict(sources),
     )
@@ -611,5 +625,7 @@ def write_config(path: str | os.PathLike[str], settings: Settings) -> Path:
         lines.append(f"default_channel = {_toml_value(settings.default_channel)}")
     if settings.mention:
         lines.append(f"mention = {_toml_value(list(settings.mention))}")
+    if not settings.id_cache:
+        lines.append("id_cache = false")
     write_private(p, "\n".join(lines) + "\n")
     return p

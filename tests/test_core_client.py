@@ -319,10 +319,25 @@ def test_file_over_the_server_limit(tmp_path: Path) -> None:
         Sandbox(max_file_size=4096) as small,
         Notify(token=small.token, url=small.url, team_name=small.team) as c,
     ):
+        # the limit is not asked for upfront: the first upload is refused (413), then
+        # the limits are fetched and the file is named; nothing is stored or posted
+        with pytest.raises(errors.FileError, match=r"big\.bin.*5000 bytes.*4096"):
+            c.send_to_channel("x", "alerts", files=[str(big)])
+        assert _creating(small) == [("POST", "/api/v4/files")]
+        assert small.view.files() == []
+        assert small.view.posts(channel="alerts") == []
+        # now the limit is known (and cached on disk): nothing goes out
+        small.view.clear_requests()
         with pytest.raises(errors.FileError, match=r"big\.bin.*5000 bytes.*4096"):
             c.send_to_channel("x", "alerts", files=[str(big)])
         assert _creating(small) == []
-        assert small.view.files() == []
+        with (
+            Notify(token=small.token, url=small.url, team_name=small.team) as fresh,
+            pytest.raises(errors.FileError, match=r"big\.bin.*5000 bytes.*4096"),
+        ):
+            fresh.send_to_channel("x", "alerts", files=[str(big)])
+        # a fresh client confirms a cached limit before refusing a file (it may have grown)
+        assert [p for _m, p in _calls(small)] == ["/api/v4/config/client"]
 
 
 def test_empty_file_refused(sb: Sandbox, client: Notify, tmp_path: Path) -> None:

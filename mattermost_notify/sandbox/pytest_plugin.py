@@ -59,13 +59,14 @@ def mattermost_env(
 ) -> Iterator[Sandbox]:
     """Point the library at ``mattermost_server``, isolated from any real configuration."""
     root = tmp_path_factory.mktemp("mattermost-env")
-    dirs = {name: root / name for name in ("home", "config", "data", "notify-data", "cwd")}
+    dirs = {name: root / name for name in ("home", "config", "data", "notify-data", "cache", "cwd")}
     for directory in dirs.values():
         directory.mkdir()
     monkeypatch.setenv("HOME", str(dirs["home"]))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(dirs["config"]))
     monkeypatch.setenv("XDG_DATA_HOME", str(dirs["data"]))
     monkeypatch.setenv("MATTERMOST_NOTIFY_DATA_DIR", str(dirs["notify-data"]))
+    monkeypatch.setenv("MATTERMOST_NOTIFY_CACHE_DIR", str(dirs["cache"]))
     monkeypatch.delenv("MATTERMOST_NOTIFY_CONFIG", raising=False)
     monkeypatch.setenv("MATTERMOST_NOTIFY_URL", mattermost_server.url)
     monkeypatch.setenv("MATTERMOST_NOTIFY_TOKEN", mattermost_server.token)

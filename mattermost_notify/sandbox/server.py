@@ -757,6 +757,8 @@ class Api:
             raise invalid_body_param("channel_id")
         with self.store.lock:
             channel = self.store.channels.get(channel_id)
+            if channel is not None and channel["delete_at"] and ctx.user_id in channel["_members"]:
+                raise ApiError(400, "api.post.create_post.can_not_post_to_deleted.error")
             if channel is None or not self._can_post(ctx.user_id, channel):
                 raise permission_error()
             if self.restricted_dm(channel):
@@ -1515,6 +1517,80 @@ class Sandbox:
                     ch["_members"].remove(user["id"])
                     changed.append(("channel", ch["id"]))
             store.save_many(changed)
+
+    # ---- admin changes (what an administrator does behind a client's back) ----
+    def _team_obj(self) -> Obj:
+        team = self._store.team_by_name(self.team)
+        if team is None:
+            raise KeyError(f"no team {self.team!r}")
+        return team
+
+    def archive_channel(self, name: str, *, permanent: bool = False) -> str:
+        """Archive channel ``name`` of the team (``permanent``: delete it); returns its id.
+
+        An archived channel is not found by name any more and refuses posts (400
+        ``api.post.create_post.can_not_post_to_deleted.error``); a deleted one is gone
+        (posts to its id get 403). Either way its name can be used again.
+        """
+        store = self._store
+        with store.lock:
+            team = self._team_obj()
+            channel = store.channel_by_name(team["id"], name)
+            if channel is None:
+                raise KeyError(f"no channel {name!r} in team {self.team!r}")
+            if permanent:
+                store.delete("channel", channel["id"])
+            else:
+                channel["delete_at"] = channel["update_at"] = now_ms()
+                channel["name"] = f"{name}--archived-{channel['id'][:8]}"
+                store.save("channel", channel["id"])
+            return str(channel["id"])
+
+    def create_channel(self, name: str, *, private: bool = False, bot_member: bool = True) -> str:
+        """Create channel ``name`` in the team (every user in it; the bot too unless
+        ``bot_member=False``); returns the new id."""
+        store = self._store
+        with store.lock:
+            team = self._team_obj()
+            if store.channel_by_name(team["id"], name) is not None:
+                raise ValueError(f"channel {name!r} exists in team {self.team!r}")
+            members = {uid for uid in team["_members"] if bot_member or uid != self.bot_user_id}
+            channel = self._make_channel(
+                team["id"],
+                name,
+                name.replace("-", " ").title(),
+                "P" if private else "O",
+                members=members,
+                now=now_ms(),
+            )
+            store.save("channel", channel["id"])
+            return str(channel["id"])
+
+    def rename_user(self, username: str, new_username: str) -> str:
+        """Give user ``username`` the name ``new_username`` (its id stays); returns the id."""
+        store = self._store
+        with store.lock:
+            user = store.user_by_name(username)
+            if user is None:
+                raise KeyError(f"no user {username!r}")
+            if store.user_by_name(new_username) is not None:
+                raise ValueError(f"user name {new_username!r} is taken")
+            user["username"] = new_username
+            user["update_at"] = now_ms()
+            store.save("user", user["id"])
+            return str(user["id"])
+
+    def create_user(self, username: str) -> str:
+        """A new user ``username`` in the team; returns its id."""
+        store = self._store
+        with store.lock:
+            if store.user_by_name(username) is not None:
+                raise ValueError(f"user name {username!r} is taken")
+            team = self._team_obj()
+            user = self._make_user(username, now=now_ms())
+            team["_members"] = sorted({*team["_members"], user["id"]})
+            store.save_many([("user", user["id"]), ("team", team["id"])])
+            return str(user["id"])
 
     def user_token(self, username: str) -> str:
         """The access token of a seeded (non-bot) user, for tests acting as that user."""

@@ -117,6 +117,10 @@ def _load_settings(args: argparse.Namespace) -> Settings:
 
 
 def _client(settings: Settings) -> Notify:
+    # connect while requests and urllib3 are being imported (one round trip saved)
+    from ._preconnect import start
+
+    start(settings.url, settings.timeout[0])
     from .client import Notify
 
     return Notify(**settings.client_kwargs())

@@ -830,6 +830,9 @@ class Notify:
                 if self._me is None:
                     self._me = {"id": post["user_id"]}
             self.id_cache.put("bot", str(post["user_id"]))
+        version = self._transport.server_version
+        if version is not None:
+            self.id_cache.put("version", ".".join(map(str, version)))
         return post
 
     def _post_message(

@@ -53,6 +53,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
+from . import _preconnect
 from ._version import __version__
 from .errors import (
     APIError,
@@ -340,7 +341,23 @@ def _require_loopback_peer(conn: HTTPConnection) -> None:
     )
 
 
-class _HTTPConnection(HTTPConnection):
+class _EarlyConnectionMixin:
+    """Takes the connection :mod:`._preconnect` opened early, if it is to this server."""
+
+    _dns_host: str
+    port: int
+    timeout: Any
+
+    def _new_conn(self) -> Any:
+        sock = _preconnect.take(self._dns_host, self.port)
+        if sock is None:
+            return super()._new_conn()  # type: ignore[misc]
+        if isinstance(self.timeout, (int, float)):
+            sock.settimeout(self.timeout)
+        return sock
+
+
+class _HTTPConnection(_EarlyConnectionMixin, HTTPConnection):
     loopback_only = False
 
     def connect(self) -> None:
@@ -358,7 +375,7 @@ class _LoopbackHTTPConnection(_HTTPConnection):
     loopback_only = True
 
 
-class _HTTPSConnection(HTTPSConnection):
+class _HTTPSConnection(_EarlyConnectionMixin, HTTPSConnection):
     def connect(self) -> None:
         super().connect()
         _watch(self.sock)

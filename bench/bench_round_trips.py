@@ -53,8 +53,17 @@ def ensure_original() -> Path:
     if not (ORIGINAL / "mattermost_notify" / "client.py").exists():
         ORIGINAL.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target"]
-            + [str(ORIGINAL), "notify-mattermost==0.1.3"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--target",
+                str(ORIGINAL),
+                "notify-mattermost==0.1.3",
+            ],
             check=True,
         )
     return ORIGINAL
@@ -323,7 +332,7 @@ def requests_per_operation(env: Env) -> list[str]:
         ("update --hook FILE", ["update", "x", "--hook", str(hook)]),
         (
             "send --channel alerts --files (3)",
-            ["send", "x", "--channel", "alerts", "--files"] + env.files,
+            ["send", "x", "--channel", "alerts", "--files", *env.files],
         ),
     ):
         counts = []

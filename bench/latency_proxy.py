@@ -7,9 +7,9 @@ Every chunk read from one side is written to the other side ``delay`` seconds la
 order. Opening a connection costs one round trip as over a real network: the kernel
 completes the handshake with the proxy at once, so bytes the client sends are delivered
 no earlier than one round trip plus one delay after the connection was accepted (when a
-real client's connect() would have returned and its first bytes arrived). Loopback only: it listens on
-127.0.0.1 and refuses an upstream that is not a loopback address. Both sockets have
-TCP_NODELAY set, so the proxy adds no Nagle stall of its own.
+real client's connect() would have returned and its first bytes arrived). Loopback
+only: it listens on 127.0.0.1 and refuses an upstream that is not a loopback address.
+Both sockets have TCP_NODELAY set, so the proxy adds no Nagle stall of its own.
 """
 
 from __future__ import annotations

@@ -1,23 +1,26 @@
 """The client: :class:`Notify` (the original package's class), lean on the wire.
 
-Requests per operation (after the first message has warmed the caches):
+Requests per operation once the ids are known (in this process, or from the id cache on
+disk, :mod:`mattermost_notify.idcache`, so also in a fresh process):
 
 * a text message: 1 (``POST /posts``);
 * a message with files: 2 (one multipart ``POST /files`` with ``channel_id`` first and the
   files streamed from disk, then ``POST /posts`` with the ``file_ids``); more uploads only
   when the files together exceed the server's per-request limit (MaxFileSize);
-* an update: 1 (``PUT /posts/{id}/patch``); the first update of a client also reads the
-  server's edit time limit (``GET /config/client``, once, shared with the other limits);
-* the first DM to a user: ``GET /users/me`` (once per client), ``GET /users/username/x``,
-  ``POST /channels/direct``, then the post;
+* an update: 1 (``PUT /posts/{id}/patch``), also through a hook file in a new process;
+  it needs the server's edit time limit (``GET /config/client``, shared with the other
+  limits), which comes from the id cache or is read once per client;
+* the first DM to a user: ``GET /users/username/x``, ``GET /users/me`` (once, unless a
+  post already told the bot's id), ``POST /channels/direct``, then the post;
 * the first message to a channel: ``GET /teams/name/{team}/channels/name/{channel}``
   (the team is never looked up on its own), then the post.
 
-Messages are counted in runes (code points) against the ``MaxPostSize`` the server
-publishes (16383 on current servers, 4000 on older PostgreSQL installs), read once when
-a message is longer than 4000. A longer *new* message is split into several posts in one
-thread, at line ends where possible; a longer *update* is cut, with a visible marker at
-the end.
+The server's limits are read when needed, once: from the id cache, or after an upload
+answered 413, or for an update or a message longer than 4000 runes. Messages are counted
+in runes (code points) against the ``MaxPostSize`` the server publishes (16383 on
+current servers, 4000 on older PostgreSQL installs). A longer *new* message is split
+into several posts in one thread, at line ends where possible; a longer *update* is cut,
+with a visible marker at the end.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
     python bench/run_all.py [--quick]
 
 Runs ``bench_library.py``, ``bench_sandbox.py``, ``bench_progress.py``,
+``bench_round_trips.py`` (peers and a latency proxy),
 ``bench_logging.py``, ``report_reliability.py`` and times ``mattermost-notify demo``;
 each prints its own Markdown table. ``--quick`` passes ``--quick`` (or small sizes) to
 those that take it.
@@ -30,6 +31,7 @@ def main() -> int:
         ("sandbox", [str(HERE / "bench_sandbox.py")]),
         ("progress", [str(HERE / "bench_progress.py"), *quick]),
         ("logging", [str(HERE / "bench_logging.py"), *quick]),
+        ("round trips", [str(HERE / "bench_round_trips.py"), *quick]),
         ("reliability", [str(HERE / "report_reliability.py"), *quick]),
         ("demo", ["-m", "mattermost_notify.cli", "demo"]),
     ]

@@ -565,7 +565,7 @@ def load_settings(
         # a file named explicitly (``--configfile``) beats the environment and the search
         layer_file(Path(configfile).expanduser())
     env_names = ((ENV_URL, "url"), (ENV_TOKEN, "token"), (ENV_TEAM, "team_name"))
-    for var, name in (*env_names, (ENV_MENTION, "mention")):
+    for var, name in (*env_names, (ENV_MENTION, "mention"), (ENV_ID_CACHE, "id_cache")):
         layer({name: os.environ.get(var) or None}, f"the environment ({var})")
     if configfile is None:
         env_file = os.environ.get(ENV_CONFIG)

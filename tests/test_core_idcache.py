@@ -129,7 +129,14 @@ def test_cli_send_update_and_files_with_a_warm_cache(
         files.append(str(path))
     hook = tmp_path / "run.msg"
     _cli(["send", "warm up", "--user", "alice", "--files", files[0]], env, tmp_path)
-    _cli(["send", "warm up", "--channel", "alerts"], env, tmp_path)
+    _cli(["send", "warm up", "--channel", "alerts", "--save-hook", str(hook)], env, tmp_path)
+    _clear(sb)
+    # the first update ever also reads the server's edit time limit (then cached)
+    _cli(["update", "warm up", "--hook", str(hook)], env, tmp_path)
+    assert _calls(sb) == [
+        ("GET", "/api/v4/config/client"),
+        ("PUT", "/api/v4/posts/{post_id}/patch"),
+    ]
     _clear(sb)
     _cli(["send", "to alice", "--user", "alice"], env, tmp_path)
     assert _calls(sb) == [("POST", "/api/v4/posts")]
@@ -144,7 +151,11 @@ def test_cli_send_update_and_files_with_a_warm_cache(
     assert _calls(sb) == [("POST", "/api/v4/files"), ("POST", "/api/v4/posts")]
     [post] = [p for p in sb.view.posts(channel="alerts") if p.message == "three files"]
     assert len(post.file_ids) == 3
-    assert [p.message for p in sb.view.posts(channel="alerts")][:2] == ["warm up", "done"]
+    assert [p.message for p in sb.view.posts(channel="alerts")][:3] == [
+        "warm up",
+        "done",
+        "three files",
+    ]
 
 
 def test_first_files_message_needs_no_config_request(sb: Sandbox, tmp_path: Path) -> None:
@@ -168,6 +179,19 @@ def test_update_through_a_hook_file_needs_no_users_me(
     with _client(sb, id_cache=False) as fresh:
         fresh.read_message_hook_from_file(hook)
         fresh.send_update("v2", id="m")
+    # no cache: the edit time limit is read once (no users/me for the hook's check)
+    assert _calls(sb) == [
+        ("GET", "/api/v4/config/client"),
+        ("PUT", "/api/v4/posts/{post_id}/patch"),
+    ]
+    _clear(sb)
+    with _client(sb) as warm:
+        warm.read_message_hook_from_file(hook)
+        warm.send_update("v3", id="m")  # fills the id cache (limits)
+    _clear(sb)
+    with _client(sb) as fresh:
+        fresh.read_message_hook_from_file(hook)
+        fresh.send_update("v4", id="m")
     assert _calls(sb) == [("PUT", "/api/v4/posts/{post_id}/patch")]
 
 

@@ -1097,7 +1097,7 @@ class Notify:
             if version is None:
                 version = self._cached_version()
             if version is None or version < FILES_SINCE:
-                self._transport.get("/system/ping", what="the server (system/ping)")
+                self._transport.get("/system/ping", what="the server (system/ping)", keys=())
                 version = self._transport.server_version
                 if version is not None:
                     self.id_cache.put("version", ".".join(map(str, version)))

@@ -66,7 +66,11 @@ class Hostile:
 
             do_GET = do_POST = do_PUT = do_DELETE = _any
 
-        self.server = http.server.ThreadingHTTPServer((self.host, 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that hangs up on a hostile answer is the point
+
+        self.server = Server((self.host, 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

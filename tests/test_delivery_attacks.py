@@ -10,6 +10,7 @@ real interpreters; the FIFOs and ``/dev/zero`` are real files.
 from __future__ import annotations
 
 import http.server
+import io
 import json
 import os
 import threading
@@ -622,6 +623,7 @@ def _permanent_failure(status: int, max_tries: int) -> Callable[[Ctx], str]:
         data.write_text("data")
         client = Notify(ctx.sb.token, ctx.sb.url, ctx.sb.team)
         client.send("warm", user="alice")
+        before = len(ctx.sb.view.requests())
         ctx.sb.faults.fail_fraction(1.0, statuses=(status,), path_prefix="/api/v4/files")
         caught = warnings.catch_warnings(record=True)
         seen = caught.__enter__()
@@ -638,7 +640,7 @@ def _permanent_failure(status: int, max_tries: int) -> Callable[[Ctx], str]:
             caught.__exit__(None, None, None)
         reported = [w for w in seen if issubclass(w.category, MattermostNotifyWarning)]
         assert len(reported) == 1, [str(w.message) for w in reported]
-        uploads = [r for r in ctx.sb.view.requests() if r.path.startswith("/api/v4/files")]
+        uploads = [r for r in ctx.sb.view.requests()[before:] if r.path.startswith("/api/v4/files")]
         client.close()
         assert got is not None, "the DM never arrived"
         assert took < 10, f"the DM took {took:.1f} s"
@@ -666,7 +668,8 @@ def _lone_surrogates(ctx: Ctx) -> str:
         t1 = client.sender.post(f"background {odd}", channel="alerts", id="bg")
         t2 = client.sender.update("bg", f"background edited {odd}")
         t3 = client.sender.post(f"reply {odd}", reply_to="bg")
-        for _ in tqdm(range(3), desc=f"bar {odd}", channel="alerts", client=client, leave=False):
+        bar = tqdm(range(3), desc=f"bar {odd}", channel="alerts", client=client, file=io.StringIO())
+        for _ in bar:
             pass
         flush_bars(30)
         assert client.sender.flush(30)
@@ -783,7 +786,7 @@ import sys
 import mattermost_notify as notify
 notify.wakeup(always_send_to_user="alice")
 for i in range(int(sys.argv[1]) if len(sys.argv) > 1 else 3):
-    notify.notify(f"left behind {i}", block=False)
+    notify.notify(f"{sys.argv[2] if len(sys.argv) > 2 else 'left behind'} {i}", block=False)
 notify.flush(timeout=0.5)
 """
 
@@ -926,7 +929,7 @@ def _two_concurrent_flushes(ctx: Ctx) -> str:
     ctx.sb.faults.drop_before(1_000_000)
     try:
         subprocess.run(
-            [sys.executable, "-c", _LEAVE_THREE, "40"],
+            [sys.executable, "-c", _LEAVE_THREE, "40", "left for two flushes"],
             env={**os.environ, **env},
             cwd=ctx.tmp / "cwd",
             capture_output=True,
@@ -955,7 +958,11 @@ def _two_concurrent_flushes(ctx: Ctx) -> str:
     for out in outs:
         assert "failed" not in out, outs
         sent += int(out.split("; ")[1].split(" sent")[0])
-    posts = [p.message for p in ctx.sb.view.posts(dm_with="alice") if p.message.startswith("left")]
+    posts = [
+        p.message
+        for p in ctx.sb.view.posts(dm_with="alice")
+        if p.message.startswith("left for two flushes")
+    ]
     assert len(posts) == 40 == len(set(posts)), len(posts)
     assert sent == 40, outs
     return f"two `outbox flush` at once over 40 messages: {outs[0]!r} / {outs[1]!r}"

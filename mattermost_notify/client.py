@@ -951,7 +951,7 @@ class Notify:
             with self._lock:
                 previous = self._targets.get(id)
             if previous is None and self.hook_store is not None and id not in self._hooks:
-                stored = self._store_get(id)
+                stored = self._store_get(id) if self._reusable(id) else None
                 previous = stored.channel_id if stored else None
             if previous is not None and previous != channel_id:
                 raise MessageError(
@@ -1267,8 +1267,22 @@ class Notify:
                 f"unknown message id {id!r}: no message was sent with this id by this client "
                 "(send it first, or import its hook: notify.import_hook(path), "
                 "Notify.read_message_hook_from_file(path) on a client of your own)"
+                + self._store_hint(id)
             )
         return hook
+
+    def _reusable(self, id: str) -> bool:
+        """May a send-or-update call edit the stored message ``id``? (a store may say no:
+        the notebook store does for ids of a kernel session that ended long ago)"""
+        reusable = getattr(self.hook_store, "reusable", None)
+        return True if reusable is None else bool(reusable(id))
+
+    def _store_hint(self, id: str) -> str:
+        hint = getattr(self.hook_store, "hint_for_missing", None)
+        try:
+            return str(hint(id)) if hint is not None else ""
+        except Exception:
+            return ""
 
     def _remember(self, hook: MessageHook) -> None:
         with self._lock:
@@ -1282,7 +1296,9 @@ class Notify:
         with self._lock:
             if id in self._hooks:
                 return True
-        return self.hook_store is not None and self._store_get(id) is not None
+        return (
+            self.hook_store is not None and self._store_get(id) is not None and self._reusable(id)
+        )
 
     def forget(self, id: str) -> bool:
         """Drop the hook of ``id`` (memory and hook store); True when it was known.

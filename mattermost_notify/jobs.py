@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import report
-from .errors import MattermostNotifyError, MattermostNotifyWarning
+from .errors import MattermostNotifyError
 
 __all__ = ["Job", "mention_alert", "queue_on_sender", "warn"]
 
@@ -29,11 +28,11 @@ SendFn = Callable[..., Any]
 
 
 def warn(text: str) -> None:
-    """A :class:`MattermostNotifyWarning` that never raises (``-W error`` included)."""
-    try:
-        warnings.warn(text, MattermostNotifyWarning, stacklevel=3)
-    except Exception:  # -W error must not turn a notification problem into the user's error
-        log.warning("%s", text)
+    """A :class:`MattermostNotifyWarning` that never raises (``-W error`` included): one
+    line, no source line of the library (see :func:`mattermost_notify.errors.warn`)."""
+    from .errors import warn as warn_once
+
+    warn_once(text)
 
 
 def mention_alert(

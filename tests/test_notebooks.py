@@ -274,3 +274,158 @@ def test_default_title_is_the_notebook_and_the_cell_number(sb: Any, kernels: lis
     [done] = replies(sb, root)
     assert "`analysis.ipynb` cell [2]" in done.message, done.message
     assert "import time" not in root.message.splitlines()[0]
+
+
+# ------------------------------------------------------------------ ids across restarts
+# The rule (docs/jupyter.rst): send_update always finds a stored id; notify(..., id=...)
+# edits a message of the previous kernel only if that kernel was active within
+# NotifyMagics.reuse_ids_within seconds, else it posts a new message; ids the extension
+# made up are pruned after that time.
+
+
+NOTEBOOK = "/work/project/analysis.ipynb"
+SETUP = '%load_ext mattermost_notify\n%config NotifyMagics.default_channel = "alerts"'
+
+
+def _kernel(started: list[Kernel], *extra: str) -> Kernel:
+    k = Kernel()
+    started.append(k)
+    reply = k.run("\n".join([SETUP, *extra]))
+    assert reply["status"] == "ok", reply
+    return k
+
+
+def _ok(k: Kernel, code: str) -> None:
+    reply = k.run(code)
+    assert reply["status"] == "ok", reply
+
+
+def _restart(started: list[Kernel], k: Kernel) -> None:
+    assert k.value("import mattermost_notify as notify; notify.flush(timeout=30)") == "True"
+    k.close()
+    started.remove(k)
+
+
+def _error(k: Kernel, code: str) -> str:
+    reply = k.run(code)
+    assert reply["status"] == "error", reply
+    return f"{reply['ename']}: {reply['evalue']}"
+
+
+@pytest.fixture
+def notebook(sb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    # the kernels know their notebook from the start, as under Jupyter Server
+    monkeypatch.setenv("MATTERMOST_NOTIFY_NOTEBOOK", NOTEBOOK)
+    return NOTEBOOK
+
+
+def test_first_message_of_the_plain_api_survives_a_restart(
+    sb: Any,
+    notebook: str,
+    kernels: list[Kernel],
+) -> None:
+    k = _kernel(kernels)
+    _ok(
+        k,
+        "import mattermost_notify as notify\n"
+        'notify.notify_channel("run 1: started", "alerts", id="run1")',
+    )
+    assert "run1" in {h.id for h in HookStore.for_key(notebook).list()}
+    _ok(
+        k,
+        "import contextlib, io\n_listing = io.StringIO()\n"
+        "with contextlib.redirect_stdout(_listing):\n"
+        "    get_ipython().run_line_magic('notify_hooks', 'list')",
+    )
+    listing = k.value("_listing.getvalue()") or ""
+    assert "run1" in listing and "memory only" not in listing, listing
+    _restart(kernels, k)
+    # load_ext and send_update in one cell, after the restart
+    k = Kernel()
+    kernels.append(k)
+    _ok(
+        k,
+        "%load_ext mattermost_notify\nimport mattermost_notify as notify\n"
+        'notify.send_update("run 1: done", id="run1")',
+    )
+    [post] = roots(sb)
+    assert post.message == "run 1: done"
+
+
+def test_restart_in_the_middle_edits_a_fresh_run_the_next_day_posts(
+    sb: Any,
+    notebook: str,
+    kernels: list[Kernel],
+) -> None:
+    send = (
+        "import mattermost_notify as notify\n"
+        'notify.notify("{text}", channel_name="alerts", id="daily")'
+    )
+    # a restart in the middle of a job (default window: an hour): the same post
+    k = _kernel(kernels)
+    _ok(k, send.format(text="epoch 1"))
+    _restart(kernels, k)
+    k = _kernel(kernels)
+    _ok(k, send.format(text="epoch 2"))
+    _restart(kernels, k)
+    [post] = roots(sb)
+    assert post.message == "epoch 2"
+    # "the next day": the previous kernel was last active longer ago than the window
+    time.sleep(2.5)
+    k = _kernel(kernels, "%config NotifyMagics.reuse_ids_within = 2")
+    _ok(k, send.format(text="day 2"))
+    # send_update always continues the stored message (here: the new one)
+    _ok(k, 'notify.send_update("day 2: done", id="daily")')
+    _restart(kernels, k)
+    first, second = roots(sb)
+    assert (first.message, second.message) == ("epoch 2", "day 2: done")
+
+
+def test_send_update_finds_an_old_id_and_made_up_ids_are_pruned(
+    sb: Any,
+    notebook: str,
+    kernels: list[Kernel],
+) -> None:
+    k = _kernel(kernels)
+    _ok(
+        k,
+        "import mattermost_notify as notify\n"
+        'notify.notify("long job: running", channel_name="alerts", id="job")',
+    )
+    _ok(k, "%%notify_on_done\n1 + 1")
+    _restart(kernels, k)
+    ids = {h.id for h in HookStore.for_key(notebook).list()}
+    assert "job" in ids and any(i.startswith("cell-") for i in ids), ids
+    time.sleep(2.5)
+    k = _kernel(kernels, "%config NotifyMagics.reuse_ids_within = 2")
+    _ok(k, 'import mattermost_notify as notify\nnotify.send_update("long job: done", id="job")')
+    _restart(kernels, k)
+    assert {h.id for h in HookStore.for_key(notebook).list()} == {"job"}
+    posts = {p.message for p in roots(sb)}
+    assert "long job: done" in posts
+
+
+def test_a_renamed_notebook_names_its_old_path(
+    sb: Any,
+    kernels: list[Kernel],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MATTERMOST_NOTIFY_NOTEBOOK", "/work/project/old-name.ipynb")
+    k = _kernel(kernels)
+    _ok(
+        k,
+        "import mattermost_notify as notify\n"
+        'notify.notify("exp 7: running", channel_name="alerts", id="exp7")',
+    )
+    _restart(kernels, k)
+    monkeypatch.setenv("MATTERMOST_NOTIFY_NOTEBOOK", "/work/project/new-name.ipynb")
+    k = _kernel(kernels)
+    error = _error(k, 'import mattermost_notify as notify\nnotify.send_update("x", id="exp7")')
+    assert "unknown message id 'exp7'" in error
+    assert "/work/project/old-name.ipynb" in error and "notebook_key" in error
+    # the advice works
+    _ok(k, "%config NotifyMagics.notebook_key = '/work/project/old-name.ipynb'")
+    _ok(k, 'notify.send_update("exp 7: done", id="exp7")')
+    [post] = roots(sb)
+    assert post.message == "exp 7: done"
+    assert sb.token not in json.dumps(error)

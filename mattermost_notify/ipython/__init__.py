@@ -44,6 +44,9 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(magics)
     ipython.events.register("pre_run_cell", magics.pre_run_cell)
     ipython.events.register("post_run_cell", magics.post_run_cell)
+    # this cell may go on with notify.send_update(...): give the client the store now
+    with contextlib.suppress(Exception):
+        magics._attach_default_client()
 
 
 def unload_ipython_extension(ipython: Any) -> None:

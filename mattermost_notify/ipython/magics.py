@@ -151,6 +151,12 @@ class NotifyMagics(Magics):
         True,
         help="Ask the local Jupyter server for the notebook path when no other source has it.",
     ).tag(config=True)
+    reuse_ids_within = Float(
+        3600.0,
+        help="After a kernel restart, notify(id=...)/%notify --id edit a stored message of "
+        "the previous kernel only if it was active this many seconds before (send_update "
+        "always does); else they post a new message.",
+    ).tag(config=True)
     status_widget = Bool(False, help="Show an ipywidgets status line under notified cells.").tag(
         config=True
     )
@@ -166,6 +172,7 @@ class NotifyMagics(Magics):
         self._get_client_fn = get_client
         self._key: NotebookKey | None = None
         self._key_checked = False
+        self._tried_default_client = False
         self._store: Any = None
         self._attached_to: Any = None
         self._our_stores: list[Any] = []
@@ -192,6 +199,11 @@ class NotifyMagics(Magics):
             self._warned.add(key)
             _warn(text)
 
+    @observe("reuse_ids_within")
+    def _reuse_ids_within_changed(self, change: Any) -> None:
+        if self._store is not None and hasattr(self._store, "set_reuse_within"):
+            self._store.set_reuse_within(change["new"])
+
     @observe("notebook_key")
     def _notebook_key_changed(self, change: Any) -> None:
         self._key_checked = False
@@ -216,9 +228,11 @@ class NotifyMagics(Magics):
         if self._store is None:
             key = self.notebook()
             if key is not None:
-                from ..hooks import HookStore
+                from .sessions import NotebookHookStore
 
-                self._store = HookStore.for_key(key.key)
+                self._store = NotebookHookStore.for_notebook(
+                    key.key, reuse_within=self.reuse_ids_within
+                )
         return self._store
 
     def client(self, *, keeps_id: bool = False) -> Any:
@@ -254,6 +268,12 @@ class NotifyMagics(Magics):
         if store is not None and (current is None or current in self._our_stores):
             _attach_hook_store(client, store)
             self._our_stores.append(store)
+            # ids the client sent before it had the store (the notebook's first message,
+            # sent with the plain API) are kept too
+            with contextlib.suppress(Exception):
+                for mid, hook in dict(client.hooks).items():
+                    if store.get(mid) is None:
+                        store.put(hook)
         self._attached_to = client
 
     def _attach_default_client(self) -> None:
@@ -261,7 +281,9 @@ class NotifyMagics(Magics):
 
         So that after a kernel restart ``notify.send_update(..., id="x")`` finds the hook
         of "x" even before any magic ran. Cheap: no server query, no network; the default
-        client is created here only when this notebook's store already exists on disk.
+        client is created here when this notebook's store exists on disk, or (once per
+        kernel) when some notebook's store does, so that an unknown id can be traced to
+        the store of a renamed notebook.
         """
         if self._get_client_fn is not None or not self.enabled:
             return
@@ -273,8 +295,12 @@ class NotifyMagics(Magics):
             if key is None:
                 return
             store = self.hook_store()
-            if store is None or not store.path.exists():
+            if store is None:
                 return
+            if not store.path.exists():
+                if self._tried_default_client or not any(store.path.parent.glob("*.json")):
+                    return
+                self._tried_default_client = True
             try:
                 client = api.get_client()
             except Exception:  # not configured yet: the user's own call will say so
@@ -608,6 +634,9 @@ class NotifyMagics(Magics):
             self._warn_once("post-run", f"mattermost_notify: autonotify failed ({exc})")
 
     def _post_run_cell(self, result: Any) -> None:
+        # a client the cell created (notify.notify_user(..., id=...)) gets the store now
+        with contextlib.suppress(Exception):
+            self._attach_default_client()
         info = getattr(result, "info", None)
         index = next((i for i, a in enumerate(self._stack) if a.info is info), None)
         if index is None:
@@ -707,12 +736,15 @@ class NotifyMagics(Magics):
         if not hooks:
             print(f"no message ids yet ({where})")
             return
+        stored = {h.id for h in store.list()} if store is not None else set()
         print(f"{len(hooks)} message id(s), {where}:")
         width = max(len(h) for h in hooks)
         for mid in sorted(hooks):
             h = hooks[mid]
+            memory = "" if mid in stored else "  (in memory only)"
             print(
-                f"  {mid:<{width}}  post {h.post_id}  channel {h.channel_id}  {h.created_at or ''}"
+                f"  {mid:<{width}}  post {h.post_id}  channel {h.channel_id}  "
+                f"{h.created_at or ''}{memory}"
             )
 
     # ------------------------------------------------------------------ %notify_setup

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -273,16 +271,9 @@ def import_hook(path: str | os.PathLike[str]) -> MessageHook:
 def flush(timeout: float | None = None) -> bool:
     """Wait until background messages (progress bars included) are delivered.
 
-    True when everything went out within ``timeout`` seconds (None: no limit).
+    Covers every client of this process that has queued something. True when everything
+    went out (or failed for good, as a warning) within ``timeout`` seconds (None: no limit).
     """
-    deadline = None if timeout is None else time.monotonic() + timeout
-    done = True
-    bars = sys.modules.get("mattermost_notify.progress_bar")
-    if bars is not None:  # progress states go through their own pump to the senders
-        done = bool(bars.flush(timeout))
-    with _lock:
-        client = _client
-    if client is None or client._sender is None:
-        return done
-    left = None if deadline is None else max(0.0, deadline - time.monotonic())
-    return bool(client._sender.flush(left)) and done
+    from .sender import flush_all
+
+    return flush_all(timeout)

@@ -73,23 +73,21 @@ ENV_ID_CACHE = "MATTERMOST_NOTIFY_ID_CACHE"
 DEFAULT_TIMEOUT = (5.0, 30.0)
 MAX_TIMEOUT = 86400.0
 
-# keys of a file or mapping -> Settings field
-_ALIASES = {
-    "url": "url",
-    "server": "url",
-    "server_url": "url",
-    "token": "token",
-    "access_token": "token",
-    "team_name": "team_name",
-    "team": "team_name",
-    "verify": "verify",
-    "timeout": "timeout",
-    "allow_insecure": "allow_insecure",
-    "default_user": "default_user",
-    "default_channel": "default_channel",
-    "mention": "mention",
-    "id_cache": "id_cache",
-}
+# the keys of a file or mapping: the Settings fields (any case)
+_KEYS = frozenset(
+    {
+        "url",
+        "token",
+        "team_name",
+        "verify",
+        "timeout",
+        "allow_insecure",
+        "default_user",
+        "default_channel",
+        "mention",
+        "id_cache",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -261,9 +259,9 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         data = _parse_key_value(text, p)
     out: dict[str, Any] = {}
     for key, value in data.items():
-        name = _ALIASES.get(key.lower())
-        if name is None:
-            known = ", ".join(sorted(set(_ALIASES.values())))
+        name = key.lower()
+        if name not in _KEYS:
+            known = ", ".join(sorted(_KEYS))
             raise ConfigurationError(f"unknown key {key!r} in config file {p} (known: {known})")
         out[name] = value
     return out
@@ -531,8 +529,8 @@ def load_settings(
         for key, value in data.items():
             if value is None:
                 continue
-            name = _ALIASES.get(str(key).lower())
-            if name is None:
+            name = str(key).lower()
+            if name not in _KEYS:
                 raise ConfigurationError(f"unknown setting {key!r} in {source}")
             if name not in values:
                 values[name] = value

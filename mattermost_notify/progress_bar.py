@@ -20,11 +20,12 @@ How it works
   and failed a thread reply is posted so the user is alerted (an edit alerts
   nobody); ``reply=False`` turns it off.
 * The loop never waits for the network, and not even for the disk: the bar hands its
-  states to one process-wide "pump" thread (a slot per bar, newest wins), which
-  passes them to the client's :class:`~mattermost_notify.sender.BackgroundSender`.
-  Finding the client (reading the configuration), posting, editing: all happen on
-  that thread. A failure is a :class:`~mattermost_notify.errors.MattermostNotifyWarning`,
-  never an exception in the loop.
+  states to the client's :class:`~mattermost_notify.sender.BackgroundSender`, whose
+  ``update`` only replaces the waiting edit in memory (newest wins); posting, editing
+  and the outbox writes happen on the sender's threads. The client is found (the
+  configuration read) once, when the bar is created, before the loop starts. A failure
+  is a :class:`~mattermost_notify.errors.MattermostNotifyWarning`, never an exception in
+  the loop.
 
 Exceptions in the loop body
 ---------------------------
@@ -61,13 +62,10 @@ Only rank 0 sends (``RANK``; ``LOCAL_RANK`` with ``NODE_RANK``; ``SLURM_PROCID``
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import dis
 import gc
 import linecache
 import logging
-import os
 import signal
 import socket
 import sys
@@ -75,7 +73,6 @@ import threading
 import time
 import uuid
 import weakref
-from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -87,9 +84,11 @@ from tqdm.std import tqdm as _tqdm_std
 
 from .errors import MessageError, warn
 from .ranks import process_rank
+from .sender import flush_all
 
 if TYPE_CHECKING:
     from .client import Notify
+    from .sender import Ticket
 
 __all__ = ["flush", "process_rank", "progress", "tqdm", "trange"]
 
@@ -111,90 +110,14 @@ _NORMAL_EXIT_OPS = frozenset(
 )
 
 
-# --------------------------------------------------------------------------- the pump
-class _Pump:
-    """One daemon thread that moves bar states to the core's background sender.
-
-    The loop thread only appends to a deque under a lock (no I/O): finding the
-    client, reading config files, the sender's outbox writes all happen here.
-    ``edit`` ops of one bar are coalesced: while an edit waits here its text is
-    replaced by a newer one (newest wins, older states are dropped).
-    """
-
-    def __init__(self) -> None:
-        self._setup()
-
-    def _setup(self) -> None:
-        self._pid = os.getpid()
-        self._cond = threading.Condition(threading.Lock())
-        self._ops: deque[_Op] = deque()
-        self._busy = False
-        self._thread: threading.Thread | None = None
-
-    def _check_fork(self) -> None:
-        if os.getpid() != self._pid:
-            self._setup()
-
-    def submit(self, op: _Op) -> None:
-        self._check_fork()
-        with self._cond:
-            if op.kind == "edit":
-                waiting = op.remote.waiting_edit
-                if waiting is not None and waiting.text is not None:
-                    waiting.text = op.text  # newest wins
-                    return
-                op.remote.waiting_edit = op
-            self._ops.append(op)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="mattermost-notify-progress", daemon=True
-                )
-                self._thread.start()
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: bool(self._ops))
-                op = self._ops.popleft()
-                if op.remote.waiting_edit is op:
-                    op.remote.waiting_edit = None
-                self._busy = True
-            try:
-                op.remote.run(op)
-            except Exception as exc:  # never let a bug stop the pump
-                log.exception("progress message: internal error")
-                _warn(f"progress message {op.remote.msg_id!r}: {exc}")
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
-
-    def drain(self, timeout: float | None = None) -> bool:
-        """Wait until every state handed over so far reached the sender."""
-        self._check_fork()
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._ops and not self._busy, timeout)
-
-
-class _Op:
-    __slots__ = ("kind", "remote", "reply", "text")
-
-    def __init__(self, kind: str, remote: _Remote, text: str, reply: str | None = None) -> None:
-        self.kind = kind  # "start" | "edit" | "final"
-        self.remote = remote
-        self.text = text
-        self.reply = reply
-
-
-_pump = _Pump()
-
+# --------------------------------------------------------------------------- the message
 # leave=False bars give their message back on close; the next transient bar at the
-# same (client, target, position) edits it instead of posting a new one. Used on the
-# pump thread only: client -> {(user, channel, position): (message id, post ticket)}.
+# same (client, target, position) edits it instead of posting a new one:
+# client -> {(user, channel, position): (message id, post ticket)}.
 _free_slots: weakref.WeakKeyDictionary[Any, dict[tuple[str | None, str | None, int], Any]] = (
     weakref.WeakKeyDictionary()
 )
+_slots_lock = threading.Lock()
 
 
 def _warn(text: str) -> None:
@@ -211,12 +134,12 @@ def _in_tqdm_words(text: str) -> str:
 
 
 class _Remote:
-    """The message side of one bar; ``run`` is called on the pump thread only."""
+    """The message side of one bar: its states go to the client's background sender."""
 
     def __init__(
         self,
         *,
-        client: Notify | None,
+        client: Notify,
         user: str | None,
         channel: str | None,
         msg_id: str,
@@ -226,72 +149,42 @@ class _Remote:
     ) -> None:
         self.client = client
         self.mention = mention
+        self.sender = client.sender
         self.user = user
         self.channel = channel
         self.msg_id = msg_id
         self.transient_pos = transient_pos  # a leave=False bar without an id: slot user
-        self.post_ticket: Any = None
+        self.post_ticket: Ticket | None = None
         self.min_interval = min_interval
-        self.waiting_edit: _Op | None = None
-        self.broken = False  # no client: nothing more is tried for this bar
         self.last_text: str | None = None
         self.last_edit = time.monotonic()
-        self.edits = 0  # edits handed over (tests and bench read it)
 
-    # ---- loop thread ----
-    def submit(self, kind: str, text: str, reply: str | None = None) -> None:
-        _pump.submit(_Op(kind, self, text, reply))
+    def start(self, text: str) -> None:
+        free = self._take_slot()
+        if free is not None:
+            self.msg_id, self.post_ticket = free
+            self.sender.update(self.msg_id, text)
+        else:
+            self.post_ticket = self.sender.post(
+                text, user=self.user, channel=self.channel, id=self.msg_id
+            )
 
-    # ---- pump thread ----
-    def _sender(self) -> Any:
-        if self.client is None:
-            from .api import get_client
+    def edit(self, text: str) -> None:
+        if not self._post_failed():
+            self.sender.update(self.msg_id, text)
 
-            self.client = get_client()
-            _remember_client(self.client)
-        return self.client.sender
-
-    def run(self, op: _Op) -> None:
-        if self.broken:
-            return
-        try:
-            sender = self._sender()
-        except Exception as exc:
-            self.broken = True
-            _warn(f"progress messages are off for this bar ({type(exc).__name__}: {exc})")
-            return
-        if op.kind == "start":
-            free = self._take_slot()
-            if free is not None:
-                self.msg_id, self.post_ticket = free
-                sender.update(self.msg_id, op.text)
-            else:
-                try:
-                    self.post_ticket = sender.post(
-                        op.text, user=self.user, channel=self.channel, id=self.msg_id
-                    )
-                except MessageError as exc:
-                    # no target (or a bad name): say it once, in tqdm's words; the bar's
-                    # edits and final state would only fail again
-                    self.broken = True
-                    _warn(f"progress message not sent: {_in_tqdm_words(str(exc))}")
-        elif self._post_failed():
-            # the sender already warned that the message could not be created; its edits
-            # would each fail (and warn) again
-            return
-        elif op.kind == "edit":
-            sender.update(self.msg_id, op.text)
-        else:  # final
-            sender.update(self.msg_id, op.text)
-            if op.reply:
-                sender.post(self._mention_text() + op.reply, reply_to=self.msg_id)
+    def final(self, text: str, reply: str | None) -> None:
+        # after a failed post the sender already warned; its edits would each fail again
+        if not self._post_failed():
+            self.sender.update(self.msg_id, text)
+            if reply:
+                self.sender.post(self._mention_text() + reply, reply_to=self.msg_id)
             self._give_slot_back()
 
     def _mention_text(self) -> str:
         """``"@alice "`` for the closing reply (``mention=``, else the client's setting for a
         channel); a bad name is a warning, the reply goes out without it."""
         try:
-            assert self.client is not None
             return str(self.client.mention_text(self.user, self.channel, mention=self.mention))
         except Exception as exc:
             _warn(f"progress message: no mention in the reply ({exc})")
@@ -299,75 +192,39 @@ class _Remote:
 
     def _post_failed(self) -> bool:
         ticket = self.post_ticket
-        try:
-            return bool(ticket is not None and ticket.done() and ticket.exception(0) is not None)
-        except Exception:
-            return False
+        return ticket is not None and ticket.done() and ticket.exception(0) is not None
 
-    def _slots(self) -> dict[tuple[str | None, str | None, int], Any] | None:
-        try:
-            return _free_slots.setdefault(self.client, {})
-        except TypeError:  # a client that cannot be weakly referenced: no reuse
+    def _slot_key(self) -> tuple[str | None, str | None, int] | None:
+        if self.transient_pos is None:
             return None
+        return (self.user, self.channel, self.transient_pos)
 
-    def _take_slot(self) -> tuple[str, Any] | None:
-        if self.transient_pos is None or (slots := self._slots()) is None:
+    def _take_slot(self) -> tuple[str, Ticket | None] | None:
+        key = self._slot_key()
+        if key is None:
             return None
-        free = slots.pop((self.user, self.channel, self.transient_pos), None)
+        with _slots_lock:
+            free = _free_slots.get(self.client, {}).pop(key, None)
         if free is None:
             return None
         ticket = free[1]
-        with contextlib.suppress(Exception):
-            if ticket is not None and ticket.done() and ticket.exception(0) is not None:
-                return None  # that message never existed: post a new one
+        if ticket is not None and ticket.done() and ticket.exception(0) is not None:
+            return None  # that message never existed: post a new one
         return free  # type: ignore[no-any-return]
 
     def _give_slot_back(self) -> None:
-        if self.transient_pos is None or (slots := self._slots()) is None:
-            return
-        slots[(self.user, self.channel, self.transient_pos)] = (self.msg_id, self.post_ticket)
+        key = self._slot_key()
+        if key is not None:
+            with _slots_lock:
+                _free_slots.setdefault(self.client, {})[key] = (self.msg_id, self.post_ticket)
 
 
 def flush(timeout: float | None = 10.0) -> bool:
-    """Hand every progress state to the sender and wait until the sender delivered it.
+    """Wait until every background message (progress states included) was delivered.
 
-    Returns False on timeout. Only the default client's sender and the clients of
-    bars seen so far are flushed.
+    Returns False on timeout. The same as :func:`mattermost_notify.flush`.
     """
-    deadline = None if timeout is None else time.monotonic() + timeout
-    if not _pump.drain(timeout):
-        return False
-    ok = True
-    for client in list(_clients_seen):
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        try:
-            ok = client.sender.flush(left) and ok
-        except Exception as exc:  # never raise from a flush
-            _warn(f"progress messages: flush failed ({exc})")
-            ok = False
-    return ok
-
-
-_clients_seen: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _remember_client(client: Any) -> None:
-    if client is not None:
-        with contextlib.suppress(TypeError):  # not weak-referenceable: not flushed here
-            _clients_seen.add(client)
-
-
-def _drain_at_exit() -> None:
-    # Registered after the sender's own atexit flush, so it runs before it (LIFO):
-    # the final states are with the sender when it does its bounded exit flush.
-    with contextlib.suppress(Exception):
-        _pump.drain(2.0)
-
-
-# importing the sender registers its atexit handler first
-with contextlib.suppress(Exception):
-    from . import sender as _sender_module  # noqa: F401
-atexit.register(_drain_at_exit)
+    return flush_all(timeout)
 
 
 # --------------------------------------------------------------------------- formatting
@@ -542,7 +399,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         direct message the recipient is alerted anyway). ``""``: nobody.
     :param local: show the local bar (default True); ``False`` sends the message only.
     :param client: the :class:`~mattermost_notify.client.Notify` to use (default:
-        ``get_client()``, resolved on a background thread).
+        ``get_client()``, found when the bar is created).
     :param rank_zero_only: send only from rank 0 in a distributed run (default True).
     """
 
@@ -612,7 +469,14 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
             if not self._mm_leaves():
                 transient_pos = abs(self.pos)
             msg_id = f"progress-{uuid.uuid4().hex[:16]}"
-        _remember_client(client)
+        if client is None:
+            from .api import get_client
+
+            try:
+                client = get_client()
+            except Exception as exc:
+                _warn(f"progress messages are off for this bar ({type(exc).__name__}: {exc})")
+                return
         remote = _Remote(
             client=client,
             user=user,
@@ -622,20 +486,21 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
             min_interval=min_interval,
             mention=self._mm_mention,
         )
-        self._mm = remote
         text = self._mm_running_text()
         remote.last_text = text
-        remote.submit("start", text)
+        try:
+            remote.start(text)
+        except MessageError as exc:
+            # no target (or a bad name): say it once, in tqdm's words; the bar's edits and
+            # final state would only fail again
+            warn(f"progress message not sent: {_in_tqdm_words(str(exc))}")
+            return
+        self._mm = remote
 
     @property
     def message_id(self) -> str | None:
         """The id of this bar's message (None when nothing is sent)."""
         return self._mm.msg_id if self._mm is not None else None
-
-    @property
-    def remote_edits(self) -> int:
-        """How many edits were handed to the sender (the final state not counted)."""
-        return self._mm.edits if self._mm is not None else 0
 
     # ---- formatting ----
     def _mm_meter(self, final: bool = False) -> str:
@@ -682,8 +547,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
             if text != remote.last_text:
                 remote.last_text = text
                 remote.last_edit = now
-                remote.edits += 1
-                remote.submit("edit", text)
+                remote.edit(text)
         except Exception as exc:  # pragma: no cover - formatting bug; keep the loop alive
             log.debug("progress message: display failed: %s", exc)
         return result
@@ -800,7 +664,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
             wants_reply = self._mm_reply if self._mm_reply is not None else abs(self.pos) == 0
             if wants_reply and state in ("done", "stopped", "failed"):
                 reply = f"{headline(name)} (on {_HOST}){block}"
-            remote.submit("final", text, reply)
+            remote.final(text, reply)
         except Exception as exc:  # pragma: no cover - never break the user's code
             _warn(f"progress message: final state not sent ({exc})")
         finally:

@@ -24,11 +24,17 @@ the progress messages and ``notify(..., block=False)`` are built on it.
   message that is not a string, a missing file, a user and a channel at
   once) raise at once, before anything is queued: they are bugs in the
   caller, not delivery failures.
-* **Durability.** Each queued message is also an entry in the disk outbox
+* **No I/O in the caller.** ``post`` and ``update`` only check their
+  arguments and append to the queue in memory; the disk and the network
+  are touched by the sender's two threads (a progress bar's loop never
+  waits for either).
+* **Durability.** Each queued message is also written, by the sender's
+  outbox thread within moments, as an entry in the disk outbox
   (:mod:`mattermost_notify.outbox`), removed once delivered. At interpreter
   exit a bounded flush (5 s by default) runs; whatever is still queued
-  stays on disk and is delivered by the next process that wakes up, or by
-  ``mattermost-notify outbox flush``.
+  is written to disk then and is delivered by the next process that wakes
+  up, or by ``mattermost-notify outbox flush``. A process killed (SIGKILL)
+  in the instant between ``post`` and that write loses that message.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ from .outbox import OutboxEntry, Spool, list_entries
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Notify, SentMessage
 
-__all__ = ["BackgroundSender", "Ticket"]
+__all__ = ["BackgroundSender", "Ticket", "flush_all"]
 
 log = logging.getLogger("mattermost_notify.sender")
 
@@ -147,12 +153,17 @@ def _call_quietly(fn: Callable[[Ticket], None], ticket: Ticket) -> None:
 
 
 class _Item:
-    __slots__ = ("entry", "seq", "tickets")
+    """A queued entry with its tickets; ``version`` counts changes, ``saved`` the one on disk."""
+
+    __slots__ = ("done", "entry", "saved", "seq", "tickets", "version")
 
     def __init__(self, entry: OutboxEntry, seq: int, ticket: Ticket | None) -> None:
         self.entry = entry
         self.seq = seq
         self.tickets: list[Ticket] = [ticket] if ticket is not None else []
+        self.version = 1
+        self.saved = 1 if entry.path is not None else 0
+        self.done = False
 
     @property
     def kind(self) -> str:
@@ -201,8 +212,6 @@ def _normalize_files(files: FileArg) -> list[str] | None:
 _senders: weakref.WeakSet[BackgroundSender] = weakref.WeakSet()
 _senders_lock = threading.Lock()
 _exiting = False
-
-
 _exit_deadline = 0.0
 
 
@@ -223,6 +232,21 @@ def _close_all_at_exit() -> None:
 
 
 atexit.register(_close_all_at_exit)
+
+
+def flush_all(timeout: float | None = None) -> bool:
+    """Wait until every open sender of this process delivered what was queued so far.
+
+    True when all of it went out (or failed for good) within ``timeout`` seconds.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with _senders_lock:
+        senders = [s for s in _senders if not s._closed]
+    ok = True
+    for s in senders:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ok = s.flush(left) and ok
+    return ok
 
 
 class BackgroundSender:
@@ -255,8 +279,6 @@ class BackgroundSender:
         self._setup()
         with _senders_lock:
             _senders.add(self)
-        if self._spool is not None:
-            self._adopt()
 
     # state that a forked child must rebuild
     def _setup(self) -> None:
@@ -264,6 +286,7 @@ class BackgroundSender:
         # reentrant: a signal handler that sends runs on the thread it interrupted, maybe
         # inside this very lock (a plain Lock would deadlock the process)
         self._cond = threading.Condition(threading.RLock())
+        self._disk = threading.Lock()  # the spool and entry files; never taken under _cond
         self._queue: deque[_Item] = deque()
         self._waiting_updates: dict[str, _Item] = {}  # id -> queued update not on the wire
         self._inflight: _Item | None = None
@@ -273,13 +296,18 @@ class BackgroundSender:
         self._seq = 0
         self._closed = False
         self._worker: threading.Thread | None = None
-        self._spool: Spool | None = self._open_spool() if self._use_spool else None
+        self._outbox_thread: threading.Thread | None = None
+        self._spool: Spool | None = None
+        # with an outbox, nothing is sent before what exited processes left was adopted
+        self._prepared = not self._use_spool
+        self._unsaved = False
         self.delivered = 0
         self.failed = 0
+        if self._use_spool:
+            with self._cond:
+                self._start_outbox_thread()
 
     def _open_spool(self) -> Spool | None:
-        from .outbox import Spool
-
         try:
             return Spool(self._outbox_root)
         except Exception as exc:
@@ -350,17 +378,21 @@ class BackgroundSender:
         return self._enqueue(entry, Ticket("update", id))
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything queued so far was delivered or failed; False on timeout."""
+        """Wait until everything queued so far was delivered or failed; False on timeout.
+
+        What exited processes left in the outbox (adopted when the sender starts) counts
+        as queued before anything else.
+        """
         self._check_fork()
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
+            if not self._cond.wait_for(lambda: self._prepared, timeout):
+                return False
             target = self._seq
             if self._queue:
                 self._start_worker()
-
-            def done() -> bool:
-                return all(item.seq > target for item in self._queue)
-
-            return self._cond.wait_for(done, timeout)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return self._cond.wait_for(lambda: all(item.seq > target for item in self._queue), left)
 
     def close(self, timeout: float | None = DEFAULT_EXIT_TIMEOUT) -> bool:
         """Flush for at most ``timeout`` s, then stop the worker.
@@ -377,6 +409,7 @@ class BackgroundSender:
             worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(0.5 if ok else 0.05)
+        self._save()  # what the outbox thread has not written yet
         if worker is None or not worker.is_alive():
             self._close_spool()
         if not ok:
@@ -436,32 +469,32 @@ class BackgroundSender:
 
     def _adopt(self, mark_late: Callable[[OutboxEntry], str | None] | None = None) -> None:
         self._check_fork()
-        if self._spool is None:
-            return
-        try:
-            adopted = self._spool.adopt_orphans(self.server_url)
-        except Exception as exc:
-            log.warning("cannot read the outbox: %s", exc)
-            return
-        if not adopted:
-            return
-        with self._cond:
-            # Older than anything queued now: they go first, behind a message on the wire.
-            pos = 1 if self._inflight is not None else 0
-            for entry in adopted:
-                note = _call_or_none(mark_late, entry)
-                if note and entry.message:
-                    entry.message = f"{entry.message}\n{note}"
-                ticket = Ticket(entry.kind, entry.id or entry.reply_to)
-                self._seq += 1
-                item = _Item(entry, self._seq, ticket)
-                self._queue.insert(pos, item)
-                pos += 1
-                self._unclaimed.append(ticket)
-                if entry.kind == "update" and entry.id is not None:
-                    self._waiting_updates.setdefault(entry.id, item)
-            self._start_worker()
-            self._cond.notify_all()
+        with self._disk:  # held until the entries are queued: a second adopter waits
+            spool = self._spool_now()
+            try:
+                adopted = spool.adopt_orphans(self.server_url) if spool is not None else []
+            except Exception as exc:
+                log.warning("cannot read the outbox: %s", exc)
+                adopted = []
+            with self._cond:
+                # Older than anything queued now: they go first, behind a message on the wire.
+                pos = 1 if self._inflight is not None else 0
+                for entry in adopted:
+                    note = _call_or_none(mark_late, entry)
+                    if note and entry.message:
+                        entry.message = f"{entry.message}\n{note}"
+                    ticket = Ticket(entry.kind, entry.id or entry.reply_to)
+                    self._seq += 1
+                    item = _Item(entry, self._seq, ticket)
+                    self._queue.insert(pos, item)
+                    pos += 1
+                    self._unclaimed.append(ticket)
+                    if entry.kind == "update" and entry.id is not None:
+                        self._waiting_updates.setdefault(entry.id, item)
+                self._prepared = True
+                if self._queue:
+                    self._start_worker()
+                self._cond.notify_all()
 
     # ------------------------------------------------------------ internals
     def _entry(self, kind: str, message: str, **fields: Any) -> OutboxEntry:
@@ -473,6 +506,7 @@ class BackgroundSender:
         return entry
 
     def _enqueue(self, entry: OutboxEntry, ticket: Ticket) -> Ticket:
+        """Queue ``entry`` in memory; the outbox thread writes it to disk."""
         self._check_fork()
         with self._cond:
             if entry.kind == "update" and self._coalesce(entry, ticket):
@@ -480,23 +514,20 @@ class BackgroundSender:
             self._seq += 1
             item = _Item(entry, self._seq, ticket)
             self._fill_hook(entry)
-            self._persist(item)
             late = False
             if self._closed:
                 # After close. At exit (an atexit handler that runs after ours): deliver it
                 # within what is left of the exit budget, the rest stays in the outbox.
                 # Without a spool: keep it for the next process instead of losing it.
-                if self._spool is None and not _exiting:
+                if not self._use_spool and not _exiting:
                     self._spill_after_close(item)
                     return ticket
                 late = _exiting
                 self._closed = False  # reopened by use
-                if self._spool is None or self._spool.closed:
-                    self._spool = self._open_spool() if self._use_spool else None
-                    self._persist(item)
             self._queue.append(item)
             if entry.kind == "update" and entry.id is not None:
                 self._waiting_updates[entry.id] = item
+            self._changed()
             self._start_worker()
             self._cond.notify_all()
         if late:
@@ -516,7 +547,8 @@ class BackgroundSender:
         if entry.props is not None:
             old.props = entry.props
         waiting.tickets.append(ticket)
-        self._write(old)
+        waiting.version += 1
+        self._changed()
         return True
 
     def _carry_hook(self, id: str) -> None:
@@ -543,24 +575,75 @@ class BackgroundSender:
         entry.hook = hook.to_dict()
         return True
 
-    def _write(self, entry: OutboxEntry) -> None:
-        """Write ``entry`` to the spool when there is one (a failure is a log line)."""
-        if self._spool is None or self._spool.closed:
-            return
-        try:
-            self._spool.write(entry)
-        except OSError as exc:
-            log.warning(
-                "cannot write to the outbox (%s); %s kept in memory only", exc, entry.describe()
-            )
+    def _changed(self) -> None:
+        """An item is new or changed: wake the outbox thread (caller holds the lock)."""
+        if self._use_spool:
+            self._unsaved = True
+            self._start_outbox_thread()
+            self._cond.notify_all()
 
-    def _persist(self, item: _Item) -> None:
-        if item.entry.path is None:
-            self._write(item.entry)
+    # ------------------------------------------------------------ the outbox thread
+    def _start_outbox_thread(self) -> None:
+        # caller holds the lock
+        if self._outbox_thread is None or not self._outbox_thread.is_alive():
+            self._outbox_thread = threading.Thread(
+                target=self._outbox_run, name="mattermost-notify-outbox", daemon=True
+            )
+            self._outbox_thread.start()
+
+    def _outbox_run(self) -> None:
+        try:
+            if not self._prepared:
+                self._adopt()
+            while True:
+                self._save()
+                with self._cond:
+                    if not self._cond.wait_for(
+                        lambda: self._unsaved or self._closed, self.idle_timeout
+                    ) or (self._closed and not self._unsaved):
+                        if self._outbox_thread is threading.current_thread():
+                            self._outbox_thread = None
+                        return
+        except BaseException:  # pragma: no cover - a bug; keep the user's program alive
+            log.exception("the background sender's outbox thread stopped after an internal error")
+            with self._cond:
+                self._prepared = True
+                self._cond.notify_all()
+
+    def _spool_now(self) -> Spool | None:
+        """The spool, opened on first use (caller holds ``_disk``)."""
+        if self._use_spool and (self._spool is None or self._spool.closed):
+            self._spool = self._open_spool()
+        return self._spool
+
+    def _save(self) -> None:
+        """Write every queued entry that is new or changed since it was last written."""
+        with self._cond:
+            self._unsaved = False
+            todo = [(i, replace(i.entry), i.version) for i in self._queue if i.saved < i.version]
+        if not todo:
+            return
+        with self._disk:
+            spool = self._spool_now()
+            if spool is None:
+                return
+            for item, snapshot, version in todo:
+                if item.done:
+                    continue  # delivered meanwhile: no file for it
+                try:
+                    spool.write(snapshot)
+                except OSError as exc:
+                    log.warning(
+                        "cannot write to the outbox (%s); %s kept in memory only",
+                        exc,
+                        snapshot.describe(),
+                    )
+                    continue
+                with self._cond:
+                    item.entry.path = snapshot.path
+                    item.saved = max(item.saved, version)
 
     def _spill_after_close(self, item: _Item) -> None:
-        if item.entry.path is not None:
-            return
         try:
             spool = Spool(self._outbox_root)
             spool.write(item.entry)
@@ -570,12 +653,13 @@ class BackgroundSender:
             log.warning("%s queued after close is lost: %s", item.entry.describe(), exc)
 
     def _close_spool(self) -> None:
-        with self._cond:
+        with self._disk:
             spool = self._spool
-        if spool is not None:
-            with contextlib.suppress(Exception):
-                spool.close()
+            if spool is not None:
+                with contextlib.suppress(Exception):
+                    spool.close()
 
+    # ------------------------------------------------------------ the worker
     def _start_worker(self) -> None:
         # caller holds the lock
         if self._closed or (self._worker is not None and self._worker.is_alive()):
@@ -590,7 +674,7 @@ class BackgroundSender:
             while True:
                 with self._cond:
                     if not self._cond.wait_for(
-                        lambda: self._queue or self._closed, self.idle_timeout
+                        lambda: (self._queue and self._prepared) or self._closed, self.idle_timeout
                     ):
                         # Idle: let the thread go; the next message starts a new one.
                         if self._worker is threading.current_thread():
@@ -685,15 +769,17 @@ class BackgroundSender:
                 # Not on the wire while it waits: a newer update may replace its text.
                 self._waiting_updates.setdefault(entry.id, item)
             self._fill_hook(entry)
-            if entry.path is not None:
-                self._write(entry)
+            item.version += 1  # the attempt count changed
+            self._changed()
             self._cond.wait_for(lambda: self._closed, delay)
 
     def _finish(self, item: _Item, result: SentMessage | None, exc: BaseException | None) -> None:
         entry = item.entry
         # Off the disk first, so that a flush() that returns sees no stale entry.
-        if self._spool is not None:
-            self._spool.remove(entry)
+        with self._disk:
+            item.done = True
+            if self._spool is not None:
+                self._spool.remove(entry)
         with self._cond:
             if self._queue and self._queue[0] is item:
                 self._queue.popleft()
@@ -712,9 +798,10 @@ class BackgroundSender:
                 if self._previous_clients and entry.id and item.kind == "post":
                     self._carry_hook(entry.id)
                 if item.kind == "post" and entry.id:
-                    for waiting in self._queue:
-                        if waiting.entry.path is not None and self._fill_hook(waiting.entry):
-                            self._write(waiting.entry)
+                    for waiting in self._queue:  # now they can say where their message lives
+                        if self._fill_hook(waiting.entry):
+                            waiting.version += 1
+                            self._changed()
             tickets = list(item.tickets)
             self._cond.notify_all()
         if isinstance(exc, _AfterFailedPost):

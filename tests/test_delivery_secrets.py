@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -177,7 +178,9 @@ def test_outbox_and_hook_files_are_0600(mattermost_env: Sandbox, tmp_path: Path)
     assert (tmp_path / "h.json").stat().st_mode & 0o777 == 0o600
     mattermost_env.stop()
     client.sender.post("waiting", channel="alerts")
-    entries = outbox.list_entries()
+    deadline = time.monotonic() + 30
+    while not (entries := outbox.list_entries()) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the sender's outbox thread writes it in a moment
     assert entries and all(e.path.stat().st_mode & 0o777 == 0o600 for e in entries)
     assert all(e.path.parent.parent.stat().st_mode & 0o777 == 0o700 for e in entries)
     mattermost_env.start()

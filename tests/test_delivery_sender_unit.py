@@ -121,6 +121,14 @@ def make(client: StandIn, **kw: Any) -> BackgroundSender:
     return BackgroundSender(client, **kw)  # type: ignore[arg-type]
 
 
+def eventually(check: Any, timeout: float = 10.0) -> None:
+    """Wait for ``check()`` (the outbox thread writes entries shortly after queueing)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.01)
+
+
 def spool_files(data_dir: Path) -> list[Path]:
     return sorted((data_dir / "outbox").glob("spool-*/*.json"))
 
@@ -424,8 +432,9 @@ def test_entries_are_private_json_without_the_token(data_dir: Path) -> None:
     for i in range(5):
         s.post(f"m{i}", channel="alerts")
     s.update("bar", "50%")
+    assert c.calls == []  # the client is held: all six wait, and are written to disk
+    eventually(lambda: len(spool_files(data_dir)) == 6)
     files = spool_files(data_dir)
-    assert len(files) == 6
     assert stat.S_IMODE((data_dir / "outbox").stat().st_mode) == 0o700
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) == 0o600
@@ -466,6 +475,7 @@ def test_a_live_senders_entries_are_not_adopted(data_dir: Path) -> None:
     s1.post("mine", channel="alerts")
     assert c1.entered.wait(5)
     s1.post("mine too", channel="alerts")
+    eventually(lambda: len(outbox.list_entries()) == 2)
     c2 = StandIn()
     s2 = make(c2)
     assert s2.resume_outbox() == []

@@ -1,6 +1,6 @@
 """Notifications to Mattermost from scripts and notebooks.
 
-``import mattermost_notify as notify`` is cheap: every public name is resolved
+``import mattermost_notify`` is cheap: every public name is resolved
 on first use (PEP 562), so neither ``requests`` nor IPython, ipywidgets or tqdm
 is imported until something needs them.
 """
@@ -54,6 +54,8 @@ _LAZY: dict[str, str] = {
     "UnexpectedResponseError": "errors",
     "RateLimitedError": "errors",
     "NetworkError": "errors",
+    "ConnectTimeout": "errors",
+    "ReadTimeout": "errors",
     # progress messages (imports tqdm when first used)
     "tqdm": "progress_bar",
     "trange": "progress_bar",
@@ -62,48 +64,7 @@ _LAZY: dict[str, str] = {
     "MattermostHandler": "logging_handler",
 }
 
-__all__ = [
-    "APIError",
-    "AuthenticationError",
-    "BackgroundSender",
-    "ConfigurationError",
-    "ConnectionReport",
-    "FileError",
-    "HookError",
-    "HookStore",
-    "MattermostHandler",
-    "MattermostNotifyError",
-    "MattermostNotifyWarning",
-    "MessageError",
-    "MessageHook",
-    "NetworkError",
-    "NotFoundError",
-    "Notify",
-    "PermissionDeniedError",
-    "RateLimitedError",
-    "SentMessage",
-    "ServerError",
-    "Settings",
-    "UnexpectedResponseError",
-    "__version__",
-    "current_client",
-    "export_hook",
-    "flush",
-    "get_client",
-    "import_hook",
-    "load_ipython_extension",
-    "load_settings",
-    "notify",
-    "notify_channel",
-    "notify_user",
-    "on_done",
-    "progress",
-    "send_update",
-    "tqdm",
-    "trange",
-    "unload_ipython_extension",
-    "wakeup",
-]
+__all__ = sorted([*_LAZY, "__version__", "load_ipython_extension", "unload_ipython_extension"])
 
 
 def __getattr__(name: str) -> Any:
@@ -134,7 +95,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     _unload(ipython)
 
 
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs (X: re-exported)
     from .api import (
         current_client,
         export_hook,
@@ -153,6 +114,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         APIError,
         AuthenticationError,
         ConfigurationError,
+        ConnectTimeout,
         FileError,
         HookError,
         MattermostNotifyError,
@@ -162,6 +124,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         NotFoundError,
         PermissionDeniedError,
         RateLimitedError,
+        ReadTimeout,
         ServerError,
         UnexpectedResponseError,
     )

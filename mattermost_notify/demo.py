@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 __all__ = ["run_demo"]
 
@@ -33,23 +33,6 @@ notify.send_update(
 )
 notify.flush()
 """
-
-
-def _field(obj: Any, *names: str, default: Any = None) -> Any:
-    for name in names:
-        if isinstance(obj, dict) and name in obj:
-            return obj[name]
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    return default
-
-
-def _file_names(post: Any) -> list[str]:
-    files = _field(post, "files", "file_infos", default=None) or []
-    names = [str(_field(f, "name", "filename", default=f)) for f in files]
-    if not names:
-        names = [str(i) for i in _field(post, "file_ids", default=[]) or []]
-    return names
 
 
 def _quote(text: str, limit: int = 70) -> str:
@@ -104,7 +87,7 @@ def run_demo(keep: bool = False, out: IO[str] | None = None) -> int:
             say('1. A direct message:  client.send_to_user("Hello World!", "alice")')
             sent = client.send_to_user("Hello World!", "alice")
             dm = sb.view.posts(dm_with="alice")
-            expect(any(_field(p, "message") == "Hello World!" for p in dm), "the DM to @alice")
+            expect(any(p.message == "Hello World!" for p in dm), "the DM to @alice")
             say(f"   -> post {sent.post_id} in the direct channel of @{sb.bot_username} and @alice")
             say()
 
@@ -117,8 +100,8 @@ def run_demo(keep: bool = False, out: IO[str] | None = None) -> int:
             )
             sent = client.send_to_channel("Run 42 finished", "alerts", files=[str(results)])
             post = sb.view.post(sent.post_id)
-            names = _file_names(post)
-            expect(_field(post, "message") == "Run 42 finished", "the post in ~alerts")
+            names = [f.name for f in post.files]
+            expect(post.message == "Run 42 finished", "the post in ~alerts")
             expect(len(names) == 1, "one file attached to the same post")
             say(f"   -> post {sent.post_id} in ~alerts, with the file(s) {', '.join(names)}")
             say("      (text and file in one post, uploaded in one request)")
@@ -133,8 +116,8 @@ def run_demo(keep: bool = False, out: IO[str] | None = None) -> int:
             first = client.send_to_user("Training: epoch 1/3", "alice", id="training")
             client.send_update("Training: epoch 2/3", id="training")
             post = sb.view.post(first.post_id)
-            expect(_field(post, "message") == "Training: epoch 2/3", "the edited message")
-            text = str(_field(post, "message", default=""))
+            expect(post.message == "Training: epoch 2/3", "the edited message")
+            text = post.message
             say(f"   -> post {first.post_id} now reads {_quote(text)}")
             say()
 
@@ -162,7 +145,7 @@ def run_demo(keep: bool = False, out: IO[str] | None = None) -> int:
                 tail = (child.stderr.strip().splitlines() or ["(no output)"])[-1]
                 expect(False, f"the second process failed: {tail}")
             post = sb.view.post(first.post_id)
-            text = str(_field(post, "message", default=""))
+            text = post.message
             expect("second process" in text, "the edit made by the second process")
             say(f"   -> post {first.post_id} now reads {_quote(text)}")
             say()

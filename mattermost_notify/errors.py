@@ -2,15 +2,36 @@
 
 Every exception raised by the library derives from :class:`MattermostNotifyError`.
 Messages name the thing that went wrong (the user, channel, team, file or
-server) and never contain the access token.
+server) and never contain the access token::
+
+    MattermostNotifyError
+    ├── ConfigurationError          missing or invalid settings, malformed config file
+    ├── MessageError (ValueError)   empty or non-string message, bad or unknown id, bad target
+    ├── FileError                   missing, directory, unreadable, empty, too large, too many
+    ├── HookError                   corrupt or truncated hook, other server or bot, newer format
+    ├── NetworkError                the server could not be reached (refused, DNS, TLS, dropped)
+    │   ├── ConnectTimeout          no connection within the connect timeout
+    │   └── ReadTimeout             no answer within the read timeout
+    └── APIError                    the server answered with an error status
+        ├── AuthenticationError     401
+        ├── PermissionDeniedError   403
+        ├── NotFoundError           404
+        ├── RateLimitedError        429 after the retries (``retry_after``)
+        └── ServerError             5xx after the retries
+
+    MattermostNotifyWarning (UserWarning)   a background send failed; the program goes on
+    └── InsecureConfigWarning               a file holding the token is readable by others
 """
 
 from __future__ import annotations
+
+import warnings
 
 __all__ = [
     "APIError",
     "AuthenticationError",
     "ConfigurationError",
+    "ConnectTimeout",
     "FileError",
     "HookError",
     "InsecureConfigWarning",
@@ -21,8 +42,10 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitedError",
+    "ReadTimeout",
     "ServerError",
     "UnexpectedResponseError",
+    "warn",
 ]
 
 
@@ -52,6 +75,14 @@ class HookError(MattermostNotifyError):
 
 class NetworkError(MattermostNotifyError):
     """The server could not be reached: connection refused, DNS, TLS or timeout."""
+
+
+class ConnectTimeout(NetworkError):
+    """No connection to the server within the connect timeout."""
+
+
+class ReadTimeout(NetworkError):
+    """The server did not answer within the read timeout."""
 
 
 class APIError(MattermostNotifyError):
@@ -138,7 +169,6 @@ def warn(text: str, category: type[Warning] = MattermostNotifyWarning) -> None:
     text then goes to the ``mattermost_notify`` logger.
     """
     import sys
-    import warnings
 
     try:
         tqdm_module = sys.modules.get("tqdm")

@@ -48,7 +48,6 @@ import os
 import secrets
 import threading
 import time
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +56,7 @@ from typing import Any
 from ._checks import check_fields
 from ._files import ensure_private_dir, read_private, write_private
 from .config import user_data_dir
-from .errors import MattermostNotifyWarning
+from .errors import warn
 
 __all__ = [
     "ENTRY_VERSION",
@@ -235,7 +234,7 @@ def _read_entry(path: Path, *, active: bool = False) -> OutboxEntry:
         raise InvalidEntry(f"outbox entry is {exc}") from None
     if mode & 0o077 and str(path) not in _warned_modes:
         _warned_modes.add(str(path))
-        _warn(f"outbox entry {path} is readable by other users (mode {mode:o}); it should be 0600")
+        warn(f"outbox entry {path} is readable by other users (mode {mode:o}); it should be 0600")
     return entry_from_json(data, path, active=active)
 
 
@@ -244,13 +243,6 @@ def _quarantine(path: Path, exc: Exception) -> None:
     log.warning("outbox entry %s is invalid and was set aside: %s", path.name, exc)
     with contextlib.suppress(OSError):
         os.replace(path, path.with_name(path.name + _INVALID_SUFFIX))
-
-
-def _warn(text: str) -> None:
-    try:
-        warnings.warn(text, MattermostNotifyWarning, stacklevel=3)
-    except Exception:  # a user's "-W error" must not break a background thread
-        log.warning("%s", text)
 
 
 def _normalize_url(url: str | None) -> str:

@@ -120,10 +120,6 @@ _free_slots: weakref.WeakKeyDictionary[Any, dict[tuple[str | None, str | None, i
 _slots_lock = threading.Lock()
 
 
-def _warn(text: str) -> None:
-    warn(text)
-
-
 def _in_tqdm_words(text: str) -> str:
     """The API's advice (``user_name=``) in tqdm's keyword arguments (``user=``)."""
     return (
@@ -187,7 +183,7 @@ class _Remote:
         try:
             return str(self.client.mention_text(self.user, self.channel, mention=self.mention))
         except Exception as exc:
-            _warn(f"progress message: no mention in the reply ({exc})")
+            warn(f"progress message: no mention in the reply ({exc})")
             return ""
 
     def _post_failed(self) -> bool:
@@ -436,7 +432,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         if self.disable:
             return
         if user is not None and channel is not None:
-            _warn("progress message: give a user or a channel, not both; nothing is sent")
+            warn("progress message: give a user or a channel, not both; nothing is sent")
             return
         if rank_zero_only:
             rank = process_rank()
@@ -447,7 +443,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         try:
             self._mm_start(client, user, channel, id, float(min_interval))
         except Exception as exc:  # never break the user's loop
-            _warn(f"progress message not started: {exc}")
+            warn(f"progress message not started: {exc}")
             self._mm = None
         if self._mm is not None and sys.version_info < (3, 12):
             self._mm_watching_sigint = _watch_sigint()
@@ -475,7 +471,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
             try:
                 client = get_client()
             except Exception as exc:
-                _warn(f"progress messages are off for this bar ({type(exc).__name__}: {exc})")
+                warn(f"progress messages are off for this bar ({type(exc).__name__}: {exc})")
                 return
         remote = _Remote(
             client=client,
@@ -666,7 +662,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
                 reply = f"{headline(name)} (on {_HOST}){block}"
             remote.final(text, reply)
         except Exception as exc:  # pragma: no cover - never break the user's code
-            _warn(f"progress message: final state not sent ({exc})")
+            warn(f"progress message: final state not sent ({exc})")
         finally:
             self._mm = None
 

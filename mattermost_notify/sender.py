@@ -311,7 +311,7 @@ class BackgroundSender:
         try:
             return Spool(self._outbox_root)
         except Exception as exc:
-            _warn(
+            warn(
                 f"mattermost_notify: the outbox cannot be used ({exc}); background messages are"
                 " kept in memory only and are lost if the process exits before they are sent"
             )
@@ -810,7 +810,7 @@ class BackgroundSender:
             text = f"mattermost_notify: background {entry.describe()} failed: {exc}"
             # shown once, as the warning; the log keeps it (and a traceback for a bug)
             log.info("%s", text, exc_info=not isinstance(exc, MattermostNotifyError))
-            _warn(text)
+            warn(text)
         for t in tickets:
             t._resolve(result, exc)
 
@@ -826,7 +826,3 @@ def _call_or_none(fn: Callable[[OutboxEntry], str | None] | None, entry: OutboxE
     except Exception:
         log.exception("mark_late failed")
         return None
-
-
-def _warn(text: str) -> None:
-    warn(text)  # never raises: "-W error" must not kill the worker or break the caller

@@ -35,7 +35,6 @@ import http.cookiejar
 import ipaddress
 import itertools
 import logging
-import math
 import os
 import re
 import socket
@@ -59,11 +58,13 @@ from .errors import (
     APIError,
     AuthenticationError,
     ConfigurationError,
+    ConnectTimeout,
     MattermostNotifyError,
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
+    ReadTimeout,
     ServerError,
     UnexpectedResponseError,
 )
@@ -80,7 +81,6 @@ __all__ = [
 logger = logging.getLogger("mattermost_notify")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-NEVER_RETRY = frozenset({400, 401, 403, 404, 413})
 DEDUP_PENDING_ID = "api.post.deduplicate_create_post.pending"
 POST_READ_TIMEOUT = 10.0
 """Upper bound of the read timeout of a post creation (see the module doc)."""
@@ -625,7 +625,7 @@ class Transport:
             retry_this = status in RETRY_STATUSES or (
                 status == 500 and _error_id(response) == DEDUP_PENDING_ID
             )
-            if retry_this and status not in NEVER_RETRY:
+            if retry_this:
                 wait_hint = self._wait_hint(response, state)
                 if wait_hint is not None and time.monotonic() + wait_hint >= deadline:
                     # the server asks for a wait past this request's deadline: say so now
@@ -784,9 +784,10 @@ class Transport:
             if kind == "read timeout":
                 hint = f"; timeout (connect, read) = {self.timeout}"
             text = f"{kind} talking to {host}{about}{tries}: {detail}{hint}"
-        err = NetworkError(self.redact(text))
-        err.kind = kind  # type: ignore[attr-defined]
-        return err
+        error = {"connect timeout": ConnectTimeout, "read timeout": ReadTimeout}.get(
+            kind, NetworkError
+        )
+        return error(self.redact(text))
 
     def error_for(
         self,
@@ -950,14 +951,3 @@ def _short_reason(exc: Exception) -> str:
 def _numbers(value: str) -> list[float]:
     """The numbers of a header that may be a comma-separated list ("5" or "5, 5")."""
     return [float(part) for part in value.split(",")]
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Parse a ``Retry-After`` value (seconds); ``None`` when absent or invalid."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None

@@ -413,9 +413,10 @@ def test_read_timeout_is_named(sb: Sandbox) -> None:
         sb.faults.delay(1.0)
         try:
             with pytest.raises(
-                errors.NetworkError, match=r"read timeout.*timeout \(connect, read\)"
-            ):
+                errors.ReadTimeout, match=r"read timeout.*timeout \(connect, read\)"
+            ) as info:
                 c.send_to_user("x", "bob")
+            assert isinstance(info.value, errors.NetworkError)  # a NetworkError like any other
         finally:
             sb.faults.clear()
             time.sleep(0.8)  # let the delayed request finish before the next test

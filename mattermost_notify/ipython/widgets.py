@@ -12,12 +12,15 @@ failed) and when it last changed; it follows the core sender's tickets.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
+
+if TYPE_CHECKING:
+    from ..client import ConnectionReport
+    from ..sender import Ticket
 
 __all__ = ["MessageStatus", "SetupForm"]
 
@@ -30,22 +33,12 @@ def _status_html(ok: bool | None, text: str) -> str:
 class SetupForm:
     """URL, team and token; "Test connection" and "Save". Callbacks never raise."""
 
-    def __init__(
-        self,
-        *,
-        config_path: str | Path | None = None,
-        url: str = "",
-        team: str = "",
-        tester: Callable[[str, str, str], Any] | None = None,
-    ) -> None:
+    def __init__(self, *, config_path: str | Path | None = None) -> None:
         from ..config import user_config_dir
 
         self.config_path = Path(config_path) if config_path else user_config_dir() / "config.toml"
-        self._tester = tester or _test_connection
-        self.url = w.Text(
-            value=url, description="Server URL", placeholder="https://chat.example.org"
-        )
-        self.team = w.Text(value=team, description="Team", placeholder="your team's name")
+        self.url = w.Text(description="Server URL", placeholder="https://chat.example.org")
+        self.team = w.Text(description="Team", placeholder="your team's name")
         self.token = w.Password(description="Token", placeholder="a bot's access token")
         self._token = ""  # the token once used: kept here, not in the synced widget value
         self.test_button = w.Button(description="Test connection", icon="plug")
@@ -97,16 +90,14 @@ class SetupForm:
         self.test_button.disabled = True
         self.status.value = _status_html(None, "testing…")
         try:
-            report = self._tester(*values)
-            ok = bool(getattr(report, "ok", False))
-            detail = getattr(report, "error", None) if not ok else None
-            if ok:
-                bot = getattr(report, "bot_name", None)
-                text = f"connected to {values[0]}" + (f" as {bot}" if bot else "")
+            report = _test_connection(*values)
+            if report.ok:
+                bot = f" as {report.bot_name}" if report.bot_name else ""
+                text = f"connected to {values[0]}{bot}"
             else:
-                text = f"connection failed: {detail or 'see mattermost-notify test'}"
-            self.status.value = _status_html(ok, _scrub(text, values[2]))
-            return ok
+                text = f"connection failed: {report.error or 'see mattermost-notify test'}"
+            self.status.value = _status_html(report.ok, _scrub(text, values[2]))
+            return report.ok
         except Exception as exc:
             self.status.value = _status_html(
                 False, _scrub(f"{type(exc).__name__}: {exc}", values[2])
@@ -142,7 +133,7 @@ def _scrub(text: str, token: str) -> str:
     return text.replace(token, "***") if token else text
 
 
-def _test_connection(url: str, team: str, token: str) -> Any:
+def _test_connection(url: str, team: str, token: str) -> ConnectionReport:
     from ..client import Notify
 
     with Notify(token, url, team or None) as client:
@@ -187,14 +178,14 @@ class MessageStatus:
         self.updated_at = datetime.now(UTC)
         self._render()
 
-    def watch(self, ticket: Any, state: str) -> None:
+    def watch(self, ticket: Ticket, state: str) -> None:
         """Show ``state`` (with the link) once ``ticket`` is delivered, or its failure."""
 
-        def done(t: Any) -> None:
-            exc = t.exception(0)
+        def done(t: Ticket) -> None:
+            exc, sent = t.exception(0), t.result(0)
             if exc is not None:
                 self.set(f"failed: {exc}")
             else:
-                self.set(state, getattr(t.result(0), "permalink", None))
+                self.set(state, sent.permalink if sent is not None else None)
 
         ticket.add_done_callback(done)

@@ -2,7 +2,9 @@
 
 Every exception raised by the library derives from :class:`MattermostNotifyError`.
 Messages name the thing that went wrong (the user, channel, team, file or
-server) and never contain the access token::
+server) and never contain the access token.
+
+.. code-block:: text
 
     MattermostNotifyError
     ├── ConfigurationError          missing or invalid settings, malformed config file

@@ -11,17 +11,7 @@ import pytest
 
 import mattermost_notify as notify
 from mattermost_notify import api, errors
-
-try:
-    from mattermost_notify.sandbox import Sandbox
-except ImportError:  # pragma: no cover - before the sandbox package facade landed
-    from mattermost_notify.sandbox.server import Sandbox
-
-
-@pytest.fixture(scope="module")
-def sb() -> Iterator[Sandbox]:
-    with Sandbox() as server:
-        yield server
+from mattermost_notify.sandbox import Sandbox
 
 
 @pytest.fixture

@@ -18,17 +18,7 @@ from mattermost_notify import errors
 from mattermost_notify._checks import CUT_MARKER, MAX_MESSAGE_RUNES
 from mattermost_notify.client import Notify
 from mattermost_notify.hooks import HookStore, read_hook
-
-try:
-    from mattermost_notify.sandbox import Sandbox
-except ImportError:  # pragma: no cover - before the sandbox package facade landed
-    from mattermost_notify.sandbox.server import Sandbox
-
-
-@pytest.fixture(scope="module")
-def sb() -> Iterator[Sandbox]:
-    with Sandbox() as server:
-        yield server
+from mattermost_notify.sandbox import Sandbox
 
 
 @pytest.fixture

@@ -19,11 +19,7 @@ from pathlib import Path
 import pytest
 
 from mattermost_notify import api
-
-try:
-    from mattermost_notify.sandbox import Sandbox
-except ImportError:  # pragma: no cover - before the sandbox package facade landed
-    from mattermost_notify.sandbox.server import Sandbox
+from mattermost_notify.sandbox import Sandbox
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "use_api.rst"
 SESSION_SPLIT = re.compile(r"\n# -+\n# in a new session\n# -+\n")
@@ -35,12 +31,6 @@ def code_blocks() -> list[str]:
     for match in re.finditer(r"^\.\. code(?:-block)?:: python\n\n((?:[ \t]+.*\n|\n)+)", text, re.M):
         blocks.append(textwrap.dedent(match.group(1)).strip() + "\n")
     return blocks
-
-
-@pytest.fixture(scope="module")
-def sb() -> Iterator[Sandbox]:
-    with Sandbox() as server:
-        yield server
 
 
 @pytest.fixture

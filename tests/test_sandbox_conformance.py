@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 import requests
+from openapi_check import COLLECTOR_KEY, OpenAPIChecker, assemble, resolve
 
 from mattermost_notify.sandbox import Sandbox
-from mattermost_notify.sandbox.conformance import OpenAPIChecker, assemble, resolve
-from mattermost_notify.sandbox.pytest_plugin import _COLLECTOR_KEY
 from mattermost_notify.sandbox.view import RequestRecord
 
 OPENAPI = Path(__file__).parent / "data" / "openapi"
@@ -63,8 +62,8 @@ def test_checker_finds_violations_and_accepts_conforming_answers() -> None:
 def test_this_suite_checks_every_sandbox_answer(
     request: pytest.FixtureRequest, mattermost_server: Sandbox
 ) -> None:
-    collector = request.config.stash.get(_COLLECTOR_KEY, None)
-    assert collector is not None, "mattermost_sandbox_openapi is not set for this project"
+    collector = request.config.stash.get(COLLECTOR_KEY, None)
+    assert collector is not None, "tests/conftest.py did not set up the OpenAPI check"
     before = collector.checker.checked
     requests.get(mattermost_server.url + "/api/v4/system/ping", timeout=5)
     assert collector.check_pending() == []

@@ -166,8 +166,81 @@ class Store:
                 return channel
         return None
 
+    def new_user(self, username: str, *, is_bot: bool = False, now: int) -> Obj:
+        user: Obj = {
+            "id": new_id(),
+            "create_at": now,
+            "update_at": now,
+            "delete_at": 0,
+            "username": username,
+            "auth_data": "",
+            "auth_service": "",
+            "email": f"{username}@sandbox.invalid",
+            "nickname": "",
+            "first_name": username.capitalize() if not is_bot else "",
+            "last_name": "",
+            "position": "",
+            "roles": "system_user",
+            "locale": "en",
+            "timezone": {
+                "automaticTimezone": "",
+                "manualTimezone": "",
+                "useAutomaticTimezone": "true",
+            },
+            "props": {},
+            "notify_props": {},
+            "last_password_update": now,
+            "last_picture_update": 0,
+            "failed_attempts": 0,
+            "mfa_active": False,
+            "disable_welcome_email": False,
+        }
+        if is_bot:
+            user["is_bot"] = True
+            user["bot_description"] = "Sends notifications (sandbox bot)."
+        self.users[user["id"]] = user
+        return user
+
+    def new_channel(
+        self,
+        team_id: str,
+        name: str,
+        display_name: str,
+        kind: str,
+        *,
+        members: set[str],
+        now: int,
+        creator_id: str = "",
+    ) -> Obj:
+        channel: Obj = {
+            "id": new_id(),
+            "create_at": now,
+            "update_at": now,
+            "delete_at": 0,
+            "team_id": team_id,
+            "type": kind,
+            "display_name": display_name,
+            "name": name,
+            "header": "",
+            "purpose": "",
+            "last_post_at": 0,
+            "last_root_post_at": 0,
+            "total_msg_count": 0,
+            "total_msg_count_root": 0,
+            "extra_update_at": 0,
+            "creator_id": creator_id,
+            "_members": sorted(members),
+        }
+        self.channels[channel["id"]] = channel
+        return channel
+
 
 def dm_name(user_a: str, user_b: str) -> str:
     """The name of the direct channel of two users: the sorted ids joined by ``__``."""
     first, second = sorted((user_a, user_b))
     return f"{first}__{second}"
+
+
+def can_post(user_id: str, channel: Obj) -> bool:
+    """Whether ``user_id`` may post in ``channel`` (a member of a channel not deleted)."""
+    return user_id in channel["_members"] and not channel["delete_at"]

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 #: ``status``: answer with ``status`` without applying the request.
 #: ``drop_before``: close the connection without applying the request.
 #: ``drop_after``: apply the request, then close the connection without an answer.
-MODES = ("status", "drop_before", "drop_after")
 
 
 @dataclass(frozen=True)

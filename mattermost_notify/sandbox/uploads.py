@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import mimetypes
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
-from ._store import Obj, new_id, now_ms, public
-from .server import (
+from ._store import Obj, Store, can_post, new_id, now_ms, public
+from .http import (
     CHUNK,
     ApiError,
     Ctx,
@@ -18,9 +19,6 @@ from .server import (
     json_response,
     permission_error,
 )
-
-if TYPE_CHECKING:
-    from .server import Sandbox
 
 _MAX_FIELD = 64 * 1024
 
@@ -52,15 +50,24 @@ class _Upload:
 
 
 class Uploads:
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sb = sandbox
-        self.store = sandbox._store
+    """The upload handler; ``max_file_size()`` is the server's current MaxFileSize and
+    ``restricted_dm(channel)`` whether the server refuses uploads to that DM."""
+
+    def __init__(
+        self,
+        store: Store,
+        max_file_size: Callable[[], int],
+        restricted_dm: Callable[[Obj], bool],
+    ) -> None:
+        self.store = store
+        self.max_file_size = max_file_size
+        self.restricted_dm = restricted_dm
 
     def _check_channel(self, ctx: Ctx, channel_id: str) -> Obj:
         channel = self.store.channels.get(channel_id)
-        if channel is None or not self.sb._api._can_post(ctx.user_id, channel):
+        if channel is None or not can_post(ctx.user_id, channel):
             raise permission_error()
-        if self.sb._api.restricted_dm(channel):
+        if self.restricted_dm(channel):
             raise ApiError(400, "api.file.upload_file.restricted_dm.error")
         return channel
 
@@ -70,7 +77,7 @@ class Uploads:
             "api.file.upload_file.too_large_detailed.app_error",
             filename=name,
             length=length,
-            limit=self.sb.max_file_size,
+            limit=self.max_file_size(),
         )
 
     def upload(self, ctx: Ctx) -> Response:
@@ -125,7 +132,7 @@ class Uploads:
         if not filename:
             raise invalid_param("filename")
         channel = self._check_channel(ctx, channel_id)
-        limit = self.sb.max_file_size
+        limit = self.max_file_size()
         if ctx.body.length is not None and ctx.body.length > limit:
             raise self._too_large(filename, ctx.body.length)
         item = _Upload(self.store.files_dir, filename)
@@ -151,7 +158,7 @@ class Uploads:
         boundary = _boundary(content_type)
         if not boundary:
             raise invalid_param("boundary")
-        limit = self.sb.max_file_size
+        limit = self.max_file_size()
         query_channel = ctx.q("channel_id")
         channel_id = query_channel
         channel: Obj | None = None

@@ -7,13 +7,12 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from .server import Response
+from .http import Response
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
-    from ._store import Obj
-    from .server import Sandbox
+    from ._store import Obj, Store
 
 _PERMALINK = re.compile(r"^/(?P<team>[^/]+)/pl/(?P<post_id>[a-z0-9]{26})$")
 _FILE = re.compile(r"^/_sandbox/files/(?P<file_id>[a-z0-9]{26})$")
@@ -51,12 +50,14 @@ def markdown_to_html(text: str) -> str:
     return str(_markdown().render(text))
 
 
-def render(sb: Sandbox, method: str, path: str, query: dict[str, list[str]]) -> Response:
+def render(
+    store: Store, team: str, method: str, path: str, query: dict[str, list[str]]
+) -> Response:
     """Answer a request outside ``/api`` and ``/hooks``."""
     if method not in ("GET", "HEAD"):
         return Response(405, b"method not allowed\n", "text/plain", api=False)
     if path == "/":
-        page = _page(sb)
+        page = _page(store, team)
         return Response(
             200,
             page.encode(),
@@ -65,16 +66,16 @@ def render(sb: Sandbox, method: str, path: str, query: dict[str, list[str]]) -> 
             headers={"Cache-Control": "no-store"},
         )
     found = _PERMALINK.match(path)
-    if found and found["team"] == sb.team:
+    if found and found["team"] == team:
         post_id = found["post_id"]
-        with sb._store.lock:
-            known = post_id in sb._store.posts
+        with store.lock:
+            known = post_id in store.posts
         if known:
             return Response(302, b"", "", {"Location": f"/#post-{post_id}"}, api=False)
     found = _FILE.match(path)
     if found:
-        with sb._store.lock:
-            info = sb._store.files.get(found["file_id"])
+        with store.lock:
+            info = store.files.get(found["file_id"])
         if info is not None and not info["delete_at"]:
             name = info["name"].replace('"', "")
             return Response(
@@ -82,7 +83,7 @@ def render(sb: Sandbox, method: str, path: str, query: dict[str, list[str]]) -> 
                 content_type=info["mime_type"],
                 api=False,
                 headers={"Content-Disposition": f'inline;filename="{name}"'},
-                file_path=sb._store.files_dir / info["id"],
+                file_path=store.files_dir / info["id"],
             )
     return Response(404, b"<h1>Not found</h1>", "text/html; charset=utf-8", api=False)
 
@@ -123,8 +124,7 @@ def _attachments(props: Obj) -> str:
     return "".join(out)
 
 
-def _post_html(sb: Sandbox, post: Obj, css: str) -> str:
-    store = sb._store
+def _post_html(store: Store, team: str, post: Obj, css: str) -> str:
     user = store.users.get(post["user_id"], {})
     name = html.escape(user.get("username", "?"))
     edited = ""
@@ -140,7 +140,7 @@ def _post_html(sb: Sandbox, post: Obj, css: str) -> str:
                 f' <span class="meta">({info["size"]} bytes)</span>'
             )
     files_html = f'<div class="files">{"".join(files)}</div>' if files else ""
-    link = f"/{html.escape(sb.team)}/pl/{post['id']}"
+    link = f"/{html.escape(team)}/pl/{post['id']}"
     return (
         f'<div class="post {css}" id="post-{post["id"]}">'
         f'<div class="meta"><b>{name}</b> · <a href="{link}">{_time(post["create_at"])}</a>'
@@ -149,20 +149,15 @@ def _post_html(sb: Sandbox, post: Obj, css: str) -> str:
     )
 
 
-def _channel_title(sb: Sandbox, channel: Obj) -> str:
+def _channel_title(store: Store, channel: Obj) -> str:
     if channel["type"] == "D":
-        names = [
-            sb._store.users[uid]["username"]
-            for uid in channel["_members"]
-            if uid in sb._store.users
-        ]
+        names = [store.users[uid]["username"] for uid in channel["_members"] if uid in store.users]
         return "@ " + ", ".join(sorted(names))
     icon = "🔒 " if channel["type"] == "P" else "# "
     return icon + str(channel["display_name"] or channel["name"])
 
 
-def _page(sb: Sandbox) -> str:
-    store = sb._store
+def _page(store: Store, team_name: str) -> str:
     with store.lock:
         channels = sorted(store.channels.values(), key=lambda c: (c["type"] == "D", c["name"]))
         by_channel: dict[str, list[Obj]] = {}
@@ -175,23 +170,23 @@ def _page(sb: Sandbox) -> str:
             posts = by_channel.get(channel["id"], [])
             if channel["type"] == "D" and not posts:
                 continue
-            title = html.escape(_channel_title(sb, channel))
+            title = html.escape(_channel_title(store, channel))
             nav.append(f'<a href="#ch-{channel["id"]}">{title} ({len(posts)})</a>')
             body: list[str] = []
             for post in posts:
                 if post["root_id"]:
                     continue
-                body.append(_post_html(sb, post, "root"))
+                body.append(_post_html(store, team_name, post, "root"))
                 for reply_id in post.get("_replies", []):
                     reply = store.posts.get(reply_id)
                     if reply is not None and not reply["delete_at"]:
-                        body.append(_post_html(sb, reply, "reply"))
+                        body.append(_post_html(store, team_name, reply, "reply"))
             if not body:
                 body.append('<p class="meta">No posts yet.</p>')
             sections.append(
                 f'<section id="ch-{channel["id"]}"><h2>{title}</h2>' + "".join(body) + "</section>"
             )
-    team = html.escape(sb.team)
+    team = html.escape(team_name)
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<meta http-equiv='refresh' content='{REFRESH_SECONDS}'>"

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs
 
-from ._store import Obj, dm_name, now_ms
-from .server import MAX_PAYLOAD_BYTES, ApiError, BodyTooLarge, Ctx, Response
-
-if TYPE_CHECKING:
-    from .server import Sandbox
+from ._store import Obj, Store, dm_name, now_ms
+from .http import MAX_PAYLOAD_BYTES, ApiError, BodyTooLarge, Ctx, Response
 
 
 def _hook_error(status: int, decode: bool = False) -> ApiError:
@@ -23,9 +21,15 @@ def _hook_error(status: int, decode: bool = False) -> ApiError:
 
 
 class Webhooks:
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sb = sandbox
-        self.store = sandbox._store
+    """The incoming-webhook handler; ``insert_post`` stores a post as the API does,
+    ``max_post_size()`` is the server's MaxPostSize."""
+
+    def __init__(
+        self, store: Store, insert_post: Callable[..., Obj], max_post_size: Callable[[], int]
+    ) -> None:
+        self.store = store
+        self.insert_post = insert_post
+        self.max_post_size = max_post_size
 
     def _payload(self, ctx: Ctx) -> dict[str, Any]:
         try:
@@ -91,15 +95,14 @@ class Webhooks:
                 dict(payload.get("props") or {}) if isinstance(payload.get("props"), dict) else {}
             )
             props["from_webhook"] = "true"
-            size = self.sb.max_post_size
+            size = self.max_post_size()
             parts = [text[i : i + size] for i in range(0, len(text), size)]
             parts = parts or [""]
-            api = self.sb._api
             for index, part in enumerate(parts):
                 part_props = dict(props)
                 if attachments and index == len(parts) - 1:
                     part_props["attachments"] = attachments
-                api.insert_post(hook["user_id"], channel, part, "", part_props, [], post_type)
+                self.insert_post(hook["user_id"], channel, part, "", part_props, [], post_type)
         return Response(200, b"ok", "text/plain")
 
     def _target_channel(self, hook: Obj, requested: Any) -> Obj:
@@ -116,7 +119,7 @@ class Webhooks:
             channel = store.dm_channel(hook["user_id"], user["id"])
             if channel is None:
                 members = {hook["user_id"], user["id"]}
-                channel = self.sb._make_channel(
+                channel = store.new_channel(
                     "", dm_name(hook["user_id"], user["id"]), "", "D", members=members, now=now_ms()
                 )
                 store.save("channel", channel["id"])

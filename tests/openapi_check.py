@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .view import RequestRecord
+import pytest
+
+from mattermost_notify.sandbox import RequestRecord, add_response_observer
 
 #: Order of the README: the Makefile's order restricted to the ten fragments.
 FRAGMENT_ORDER = (
@@ -50,7 +52,7 @@ def assemble(directory: str | Path) -> dict[str, Any]:
     base = Path(directory)
     text = "".join((base / f"{name}.yaml").read_text(encoding="utf-8") for name in FRAGMENT_ORDER)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    document = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    document = yaml.load(text, Loader=loader)
     if not isinstance(document, dict) or "paths" not in document or "components" not in document:
         raise ValueError(f"{base}: not an assembled OpenAPI document")
     return document
@@ -181,8 +183,6 @@ class ResponseCollector:
     """Collects answers from every sandbox of the process, checks them on demand."""
 
     def __init__(self, checker: OpenAPIChecker) -> None:
-        from .server import add_response_observer
-
         self.checker = checker
         self._lock = threading.Lock()
         self._pending: list[tuple[RequestRecord, str, bytes]] = []
@@ -201,3 +201,7 @@ class ResponseCollector:
         for record, content_type, body in pending:
             violations.extend(self.checker.check(record, content_type, body))
         return violations
+
+
+#: where tests/conftest.py keeps the collector of this run
+COLLECTOR_KEY = pytest.StashKey["ResponseCollector"]()

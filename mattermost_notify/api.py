@@ -11,10 +11,10 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._checks import check_target
-from .errors import ConfigurationError, MessageError, NetworkError
+from .errors import ConfigurationError, NetworkError
 
 if TYPE_CHECKING:
     from .client import Notify, SentMessage
@@ -214,16 +214,7 @@ def notify_user(
     block: bool = True,
 ) -> SentMessage | Ticket | None:
     """Send a direct message to ``user_name`` (or the default user)."""
-    client = get_client()
-    if user_name is None:
-        user_name = client.default_user
-        if user_name is None:
-            raise MessageError(
-                "no user name given and no default user set (wakeup(always_send_to_user=...))"
-            )
-    if not block:
-        return client.sender.post(message, user=user_name, id=id, files=files)
-    return client.send_to_user(message, user_name, files=files, id=id)
+    return _notify_one("user", message, user_name, files, id, block)
 
 
 def notify_channel(
@@ -235,17 +226,22 @@ def notify_channel(
     block: bool = True,
 ) -> SentMessage | Ticket | None:
     """Send a message to ``channel_name`` (or the default channel)."""
+    return _notify_one("channel", message, channel_name, files, id, block)
+
+
+def _notify_one(
+    kind: Literal["user", "channel"],
+    message: str,
+    name: str | None,
+    files: Files,
+    id: str | None,
+    block: bool,
+) -> SentMessage | Ticket | None:
     client = get_client()
-    if channel_name is None:
-        channel_name = client.default_channel
-        if channel_name is None:
-            raise MessageError(
-                "no channel name given and no default channel set "
-                "(wakeup(always_send_to_channel=...))"
-            )
+    target = dict([client.resolve_target(**{kind: name}, only=kind)])
     if not block:
-        return client.sender.post(message, channel=channel_name, id=id, files=files)
-    return client.send_to_channel(message, channel_name, files=files, id=id)
+        return client.sender.post(message, id=id, files=files, **target)
+    return client.send(message, files=files, id=id, **target)
 
 
 def send_update(

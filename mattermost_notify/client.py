@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from ._checks import (
@@ -654,25 +654,35 @@ class Notify:
                 )
 
     def resolve_target(
-        self, user: str | None = None, channel: str | None = None
+        self,
+        user: str | None = None,
+        channel: str | None = None,
+        *,
+        only: Literal["user", "channel"] | None = None,
     ) -> tuple[str, str]:
         """``("user", name)`` or ``("channel", name)``: where a message without a target goes.
 
         The one place that decides it. An explicit ``user`` or ``channel`` wins; else the
-        default user; else the default channel; else :class:`MessageError`. Names come
-        back normalised (no ``@``/``~``, lower case). Every caller that names no target
-        (``send``, ``notify()``, the background sender, ``%notify``, ``mattermost-notify
-        send``) passes ``None`` on to here.
+        default user; else the default channel; else :class:`MessageError`. With ``only``
+        just the default of that kind counts (``send_to_user``, ``notify_channel``, ...).
+        Names come back normalised (no ``@``/``~``, lower case). Every caller that names
+        no target (``send``, ``notify()``, the background sender, ``%notify``,
+        ``mattermost-notify send``) passes ``None`` on to here.
         """
         check_target(user, channel)
         if user is not None:
             return "user", check_name(user, "user name")
         if channel is not None:
             return "channel", check_name(channel, "channel name")
-        if self._default_user:
+        if self._default_user and only != "channel":
             return "user", self._default_user
-        if self._default_channel:
+        if self._default_channel and only != "user":
             return "channel", self._default_channel
+        if only is not None:
+            raise MessageError(
+                f"no {only} name given and no default {only} set "
+                f"(wakeup(always_send_to_{only}=...) or set_default_{only}())"
+            )
         raise MessageError(
             "no user or channel given and no default set: pass user_name= or channel_name=, "
             "or set a default (wakeup(always_send_to_user=...), default_user/default_channel)"
@@ -1018,11 +1028,8 @@ class Notify:
         props: Mapping[str, Any] | None = None,
     ) -> SentMessage:
         """Send a direct message to ``user_name`` (or the default user)."""
-        if user_name is None:
-            if not self._default_user:
-                raise MessageError("no user name given and no default user set")
-            user_name = self._default_user
-        return self.send(message, user=user_name, files=files, id=id, root_id=root_id, props=props)
+        _, name = self.resolve_target(user=user_name, only="user")
+        return self.send(message, user=name, files=files, id=id, root_id=root_id, props=props)
 
     def send_to_channel(
         self,
@@ -1035,15 +1042,8 @@ class Notify:
         props: Mapping[str, Any] | None = None,
     ) -> SentMessage:
         """Send a message to ``channel_name`` (or the default channel)."""
-        if channel_name is None:
-            if not self._default_channel:
-                raise MessageError(
-                    "no channel name given and no default channel set (set_default_channel())"
-                )
-            channel_name = self._default_channel
-        return self.send(
-            message, channel=channel_name, files=files, id=id, root_id=root_id, props=props
-        )
+        _, name = self.resolve_target(channel=channel_name, only="channel")
+        return self.send(message, channel=name, files=files, id=id, root_id=root_id, props=props)
 
     def reply(
         self,

@@ -50,6 +50,7 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,62 +92,48 @@ class Ticket:
     delivered, or ``None`` when it failed or is not done within ``timeout``;
     ``exception()`` gives the failure. Neither ever raises, so waiting on a
     ticket cannot break the caller. A coalesced update's ticket resolves with
-    the update that replaced it.
+    the update that replaced it. ``add_done_callback(fn)`` calls ``fn(ticket)``
+    when done (at once if it already is); an error in ``fn`` is logged.
     """
 
-    __slots__ = ("_callbacks", "_event", "_exception", "_lock", "_result", "kind", "message_id")
+    __slots__ = ("_future", "kind", "message_id")
 
     def __init__(self, kind: str, message_id: str | None = None) -> None:
         self.kind = kind
         self.message_id = message_id
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self._result: SentMessage | None = None
-        self._exception: BaseException | None = None
-        self._callbacks: list[Callable[[Ticket], None]] = []
+        self._future: Future[SentMessage | None] = Future()
 
     def done(self) -> bool:
-        return self._event.is_set()
+        return self._future.done()
 
     def result(self, timeout: float | None = None) -> SentMessage | None:
-        self._event.wait(timeout)
-        return self._result
+        try:
+            return self._future.result(timeout)
+        except Exception:  # failed, or not done in time
+            return None
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        self._event.wait(timeout)
-        return self._exception
+        try:
+            return self._future.exception(timeout)
+        except TimeoutError:
+            return None
 
     def add_done_callback(self, fn: Callable[[Ticket], None]) -> None:
-        """Call ``fn(ticket)`` when done (at once if it already is); errors in ``fn`` are logged."""
-        with self._lock:
-            if not self._event.is_set():
-                self._callbacks.append(fn)
-                return
-        _call_quietly(fn, self)
+        self._future.add_done_callback(lambda _: fn(self))
 
     def _resolve(self, result: SentMessage | None, exc: BaseException | None) -> None:
-        with self._lock:
-            if self._event.is_set():
-                return
-            self._result, self._exception = result, exc
-            self._event.set()
-            callbacks, self._callbacks = self._callbacks, []
-        for fn in callbacks:
-            _call_quietly(fn, self)
+        with contextlib.suppress(InvalidStateError):  # resolved already
+            if exc is None:
+                self._future.set_result(result)
+            else:
+                self._future.set_exception(exc)
 
     def __repr__(self) -> str:
         state = "pending"
         if self.done():
-            state = "failed" if self._exception is not None else "delivered"
+            state = "failed" if self._future.exception() is not None else "delivered"
         mid = f" id={self.message_id!r}" if self.message_id else ""
         return f"<Ticket {self.kind}{mid} {state}>"
-
-
-def _call_quietly(fn: Callable[[Ticket], None], ticket: Ticket) -> None:
-    try:
-        fn(ticket)
-    except Exception:
-        log.exception("a ticket callback failed")
 
 
 # ---------------------------------------------------------------- queue items

@@ -38,14 +38,11 @@ def files(tmp_path: Path) -> list[str]:
 
 
 def _clear(sb: Sandbox) -> None:
-    """Forget the request log; the sandbox logs a request just after answering it, so let
-    the previous operation's last record land first."""
-    time.sleep(0.05)
+    """Forget the request log (the sandbox logs a request before it answers it)."""
     sb.view.clear_requests()
 
 
 def _records(sb: Sandbox) -> list:
-    time.sleep(0.05)  # see _clear
     return sb.view.requests()
 
 

@@ -110,24 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs (X: re-export
     )
     from .client import ConnectionReport, Notify, SentMessage
     from .config import Settings, load_settings
-    from .errors import (
-        APIError,
-        AuthenticationError,
-        ConfigurationError,
-        ConnectTimeout,
-        FileError,
-        HookError,
-        MattermostNotifyError,
-        MattermostNotifyWarning,
-        MessageError,
-        NetworkError,
-        NotFoundError,
-        PermissionDeniedError,
-        RateLimitedError,
-        ReadTimeout,
-        ServerError,
-        UnexpectedResponseError,
-    )
+    from .errors import *  # noqa: F403 - every public exception
     from .hooks import HookStore, MessageHook
     from .logging_handler import MattermostHandler
     from .ondone import on_done

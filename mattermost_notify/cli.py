@@ -296,17 +296,9 @@ def _print_report(client: Notify) -> int:
 def _print_sources(settings: Settings) -> None:
     """Where each setting came from (the token's value is never shown)."""
     sources = getattr(settings, "sources", None) or {}
-    for name in (
-        "url",
-        "token",
-        "team_name",
-        "verify",
-        "timeout",
-        "allow_insecure",
-        "default_user",
-        "default_channel",
-        "mention",
-    ):
+    from .config import KEYS
+
+    for name in KEYS:
         if name not in sources:
             continue
         value = "(hidden)" if name == "token" else getattr(settings, name)

@@ -30,7 +30,7 @@ import stat
 import unicodedata
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,22 +72,6 @@ ENV_ID_CACHE = "MATTERMOST_NOTIFY_ID_CACHE"
 
 DEFAULT_TIMEOUT = (5.0, 30.0)
 MAX_TIMEOUT = 86400.0
-
-# the keys of a file or mapping: the Settings fields (any case)
-_KEYS = frozenset(
-    {
-        "url",
-        "token",
-        "team_name",
-        "verify",
-        "timeout",
-        "allow_insecure",
-        "default_user",
-        "default_channel",
-        "mention",
-        "id_cache",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -142,6 +126,12 @@ class Settings:
 
 
 # ---------------------------------------------------------------- directories
+
+
+#: the settings, in order: the keys of a config file or mapping (any case)
+KEYS: tuple[str, ...] = tuple(
+    f.name for f in fields(Settings) if f.name not in ("source", "sources", "notes")
+)
 
 
 def user_data_dir() -> Path:
@@ -260,8 +250,8 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = key.lower()
-        if name not in _KEYS:
-            known = ", ".join(sorted(_KEYS))
+        if name not in KEYS:
+            known = ", ".join(sorted(KEYS))
             raise ConfigurationError(f"unknown key {key!r} in config file {p} (known: {known})")
         out[name] = value
     return out
@@ -530,7 +520,7 @@ def load_settings(
             if value is None:
                 continue
             name = str(key).lower()
-            if name not in _KEYS:
+            if name not in KEYS:
                 raise ConfigurationError(f"unknown setting {key!r} in {source}")
             if name not in values:
                 values[name] = value

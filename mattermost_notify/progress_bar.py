@@ -134,12 +134,11 @@ class _Remote:
 
     def __init__(
         self,
-        *,
         client: Notify,
         user: str | None,
         channel: str | None,
         msg_id: str,
-        transient_pos: int | None,
+        transient_pos: int | None,  # a leave=False bar without an id: slot user
         min_interval: float,
         mention: str | Sequence[str] | None = None,
     ) -> None:
@@ -149,7 +148,7 @@ class _Remote:
         self.user = user
         self.channel = channel
         self.msg_id = msg_id
-        self.transient_pos = transient_pos  # a leave=False bar without an id: slot user
+        self.transient_pos = transient_pos
         self.post_ticket: Ticket | None = None
         self.min_interval = min_interval
         self.last_text: str | None = None
@@ -474,13 +473,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
                 warn(f"progress messages are off for this bar ({type(exc).__name__}: {exc})")
                 return
         remote = _Remote(
-            client=client,
-            user=user,
-            channel=channel,
-            msg_id=msg_id,
-            transient_pos=transient_pos,
-            min_interval=min_interval,
-            mention=self._mm_mention,
+            client, user, channel, msg_id, transient_pos, min_interval, self._mm_mention
         )
         text = self._mm_running_text()
         remote.last_text = text
@@ -694,21 +687,11 @@ def progress(
     iterable: Iterable[Any] | None = None,
     total: float | None = None,
     desc: str | None = None,
-    *,
-    user: str | None = None,
-    channel: str | None = None,
-    id: str | None = None,
-    min_interval: float = DEFAULT_MIN_INTERVAL,
     **kwargs: Any,
 ) -> tqdm:
-    """A progress bar whose state is kept in one Mattermost message (see :class:`tqdm`)."""
-    return tqdm(
-        iterable,
-        total=total,
-        desc=desc,
-        user=user,
-        channel=channel,
-        id=id,
-        min_interval=min_interval,
-        **kwargs,
-    )
+    """A progress bar whose state is kept in one Mattermost message.
+
+    ``tqdm(iterable, total=total, desc=desc, **kwargs)``: the keywords of :class:`tqdm`
+    (``user``, ``channel``, ``id``, ``min_interval``, ``reply``, ...) and tqdm's own.
+    """
+    return tqdm(iterable, total=total, desc=desc, **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,29 +202,25 @@ class Body:
         """The whole body; :class:`BodyTooLarge` beyond ``limit`` bytes."""
         if self.length is not None and self.length > limit:
             raise BodyTooLarge
-        parts = []
-        total = 0
-        while True:
-            data = self.read()
-            if not data:
-                break
-            total += len(data)
-            if total > limit:
-                raise BodyTooLarge
-            parts.append(data)
-        return b"".join(parts)
+        return b"".join(self._chunks(limit))
 
     def drain(self, limit: int = 4 * 1024 * MiB) -> bool:
         """Read and discard the rest; False when more than ``limit`` bytes were left."""
-        discarded = 0
-        while not self.done:
-            data = self.read()
-            if not data:
-                break
-            discarded += len(data)
-            if discarded > limit:
-                return False
+        try:
+            for _ in self._chunks(limit):
+                pass
+        except BodyTooLarge:
+            return False
         return True
+
+    def _chunks(self, limit: int) -> Iterator[bytes]:
+        """The rest of the body; :class:`BodyTooLarge` once past ``limit`` bytes."""
+        total = 0
+        while data := self.read():
+            total += len(data)
+            if total > limit:
+                raise BodyTooLarge
+            yield data
 
 
 @dataclass

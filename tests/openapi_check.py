@@ -1,11 +1,10 @@
 """Check the sandbox's JSON answers against Mattermost's official OpenAPI document.
 
-Opt-in, for test suites (needs ``pyyaml`` and ``jsonschema``, the ``test`` extra).
-The document is assembled from the official source fragments exactly the way
-Mattermost's Makefile does (text concatenation, head first, definitions last),
-``$ref``s are resolved here, and OpenAPI 3.0's ``nullable`` is mapped to JSON
-Schema. Enable it for a pytest run with the ini option
-``mattermost_sandbox_openapi = <directory of the fragments>``.
+Test tooling (needs ``pyyaml`` and ``jsonschema``, the ``test`` extra); tests/conftest.py
+turns it on for this suite. The document is assembled from the official source fragments
+exactly the way Mattermost's Makefile does (text concatenation, head first, definitions
+last), ``$ref``s are resolved here, and OpenAPI 3.0's ``nullable`` is mapped to JSON
+Schema.
 
 Allowed differences are only those of the API notes' section 10 that concern
 answers: ``hashtags`` instead of ``hashtag`` and ``detailed_error`` in error

@@ -236,13 +236,16 @@ class Api:
             raise permission_error()
         return json_response(200, public(self._visible_team(ctx, team)))
 
+    @staticmethod
+    def _member_route(ctx: Ctx, container_id: str, name: str, user_id: str) -> str:
+        """The ids of a ``.../{id}/members/{user_id}`` route checked; ``me`` resolved."""
+        check_id(container_id, name)
+        return check_id(ctx.user_id if user_id == "me" else user_id, "user_id")
+
     def h_team_member(self, ctx: Ctx, team_id: str, user_id: str) -> Response:
         # api4/team.go getTeamMember: ids checked, then view_team (membership: no
         # sandbox user has system-wide team permissions), then the member row
-        check_id(team_id, "team_id")
-        if user_id == "me":
-            user_id = ctx.user_id
-        check_id(user_id, "user_id")
+        user_id = self._member_route(ctx, team_id, "team_id", user_id)
         if not self._team_member(ctx.user_id, team_id):
             raise permission_error()
         if not self._team_member(user_id, team_id):
@@ -300,10 +303,7 @@ class Api:
     def h_channel_member(self, ctx: Ctx, channel_id: str, user_id: str) -> Response:
         # api4/channel.go getChannelMember: read_channel, which only the channel's own
         # member roles grant (team roles do not), then the member row
-        check_id(channel_id, "channel_id")
-        if user_id == "me":
-            user_id = ctx.user_id
-        check_id(user_id, "user_id")
+        user_id = self._member_route(ctx, channel_id, "channel_id", user_id)
         with self.store.lock:
             channel = self.store.channels.get(channel_id)
             if channel is None or ctx.user_id not in channel["_members"]:

@@ -331,7 +331,7 @@ class NotifyMagics(Magics):
         except MattermostNotifyError as exc:
             self._warn_once(f"mention:{mention}", f"mattermost_notify: no mention ({exc})")
         except Exception as exc:  # a bug of ours must not break the user's cell
-            warn(f"mattermost_notify: no mention ({type(exc).__name__}: {exc})")
+            _warn(f"mattermost_notify: no mention ({type(exc).__name__}: {exc})")
         return ""
 
     def _queue(self, tickets: list[Any], kind: str, message: str, **kwargs: Any) -> Any:

@@ -62,6 +62,7 @@ from .errors import (
     MessageError,
     NotFoundError,
     PermissionDeniedError,
+    warn,
 )
 from .hooks import HookStore, MessageHook, now_iso, read_hook, write_hook
 from .idcache import IdCache
@@ -171,7 +172,6 @@ def _warn_own_user_once(url: str, user_name: str) -> None:
         if (url, user_name) in _warned_own_user:
             return
         _warned_own_user.add((url, user_name))
-    import warnings
 
     with contextlib.suppress(Exception):  # "-W error" must not stop the send
         warnings.warn(
@@ -1125,7 +1125,7 @@ class Notify:
             if exc.error_id == EDIT_TIME_LIMIT:
                 # never retried as an edit: the message goes on in a new post, once
                 limit = self._learn_edit_limit(exc, hook)
-                _warn(
+                warn(
                     f"mattermost_notify: {self.url} refused to edit message {id!r}: posts can be "
                     f"edited for {limit} s there (PostEditTimeLimit); the message goes on in "
                     "a new post in its thread"
@@ -1595,13 +1595,6 @@ class Notify:
         except MattermostNotifyError as exc:
             return Check("default channel", False, str(exc))
         return Check("default channel", True, f"~{name}, the bot is a member")
-
-
-def _warn(text: str) -> None:
-    try:
-        warnings.warn(text, MattermostNotifyWarning, stacklevel=3)
-    except Exception:  # "-W error" must not turn a delivered message into a failure
-        log.warning("%s", text)
 
 
 STALE_ERROR_IDS = frozenset({"api.post.create_post.can_not_post_to_deleted.error"})

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import report
-from .errors import MattermostNotifyError
+from .errors import MattermostNotifyError, warn
 
 __all__ = ["Job", "mention_alert", "queue_on_sender", "warn"]
 
@@ -25,14 +25,6 @@ log = logging.getLogger("mattermost_notify.jobs")
 #: ``send(tickets, kind, message, **kwargs) -> Ticket | None`` (kind "post" or "update"):
 #: queues one message and appends its ticket to ``tickets``; never raises
 SendFn = Callable[..., Any]
-
-
-def warn(text: str) -> None:
-    """A :class:`MattermostNotifyWarning` that never raises (``-W error`` included): one
-    line, no source line of the library (see :func:`mattermost_notify.errors.warn`)."""
-    from .errors import warn as warn_once
-
-    warn_once(text)
 
 
 def mention_alert(

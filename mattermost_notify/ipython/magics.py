@@ -47,10 +47,6 @@ _AUTO_MODES = ("done", "error", "all")
 _CELL_ID_PREFIX = "cell-"
 
 
-def _warn(text: str) -> None:
-    warn(text)  # never raises: a notification problem must not become a cell error
-
-
 def _in_magic_words(text: str) -> str:
     """The API's advice (``user_name=``) in the magics' options (``-u``/``-c``)."""
     return text.replace(
@@ -197,7 +193,7 @@ class NotifyMagics(Magics):
     def _warn_once(self, key: str, text: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
-            _warn(text)
+            warn(text)
 
     @observe("reuse_ids_within")
     def _reuse_ids_within_changed(self, change: Any) -> None:
@@ -331,7 +327,7 @@ class NotifyMagics(Magics):
         except MattermostNotifyError as exc:
             self._warn_once(f"mention:{mention}", f"mattermost_notify: no mention ({exc})")
         except Exception as exc:  # a bug of ours must not break the user's cell
-            _warn(f"mattermost_notify: no mention ({type(exc).__name__}: {exc})")
+            warn(f"mattermost_notify: no mention ({type(exc).__name__}: {exc})")
         return ""
 
     def _queue(self, tickets: list[Any], kind: str, message: str, **kwargs: Any) -> Any:
@@ -404,9 +400,9 @@ class NotifyMagics(Magics):
                 block=False,
             )
         except MattermostNotifyError as exc:
-            _warn(f"mattermost_notify: %notify not sent: {_in_magic_words(str(exc))}")
+            warn(f"mattermost_notify: %notify not sent: {_in_magic_words(str(exc))}")
         except Exception as exc:
-            _warn(f"mattermost_notify: %notify not sent ({type(exc).__name__}: {exc})")
+            warn(f"mattermost_notify: %notify not sent ({type(exc).__name__}: {exc})")
         return None
 
     # ------------------------------------------------------------------ %%notify_on_done
@@ -491,7 +487,7 @@ class NotifyMagics(Magics):
                 recorder.start(job, self._cell_number(), lambda: self.client().hooks)
             job.start()
         except Exception as exc:
-            _warn(f"mattermost_notify: notification not started ({type(exc).__name__}: {exc})")
+            warn(f"mattermost_notify: notification not started ({type(exc).__name__}: {exc})")
             return None
         return job
 
@@ -537,7 +533,7 @@ class NotifyMagics(Magics):
             if tmpdir is not None:
                 self._tmpdirs.append((job.tickets, tmpdir))
         except Exception as err:
-            _warn(f"mattermost_notify: notification not finished ({type(err).__name__}: {err})")
+            warn(f"mattermost_notify: notification not finished ({type(err).__name__}: {err})")
         finally:
             if self._recorder is not None:
                 self._recorder.finish(job)

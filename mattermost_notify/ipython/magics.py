@@ -25,8 +25,9 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Float, Unicode, observe
 
-from .. import report
+from .. import api, report
 from ..errors import MattermostNotifyError, warn
 from ..jobs import Job, queue_on_sender
 from .cellrun import FigureCollector, run_cell_body
@@ -55,6 +56,19 @@ def _in_magic_words(text: str) -> str:
         "give -u USER or -c CHANNEL, or set a default (%config NotifyMagics.default_user = "
         "'alice', or default_user/default_channel in the configuration file)",
     )
+
+
+@contextlib.contextmanager
+def _quietly(what: str, words: Callable[[str], str] = str) -> Iterator[None]:
+    """Turn any exception in the block into one warning "mattermost_notify: <what>: ..."
+    (a notification problem must never become an error in the user's cell); ``words``
+    rewrites the library's advice for the magics."""
+    try:
+        yield
+    except MattermostNotifyError as exc:
+        warn(f"mattermost_notify: {what}: {words(str(exc))}")
+    except Exception as exc:  # a bug of ours, too
+        warn(f"mattermost_notify: {what} ({type(exc).__name__}: {exc})")
 
 
 # --------------------------------------------------------------------- %notify line parsing
@@ -157,15 +171,8 @@ class NotifyMagics(Magics):
         config=True
     )
 
-    def __init__(
-        self,
-        shell: Any = None,
-        *,
-        get_client: Callable[[], Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self._get_client_fn = get_client
         self._key: NotebookKey | None = None
         self._key_checked = False
         self._tried_default_client = False
@@ -237,12 +244,7 @@ class NotifyMagics(Magics):
         ``keeps_id``: the caller sends with an id of the user's, which should survive a
         restart; warn (once) when there is no notebook key to keep it under.
         """
-        if self._get_client_fn is not None:
-            client = self._get_client_fn()
-        else:
-            from .. import api
-
-            client = api.get_client()
+        client = api.get_client()
         self._attach(client)
         if keeps_id and self._key is None:
             self._warn_once(
@@ -262,7 +264,7 @@ class NotifyMagics(Magics):
         current = getattr(client, "hook_store", None)
         # never replace a store the user gave the client; replace ours after a key change
         if store is not None and (current is None or current in self._our_stores):
-            _attach_hook_store(client, store)
+            client.hook_store = store  # hooks are written through to it and read back
             self._our_stores.append(store)
             # ids the client sent before it had the store (the notebook's first message,
             # sent with the plain API) are kept too
@@ -281,7 +283,7 @@ class NotifyMagics(Magics):
         kernel) when some notebook's store does, so that an unknown id can be traced to
         the store of a renamed notebook.
         """
-        if self._get_client_fn is not None or not self.enabled:
+        if not self.enabled:
             return
         from .. import api
 
@@ -387,10 +389,8 @@ class NotifyMagics(Magics):
             return None
         target = self._target(opts["user"], opts["channel"])
         mid = opts["id"]
-        try:
+        with _quietly("%notify not sent", _in_magic_words):
             self.client(keeps_id=mid is not None)  # wires the notebook's hook store
-            from .. import api
-
             api.notify(
                 message,
                 user_name=target["user"],
@@ -399,10 +399,6 @@ class NotifyMagics(Magics):
                 id=mid,
                 block=False,
             )
-        except MattermostNotifyError as exc:
-            warn(f"mattermost_notify: %notify not sent: {_in_magic_words(str(exc))}")
-        except Exception as exc:
-            warn(f"mattermost_notify: %notify not sent ({type(exc).__name__}: {exc})")
         return None
 
     # ------------------------------------------------------------------ %%notify_on_done
@@ -465,7 +461,7 @@ class NotifyMagics(Magics):
             return None
         if self._stack:  # %autonotify must not send a second message for this cell
             self._skip_auto.add(id(self._stack[0].info))
-        try:
+        with _quietly("notification not started"):
             self._cleanup_tmp()
             job = Job(
                 send=self._queue,
@@ -486,10 +482,8 @@ class NotifyMagics(Magics):
             if recorder is not None:
                 recorder.start(job, self._cell_number(), lambda: self.client().hooks)
             job.start()
-        except Exception as exc:
-            warn(f"mattermost_notify: notification not started ({type(exc).__name__}: {exc})")
-            return None
-        return job
+            return job
+        return None
 
     def _finish_job(
         self,
@@ -505,6 +499,21 @@ class NotifyMagics(Magics):
         if job is None:
             return
         try:
+            self._end_messages(job, args, collector, elapsed, value, exc)
+        finally:
+            if self._recorder is not None:
+                self._recorder.finish(job)
+
+    def _end_messages(
+        self,
+        job: Job,
+        args: Any,
+        collector: FigureCollector | None,
+        elapsed: float,
+        value: Any,
+        exc: BaseException | None,
+    ) -> None:
+        with _quietly("notification not finished"):
             outcome = report.outcome_of(exc, elapsed, value, include_result=self.include_result)
             tmpdir = None
             files: list[str] = []
@@ -532,11 +541,6 @@ class NotifyMagics(Magics):
             job.finish(outcome, files, notes)
             if tmpdir is not None:
                 self._tmpdirs.append((job.tickets, tmpdir))
-        except Exception as err:
-            warn(f"mattermost_notify: notification not finished ({type(err).__name__}: {err})")
-        finally:
-            if self._recorder is not None:
-                self._recorder.finish(job)
 
     def _cell_recorder(self) -> Any:
         """This kernel's record of running cells (for death reports), or None."""
@@ -660,7 +664,7 @@ class NotifyMagics(Magics):
         ctx = report.CellContext(
             first_line=ctx.first_line,
             notebook=ctx.notebook,
-            started_at=outcome.finished_at - _td(elapsed),
+            started_at=outcome.finished_at - timedelta(seconds=elapsed),
             cell_number=getattr(result, "execution_count", None) or ctx.cell_number,
         )
         tickets: list[Any] = []
@@ -694,7 +698,9 @@ class NotifyMagics(Magics):
                 raise UsageError("usage: %notify_hooks forget ID")
             (mid,) = args.args
             removed = store.remove(mid) if store is not None else False
-            removed = _forget_in_client(self._client_or_none(), mid) or removed
+            client = self._client_or_none()
+            with contextlib.suppress(Exception):
+                removed = (client is not None and client.forget(mid)) or removed
             print(f"forgot {mid}" if removed else f"no message with id {mid!r}")
             return None
         if len(args.args) != 2:
@@ -770,23 +776,3 @@ def _parse(magic: Any, line: str) -> Any:
     for name, value in vars(args).items():
         setattr(args, name, _unquote(value))
     return args
-
-
-def _td(seconds: float) -> Any:
-    from datetime import timedelta
-
-    return timedelta(seconds=seconds)
-
-
-def _attach_hook_store(client: Any, store: Any) -> None:
-    """Make the client write its hooks through to ``store`` and read back from it."""
-    client.hook_store = store
-
-
-def _forget_in_client(client: Any, mid: str) -> bool:
-    if client is None:
-        return False
-    try:
-        return bool(client.forget(mid))
-    except Exception:
-        return False

@@ -75,15 +75,24 @@ def _quietly(what: str, words: Callable[[str], str] = str) -> Iterator[None]:
 
 _OPTION = re.compile(r"(--?[A-Za-z][\w-]*)(?:=(\S*)|(?=\s|$))")
 _VALUE = re.compile(r"\"([^\"]*)\"|'([^']*)'|(\S+)")
-_NOTIFY_OPTIONS = {
-    "-u": "user",
-    "--user": "user",
-    "-c": "channel",
-    "--channel": "channel",
-    "-f": "files",
-    "--file": "files",
-    "--id": "id",
-}
+# %notify's options, once: the parser below and the magic's help both use this table
+_NOTIFY_OPTIONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("-u", "--user"), "user", "user to send a direct message to"),
+    (("-c", "--channel"), "channel", "channel to post in"),
+    (("-f", "--file"), "files", "file to attach (repeatable)"),
+    (("--id",), "id", "message id: send it again with the same id to update it"),
+)
+_NOTIFY_KEYS = {flag: key for flags, key, _ in _NOTIFY_OPTIONS for flag in flags}
+
+
+def _notify_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``magic_arguments`` of ``%notify`` (for its help) from ``_NOTIFY_OPTIONS``."""
+    magic = argument("message", nargs="*", help="the message (Markdown); {expr} and $var expand")(
+        magic
+    )
+    for flags, _key, text in reversed(_NOTIFY_OPTIONS):
+        magic = argument(*flags, help=text)(magic)
+    return magic_arguments()(magic)
 
 
 def split_notify_line(line: str) -> tuple[dict[str, Any], str]:
@@ -102,11 +111,11 @@ def split_notify_line(line: str) -> tuple[dict[str, Any], str]:
         if m is None:
             break
         name = m.group(1)
-        if name not in _NOTIFY_OPTIONS:
+        if name not in _NOTIFY_KEYS:
             raise UsageError(
                 f"%notify: unknown option {name} (put `--` before a message starting with '-')"
             )
-        key = _NOTIFY_OPTIONS[name]
+        key = _NOTIFY_KEYS[name]
         if m.group(2) is not None:
             value, rest = m.group(2), rest[m.end() :].strip()
         else:
@@ -366,12 +375,7 @@ class NotifyMagics(Magics):
         )
 
     # ------------------------------------------------------------------ %notify
-    @magic_arguments()
-    @argument("-u", "--user", help="user to send a direct message to")
-    @argument("-c", "--channel", help="channel to post in")
-    @argument("-f", "--file", action="append", help="file to attach (repeatable)")
-    @argument("--id", help="message id: send it again with the same id to update it")
-    @argument("message", nargs="*", help="the message (Markdown); {expr} and $var expand")
+    @_notify_arguments
     @line_magic
     def notify(self, line: str) -> None:
         """Send a message: a thin layer over :func:`mattermost_notify.notify`.

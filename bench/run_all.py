@@ -4,7 +4,8 @@
 
 Runs ``bench_library.py``, ``bench_sandbox.py``, ``bench_progress.py``,
 ``bench_round_trips.py`` (peers and a latency proxy),
-``bench_logging.py``, ``report_reliability.py`` and times ``mattermost-notify demo``;
+``bench_logging.py``, ``report_reliability.py``, ``bench_exit.py`` and
+times ``mattermost-notify demo``;
 each prints its own Markdown table. ``--quick`` passes ``--quick`` (or small sizes) to
 those that take it.
 Exit status 1 when one of them failed. Full run: about 12 minutes on 2 cores.
@@ -33,6 +34,7 @@ def main() -> int:
         ("logging", [str(HERE / "bench_logging.py"), *quick]),
         ("round trips", [str(HERE / "bench_round_trips.py"), *quick]),
         ("reliability", [str(HERE / "report_reliability.py"), *quick]),
+        ("exit", [str(HERE / "bench_exit.py"), *(["--repeats", "1"] if args.quick else [])]),
         ("demo", ["-m", "mattermost_notify.cli", "demo"]),
     ]
     failed = []

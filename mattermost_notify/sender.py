@@ -30,11 +30,17 @@ the progress messages and ``notify(..., block=False)`` are built on it.
   waits for either).
 * **Durability.** Each queued message is also written, by the sender's
   outbox thread within moments, as an entry in the disk outbox
-  (:mod:`mattermost_notify.outbox`), removed once delivered. At interpreter
-  exit a bounded flush (5 s by default) runs; whatever is still queued
-  is written to disk then and is delivered by the next process that wakes
-  up, or by ``mattermost-notify outbox flush``. A process killed (SIGKILL)
-  in the instant between ``post`` and that write loses that message.
+  (:mod:`mattermost_notify.outbox`), removed once delivered. A process
+  killed (SIGKILL) in the instant between ``post`` and that write loses
+  that message.
+* **Exit.** At interpreter exit the sender waits at most ``EXIT_GRACE``
+  (0.3 s); what is still queued then is written to disk and handed to a
+  short-lived detached sender process (:mod:`mattermost_notify.detached_sender`)
+  that delivers it with the same exactly-once rules and exits when done or
+  after 10 minutes, so the program itself exits at once.
+  ``MATTERMOST_NOTIFY_DETACH_AT_EXIT=0`` (or ``sender.hand_over_at_exit = False``)
+  waits up to ``exit_timeout`` (5 s) instead; whatever is left then stays on
+  disk for the next process that wakes up, or ``mattermost-notify outbox flush``.
 """
 
 from __future__ import annotations
@@ -74,6 +80,8 @@ __all__ = ["BackgroundSender", "Ticket", "flush_all"]
 log = logging.getLogger("mattermost_notify.sender")
 
 DEFAULT_EXIT_TIMEOUT = 5.0
+#: at interpreter exit, how long to wait before handing what is left to a detached sender
+EXIT_GRACE = 0.3
 
 FileArg = str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None
 
@@ -209,11 +217,15 @@ def _close_all_at_exit() -> None:
         senders = list(_senders)
     if not senders:
         return
+    # A short grace, then what is left goes to a detached sender process: the program
+    # exits at once even when the server is slow or away (see detached_sender.py).
+    grace = time.monotonic() + min(EXIT_GRACE, max(s.exit_timeout for s in senders))
     deadline = time.monotonic() + max(s.exit_timeout for s in senders)
     _exit_deadline = deadline
     for s in senders:
         try:
-            s.close(timeout=max(0.0, deadline - time.monotonic()))
+            if s.flush(max(0.0, grace - time.monotonic())) or not s._hand_over():
+                s.close(timeout=max(0.0, deadline - time.monotonic()))
         except Exception:  # pragma: no cover - never break interpreter exit
             log.exception("closing the background sender at exit failed")
 
@@ -258,6 +270,9 @@ class BackgroundSender:
         self._client = client
         self.server_url = client.url.rstrip("/")
         self.exit_timeout = float(exit_timeout)
+        #: at exit, hand what is left to a detached sender (MATTERMOST_NOTIFY_DETACH_AT_EXIT=0:
+        #: wait up to exit_timeout instead and leave the rest to the next process)
+        self.hand_over_at_exit = os.environ.get("MATTERMOST_NOTIFY_DETACH_AT_EXIT", "1") != "0"
         self.max_backoff = float(max_backoff)
         self.initial_backoff = float(initial_backoff)
         self.idle_timeout = float(idle_timeout)
@@ -414,6 +429,30 @@ class BackgroundSender:
                 self._previous_clients.append(self._client)
                 self._client = client
 
+    def _hand_over(self) -> bool:
+        """At exit: stop, leave the queue in the outbox, start a detached sender for it.
+
+        False when there is nothing to hand over to (no outbox, a forked child, or this
+        process is itself the detached sender): the caller then waits as before.
+        """
+        from .handover import ENV_DETACHED, client_settings, spawn_detached_sender
+
+        if not self.hand_over_at_exit or self._spool is None or os.getpid() != self._pid:
+            return False
+        settings = client_settings(self._client)
+        if settings is None or os.environ.get(ENV_DETACHED):
+            return False
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            left = len(self._queue)
+        self._close_spool()  # releases its lock: the entries can now be adopted
+        if spawn_detached_sender(settings, self._outbox_root):
+            log.info("%d background message(s) handed to a detached sender", left)
+        else:
+            log.warning("%d background message(s) not delivered at exit: kept in the outbox", left)
+        return True
+
     def pending(self) -> int:
         """Messages queued and not yet delivered or failed."""
         with self._cond:
@@ -517,7 +556,7 @@ class BackgroundSender:
             self._changed()
             self._start_worker()
             self._cond.notify_all()
-        if late:
+        if late and (self.flush(EXIT_GRACE) or not self._hand_over()):
             self.close(timeout=max(0.5, _exit_deadline - time.monotonic()))
         return ticket
 

@@ -42,6 +42,7 @@ SEND_THEN_EXIT = """
     import mattermost_notify as mn
     client = mn.wakeup()
     client.sender.exit_timeout = {exit_timeout}
+    client.sender.hand_over_at_exit = False  # what is left stays for the next process
     for i in range(10):
         target = {{"channel": "alerts"}} if i % 2 else {{"user": "alice"}}
         client.sender.post(f"{prefix}{{i}}", **target)

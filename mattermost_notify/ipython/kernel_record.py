@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import getpass
 import logging
+import os
 import re
+import secrets
 import socket
 import sys
 import time
@@ -39,14 +41,20 @@ def server_kernel_id() -> str | None:
     """
     if "ipykernel" not in sys.modules:
         return None
+    path = _connection_file()
+    if path is None:
+        return None
+    m = _SERVER_KERNEL.match(Path(path).name)
+    return m.group(1) if m else None
+
+
+def _connection_file() -> str | None:
     try:
         from ipykernel.connect import get_connection_file
 
-        name = Path(get_connection_file()).name
+        return str(get_connection_file())
     except Exception:
         return None
-    m = _SERVER_KERNEL.match(name)
-    return m.group(1) if m else None
 
 
 def _mention_names(mention: Any) -> str:
@@ -63,26 +71,51 @@ def _host() -> str:
 
 
 class CellRecorder:
-    """Keeps the notified cells of this kernel in its record file."""
+    """Keeps the notified cells of this kernel in its record file.
 
-    def __init__(self, key: str) -> None:
+    Under a Jupyter server the record is keyed by the kernel id and the server
+    extension reports a death; elsewhere (``with_watcher``) a watcher process is started
+    at the first notified cell (:mod:`mattermost_notify.watcher`).
+    """
+
+    def __init__(self, key: str, *, with_watcher: bool = False) -> None:
         self.recorder = KernelRecorder(key)
+        self.key = key
+        self.with_watcher = with_watcher
+        self.watcher: Any = None
 
     @classmethod
-    def for_this_kernel(cls) -> CellRecorder | None:
+    def for_this_kernel(cls, shell: Any = None, *, watcher: bool = True) -> CellRecorder | None:
+        """The recorder for this process: a Jupyter server's kernel, another kernel (VS
+        Code, ``jupyter console``) or terminal IPython; None for other shells (tests)."""
         key = server_kernel_id()
-        return cls(key) if key is not None else None
+        if key is not None:
+            return cls(key)
+        if not watcher:
+            return None
+        in_kernel = "ipykernel" in sys.modules and _connection_file() is not None
+        terminal = type(shell).__name__ == "TerminalInteractiveShell"
+        if not (in_kernel or terminal):
+            return None
+        return cls(f"watch-{os.getpid()}-{secrets.token_hex(4)}", with_watcher=True)
 
     def start(
         self,
         job: Any,
         cell_number: int | None,
-        hooks: Callable[[], Any],
+        get_client: Callable[[], Any],
     ) -> None:
         """Record ``job`` (a :class:`~mattermost_notify.jobs.Job`); never raises.
 
-        ``hooks()`` gives the client's hooks, read when the "running" post is delivered.
+        ``get_client()`` gives the client: its hooks are read when the "running" post is
+        delivered, its settings go to the watcher process.
         """
+        if self.with_watcher and self.watcher is None:
+            with contextlib.suppress(Exception):
+                from ..watcher import start_watcher
+
+                self.watcher = start_watcher(get_client(), self.key) or False
+        hooks = lambda: get_client().hooks  # noqa: E731
         try:
             ctx = job.ctx
             self.recorder.add(

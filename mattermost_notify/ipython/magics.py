@@ -179,6 +179,11 @@ class NotifyMagics(Magics):
     status_widget = Bool(False, help="Show an ipywidgets status line under notified cells.").tag(
         config=True
     )
+    death_watcher = Bool(
+        True,
+        help="Outside a Jupyter server (VS Code, jupyter console, terminal IPython): start a "
+        "watcher process that reports the kernel's death during a notified cell.",
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -484,7 +489,7 @@ class NotifyMagics(Magics):
                     job.on_ticket = status.watch
             recorder = self._cell_recorder()
             if recorder is not None:
-                recorder.start(job, self._cell_number(), lambda: self.client().hooks)
+                recorder.start(job, self._cell_number(), self.client)
             job.start()
             return job
         return None
@@ -552,7 +557,7 @@ class NotifyMagics(Magics):
             self._recorder_checked = True
             from .kernel_record import CellRecorder
 
-            self._recorder = CellRecorder.for_this_kernel()
+            self._recorder = CellRecorder.for_this_kernel(self.shell, watcher=self.death_watcher)
         return self._recorder
 
     def _show_status(self, message_id: str) -> Any:

@@ -332,10 +332,12 @@ def _deliver(client: Any, job: Job) -> None:
         said.add(str(exc))
         print(f"mattermost-notify: run: notification not sent: {exc}", file=sys.stderr)
     if not delivered:
+        # at exit a detached sender process takes them over (it keeps trying, up to 10 min)
         print(
             "mattermost-notify: run: the server did not answer in time; the notification "
-            "is kept in the outbox and sent by the next mattermost-notify process "
-            "(or: mattermost-notify outbox flush)",
+            "stays in the outbox and a background process keeps trying to deliver it "
+            "(see: mattermost-notify outbox list)",
             file=sys.stderr,
         )
+        return
     client.close(timeout=0.5)

@@ -785,6 +785,8 @@ _LEAVE_THREE = """
 import sys
 import mattermost_notify as notify
 notify.wakeup(always_send_to_user="alice")
+# leave them in the outbox for `outbox flush` (no detached sender at exit)
+notify.get_client().sender.hand_over_at_exit = False
 for i in range(int(sys.argv[1]) if len(sys.argv) > 1 else 3):
     notify.notify(f"{sys.argv[2] if len(sys.argv) > 2 else 'left behind'} {i}", block=False)
 notify.flush(timeout=0.5)

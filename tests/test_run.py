@@ -32,6 +32,13 @@ def _run(sb, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
     return proc
 
 
+def _dm_or_none(sb, user: str = "alice") -> list[str]:
+    try:
+        return _dm(sb, user)
+    except KeyError:  # no direct channel yet
+        return []
+
+
 def _dm(sb, user: str = "alice") -> list[str]:
     return [p.message for p in sb.view.posts(dm_with=user)]
 
@@ -151,6 +158,13 @@ def test_server_down_does_not_hold_the_command(mattermost_env):
     assert proc.returncode == 5
     assert "outbox" in proc.stderr
     assert time.monotonic() - started < 40
+    # the server comes back: the detached sender started at exit delivers the message
+    mattermost_env.start()
+    deadline = time.monotonic() + 60
+    while not _dm_or_none(mattermost_env) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [message] = _dm(mattermost_env)
+    assert "**exit status 5**" in message
 
 
 @pytest.mark.parametrize(

@@ -469,6 +469,7 @@ def _flush_outbox(settings: Settings, timeout: float) -> int:
         try:
             sender = client.sender
             sender.exit_timeout = 0.0  # the exit flush must not stretch --timeout
+            sender.hand_over_at_exit = False  # what is left stays in the outbox, as asked
             tickets = sender.resume_outbox()
             sender.flush(timeout)
             sender.close(timeout=0)

@@ -751,6 +751,7 @@ def _leave_an_undelivered_message(mattermost_server, cli_env) -> None:
         "notify.notify('from the outbox', user_name='alice', block=False)\n"
         "notify.flush(timeout=0.5)\n"
         "notify.get_client().sender.exit_timeout = 0.2  # do not wait out the exit flush\n"
+        "notify.get_client().sender.hand_over_at_exit = False  # left for outbox flush\n"
     )
     sb.faults.drop_before(10_000)
     try:

@@ -171,13 +171,15 @@ def notify(
         return client.send(message, user=user_name, channel=channel_name, files=files, id=id)
 
 
-_id_locks: dict[str, threading.Lock] = {}
-_id_locks_guard = threading.Lock()
+# Reentrant: a signal handler that sends runs on the thread it interrupted, maybe while
+# that thread holds one of these (a plain Lock would hang the process for good).
+_id_locks: dict[str, threading.RLock] = {}
+_id_locks_guard = threading.RLock()
 
 
-def _lock_for(id: str) -> threading.Lock:
+def _lock_for(id: str) -> threading.RLock:
     with _id_locks_guard:
-        return _id_locks.setdefault(id, threading.Lock())
+        return _id_locks.setdefault(id, threading.RLock())
 
 
 def _update_now(client: Notify, id: str, message: str, files: Files) -> SentMessage:

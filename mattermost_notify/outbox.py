@@ -330,7 +330,8 @@ def _remove_spool_dir(spool_dir: Path) -> None:
 
 # ---------------------------------------------------------------- the spool of one sender
 
-_seq_lock = threading.Lock()
+# reentrant: a signal handler that sends runs on the thread it interrupted, maybe inside it
+_seq_lock = threading.RLock()
 _last_seq = 0
 
 

@@ -900,6 +900,76 @@ def _sigterm_handler_sends(ctx: Ctx) -> str:
     return "SIGTERM while the main thread was queueing, handler sends: exit 0 (3 runs)"
 
 
+# A signal handler runs on the thread it interrupts, between any two bytecodes: here
+# the handler's send runs at each bytecode of the library in turn (an opcode trace
+# runs on the interrupted thread just as a signal handler does), so a lock the
+# handler's path takes that the interrupted send may hold shows as a hang.
+_SEND_AT_EVERY_BYTECODE = """
+import sys
+import mattermost_notify as notify
+
+notify.wakeup(always_send_to_channel="alerts")
+notify.notify("warm up", block=False)
+state = {"count": 0, "at": -1}
+
+def handler_sends():
+    notify.notify("from a signal handler", block=False)
+    notify.notify("from a signal handler", id="job", block=False)
+
+def on_opcode(frame, event, arg):
+    if event == "opcode":
+        state["count"] += 1
+        if state["count"] == state["at"]:
+            handler_sends()
+    return on_opcode
+
+def on_call(frame, event, arg):
+    if "mattermost_notify" not in frame.f_code.co_filename:
+        return None
+    frame.f_trace_opcodes = True
+    return on_opcode
+
+def interrupted_send(at):
+    state["count"], state["at"] = 0, at
+    sys.settrace(on_call)
+    try:
+        notify.notify(f"send {at}", block=False)
+        notify.notify(f"send {at}", id="job", block=False)
+    finally:
+        sys.settrace(None)
+    return state["count"]
+
+total = interrupted_send(-1)
+for at in range(1, total + 1):
+    interrupted_send(at)
+print(total)
+"""
+
+
+@pytest.mark.slow
+def test_a_send_from_a_signal_handler_at_any_point_of_a_send_returns(
+    mattermost_env: Sandbox, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    ctx = Ctx(mattermost_env, tmp_path)
+    env = ctx.env()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _SEND_AT_EVERY_BYTECODE],
+            env={**os.environ, **env},
+            cwd=ctx.tmp / "cwd",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError("a send from a signal handler hung (deadlock)") from None
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) > 100  # the trace did reach the library's bytecodes
+
+
 def _firewall_page_for_one_message(ctx: Ctx) -> str:
     def script(h: http.server.BaseHTTPRequestHandler) -> None:
         if h.path.startswith("/api/v4/posts") and b"blocked by the firewall" in h.body:  # type: ignore[attr-defined]

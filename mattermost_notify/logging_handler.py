@@ -179,7 +179,8 @@ class MattermostHandler(logging.Handler):
         self.flush_timeout = float(flush_timeout)
         self._client = client
         self._default_formatter = logging.Formatter(DEFAULT_FORMAT)
-        self._cond = threading.Condition(threading.Lock())
+        # reentrant: a signal handler that logs runs on the thread it interrupted, maybe in emit()
+        self._cond = threading.Condition(threading.RLock())
         self._batch: _Batch | None = None
         self._last_post = float("-inf")
         self._closed = False

@@ -31,6 +31,7 @@ _LAZY: dict[str, str] = {
     "Notify": "client",
     "SentMessage": "client",
     "ConnectionReport": "client",
+    "WebhookClient": "webhook",
     # hooks
     "MessageHook": "hooks",
     "HookStore": "hooks",
@@ -56,6 +57,8 @@ _LAZY: dict[str, str] = {
     "NetworkError": "errors",
     "ConnectTimeout": "errors",
     "ReadTimeout": "errors",
+    "WebhookModeError": "errors",
+    "DeliveryUnknownError": "errors",
     # progress messages (imports tqdm when first used)
     "tqdm": "progress_bar",
     "trange": "progress_bar",
@@ -116,3 +119,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs (X: re-export
     from .ondone import on_done
     from .progress_bar import progress, tqdm, trange
     from .sender import BackgroundSender
+    from .webhook import WebhookClient

@@ -64,7 +64,6 @@ def wakeup(
             "always_send_to_user and always_send_to_channel exclude each other: "
             f"got user {always_send_to_user!r} and channel {always_send_to_channel!r}"
         )
-    from .client import Notify
     from .config import load_settings
 
     resolved = load_settings(config, **settings)
@@ -73,7 +72,7 @@ def wakeup(
         kwargs.update(default_user=always_send_to_user, default_channel=None)
     if always_send_to_channel is not None:
         kwargs.update(default_user=None, default_channel=always_send_to_channel)
-    client = Notify(**kwargs)
+    client = new_client(**kwargs)
     with _lock:
         old = _client
         _client = client
@@ -105,10 +104,22 @@ def wakeup(
 def make_client(config: Mapping[str, Any] | None = None, **settings: Any) -> Notify:
     """A new client (not the default one) from ``settings`` > ``config`` > environment >
     files, as :func:`wakeup` resolves them; nothing is sent."""
-    from .client import Notify
     from .config import load_settings
 
-    return Notify(**load_settings(config, **settings).client_kwargs())
+    return new_client(**load_settings(config, **settings).client_kwargs())
+
+
+def new_client(**kwargs: Any) -> Notify:
+    """The client for ``Settings.client_kwargs()``: a :class:`~mattermost_notify.client.Notify`
+    (a bot's or a personal token), or in webhook mode (``webhook_url=``) a
+    :class:`~mattermost_notify.webhook.WebhookClient` with the same send surface."""
+    if kwargs.get("webhook_url"):
+        from .webhook import WebhookClient
+
+        return WebhookClient(**kwargs)  # type: ignore[return-value]
+    from .client import Notify
+
+    return Notify(**kwargs)
 
 
 def current_client() -> Notify | None:

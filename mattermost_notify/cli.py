@@ -122,9 +122,9 @@ def _client(settings: Settings) -> Notify:
     from ._preconnect import start
 
     start(settings.url, settings.timeout[0])
-    from .client import Notify
+    from .api import new_client
 
-    return Notify(**settings.client_kwargs())
+    return new_client(**settings.client_kwargs())
 
 
 def _default_config_path() -> Path:
@@ -212,6 +212,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
     output = _output_path(args.output)
     current = _current_config(output)
+    if args.webhook_url:
+        return _setup_webhook(args, output, current)
     interactive = args.interactive or not any((args.url, args.team_name, args.token))
     if interactive and not args.url:
         args.url = _prompt(
@@ -271,6 +273,49 @@ def cmd_setup(args: argparse.Namespace) -> int:
         _out(f"Check it with: {PROG} test --configfile {output}")
     elif status != EXIT_OK:
         _out(f"Written anyway (--force); fix the problem above and run: {PROG} test")
+    return status
+
+
+def _setup_webhook(args: argparse.Namespace, output: Path, current: dict[str, Any]) -> int:
+    """``setup --webhook-url URL`` (``-``: read it from standard input): webhook mode."""
+    from .config import make_settings, write_config
+
+    if args.url or args.token or args.team_name:
+        raise UsageError(
+            "--webhook-url replaces --url, --token and --team-name (webhook mode): give one or "
+            "the others"
+        )
+    webhook_url = args.webhook_url
+    if webhook_url == "-":
+        webhook_url = sys.stdin.readline().strip()
+        if not webhook_url:
+            raise UsageError("no webhook URL on standard input (--webhook-url -)")
+    server_bound = ("url", "token", "team_name", "webhook_url")
+    values: dict[str, Any] = {k: v for k, v in current.items() if k not in server_bound}
+    values["webhook_url"] = webhook_url
+    sources = {key: f"config file {output}" for key in values}
+    sources["webhook_url"] = "--webhook-url"
+    if args.ca_bundle:
+        values["verify"] = args.ca_bundle
+        sources["verify"] = "--ca-bundle"
+    if args.allow_insecure:
+        values["allow_insecure"] = True
+        sources["allow_insecure"] = "--allow-insecure"
+    settings = make_settings(values, sources)
+    status = EXIT_OK
+    if args.no_check:
+        _out("Not checked (--no-check).")
+    else:
+        _out(f"Checking the incoming webhook on {settings.url} (nothing is posted) ...")
+        status = _print_report(_client(settings))
+        if status != EXIT_OK and not args.force:
+            kept = f"{output} is unchanged" if output.exists() else f"{output} was not created"
+            _out(f"Nothing written: {kept}. Fix the problem above, or write it with --force.")
+            return status
+    backup = _backup(output) if output.exists() else None
+    write_config(output, settings)
+    done = f"Wrote the configuration file {output} (mode 0600), webhook mode"
+    _out(f"{done}; the previous one is kept as {backup}." if backup else f"{done}.")
     return status
 
 
@@ -610,6 +655,12 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "--output",
         help="file to write, or a directory (then DIR/.mattermost_notify, like the original); "
         "default: the user configuration file",
+    )
+    p.add_argument(
+        "--webhook-url",
+        metavar="URL",
+        help="webhook mode: the URL of an incoming webhook instead of --url/--token/"
+        "--team-name (no edits or files); '-' reads it from standard input",
     )
     p.add_argument("--ca-bundle", metavar="PEM", help="CA bundle to verify the server's TLS with")
     _add_allow_insecure(p)

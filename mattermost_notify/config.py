@@ -47,7 +47,9 @@ __all__ = [
     "ENV_TEAM",
     "ENV_TOKEN",
     "ENV_URL",
+    "ENV_WEBHOOK_URL",
     "Settings",
+    "check_webhook_url",
     "config_file_candidates",
     "find_config_file",
     "load_settings",
@@ -66,6 +68,7 @@ ENV_TOKEN = "MATTERMOST_NOTIFY_TOKEN"  # noqa: S105 - the name of a variable, no
 ENV_TEAM = "MATTERMOST_NOTIFY_TEAM"
 ENV_CONFIG = "MATTERMOST_NOTIFY_CONFIG"
 ENV_MENTION = "MATTERMOST_NOTIFY_MENTION"
+ENV_WEBHOOK_URL = "MATTERMOST_NOTIFY_WEBHOOK_URL"
 ENV_DATA_DIR = "MATTERMOST_NOTIFY_DATA_DIR"
 ENV_CONFIG_DIR = "MATTERMOST_NOTIFY_CONFIG_DIR"
 ENV_ID_CACHE = "MATTERMOST_NOTIFY_ID_CACHE"
@@ -91,6 +94,9 @@ class Settings:
     mention, so that they are alerted."""
     id_cache: bool = True
     """Keep looked-up ids on disk (see :mod:`mattermost_notify.idcache`)."""
+    webhook_url: str | None = field(default=None, repr=False)
+    """Webhook mode: the incoming webhook to post through (then ``token`` is empty and
+    ``url`` is the server the webhook belongs to). A credential, like the token."""
     source: str | None = field(default=None, compare=False)
     """Where the settings came from (for messages; never contains the token)."""
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -104,13 +110,26 @@ class Settings:
             f"verify={self.verify!r}, timeout={self.timeout!r}, "
             f"allow_insecure={self.allow_insecure!r}, default_user={self.default_user!r}, "
             f"default_channel={self.default_channel!r}, mention={self.mention!r}, "
-            f"id_cache={self.id_cache!r})"
+            f"id_cache={self.id_cache!r}"
+            + (", webhook_url='***'" if self.webhook_url else "")
+            + ")"
         )
 
     __str__ = __repr__
 
     def client_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :class:`mattermost_notify.client.Notify`."""
+        """Keyword arguments for :class:`mattermost_notify.client.Notify`, or in webhook
+        mode (``webhook_url`` set) for :class:`mattermost_notify.webhook.WebhookClient`."""
+        if self.webhook_url:
+            return {
+                "webhook_url": self.webhook_url,
+                "verify": self.verify,
+                "timeout": self.timeout,
+                "allow_insecure": self.allow_insecure,
+                "default_user": self.default_user,
+                "default_channel": self.default_channel,
+                "mention": self.mention,
+            }
         return {
             "token": self.token,
             "url": self.url,
@@ -464,12 +483,67 @@ def parse_mentions(value: Any, source: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+_HOOK_PATH = re.compile(r"^(?P<prefix>(?:/[^/]+)*?)/hooks/(?P<key>[A-Za-z0-9]+)/?$")
+
+
+def check_webhook_url(value: Any, source: str = "the settings") -> tuple[str, str]:
+    """``(server URL, key)`` of an incoming webhook URL, or :class:`ConfigurationError`
+    naming ``source`` and the host (never the key: the URL is a credential)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"the webhook URL from {source} is empty or not a string")
+    parts = urlsplit(value.strip())
+    host = parts.hostname or ""
+    shape = "https://chat.example.org/hooks/<key>"
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise ConfigurationError(
+            f"the webhook URL from {source} must look like {shape} (copy it from "
+            "Integrations > Incoming Webhooks)"
+        )
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigurationError(
+            f"the webhook URL from {source} (host {host}) must not carry user:password@, "
+            f"a query or a fragment: it looks like {shape}"
+        )
+    match = _HOOK_PATH.match(parts.path)
+    if match is None or match.group("prefix").endswith("/api/v4"):
+        raise ConfigurationError(
+            f"the webhook URL from {source} (host {host}) must end in /hooks/<key> with a "
+            f"key of letters and digits, like {shape}"
+        )
+    base = f"{parts.scheme.lower()}://{parts.netloc.lower()}{match.group('prefix')}"
+    return base, match.group("key")
+
+
 def make_settings(values: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
-    """Validate merged values (``sources`` names where each came from) into Settings."""
+    """Validate merged values (``sources`` names where each came from) into Settings.
+
+    With a ``webhook_url`` and no ``token`` the settings are for webhook mode."""
 
     def src(key: str) -> str:
         return sources.get(key, "the settings")
 
+    if values.get("webhook_url") is not None and values.get("token") is None:
+        base, key = check_webhook_url(values["webhook_url"], src("webhook_url"))
+        return Settings(
+            url=base,
+            token="",
+            webhook_url=f"{base}/hooks/{key}",
+            team_name=_optional_name(values.get("team_name"), "team_name", src("team_name")),
+            verify=_check_verify(values.get("verify", True), src("verify")),
+            timeout=_check_timeout(values.get("timeout", DEFAULT_TIMEOUT), src("timeout")),
+            allow_insecure=_check_bool(
+                values.get("allow_insecure", False), "allow_insecure", src("allow_insecure")
+            ),
+            default_user=_optional_name(
+                values.get("default_user"), "default_user", src("default_user")
+            ),
+            default_channel=_optional_name(
+                values.get("default_channel"), "default_channel", src("default_channel")
+            ),
+            mention=parse_mentions(values.get("mention"), src("mention")),
+            source=", ".join(sorted(set(sources.values()))) or None,
+            sources=dict(sources),
+        )
     if "url" not in values:
         raise ConfigurationError(
             "no Mattermost server URL configured: set "
@@ -513,9 +587,11 @@ def load_settings(
     """
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    ranks: dict[str, int] = {}  # the layer each setting came from (0 = the arguments)
     notes: list[str] = []
 
     def layer(data: Mapping[str, Any], source: str) -> None:
+        ranks["_layers"] = ranks.get("_layers", 0) + 1
         for key, value in data.items():
             if value is None:
                 continue
@@ -525,6 +601,7 @@ def load_settings(
             if name not in values:
                 values[name] = value
                 sources[name] = source
+                ranks[name] = ranks["_layers"]
 
     layer(overrides, "the arguments")
     if config is not None:
@@ -545,14 +622,19 @@ def load_settings(
                 if name in data and name not in values:
                     notes.append(f"{name} in {path} is not used: that file is for {data['url']}")
                 data.pop(name, None)
-        if "token" in data and "token" not in values:
+        if any(k in data and k not in values for k in ("token", "webhook_url")):
             token_file = path
         layer(data, f"config file {path}")
 
     if configfile is not None:
         # a file named explicitly (``--configfile``) beats the environment and the search
         layer_file(Path(configfile).expanduser())
-    env_names = ((ENV_URL, "url"), (ENV_TOKEN, "token"), (ENV_TEAM, "team_name"))
+    env_names = (
+        (ENV_URL, "url"),
+        (ENV_TOKEN, "token"),
+        (ENV_TEAM, "team_name"),
+        (ENV_WEBHOOK_URL, "webhook_url"),
+    )
     for var, name in (*env_names, (ENV_MENTION, "mention"), (ENV_ID_CACHE, "id_cache")):
         layer({name: os.environ.get(var) or None}, f"the environment ({var})")
     if configfile is None:
@@ -563,6 +645,20 @@ def load_settings(
                 layer_file(path)
     if token_file is not None:
         _check_permissions(token_file)
+    if "token" in values and "webhook_url" in values:
+        # one mode: the setting from the higher place wins; both from one place is an error
+        if ranks["webhook_url"] == ranks["token"]:
+            raise ConfigurationError(
+                f"both a token and a webhook_url in {sources['token']}: keep one (a bot's or "
+                "a personal access token, or the URL of an incoming webhook)"
+            )
+        loser, winner = ("token", "webhook_url")
+        if ranks["token"] < ranks["webhook_url"]:
+            loser, winner = winner, loser
+        notes.append(
+            f"{loser} from {sources[loser]} is not used: {winner} from {sources[winner]} wins"
+        )
+        del values[loser], sources[loser]
     return replace(make_settings(values, sources), notes=tuple(notes))
 
 
@@ -594,11 +690,18 @@ def _toml_value(value: Any) -> str:
 def write_config(path: str | os.PathLike[str], settings: Settings) -> Path:
     """Write ``settings`` as TOML to ``path`` (mode 0600, atomic). Returns the path."""
     p = Path(path).expanduser()
-    lines = [
-        "# mattermost-notify configuration (holds an access token: keep it private)",
-        f"url = {_toml_value(settings.url)}",
-        f"token = {_toml_value(settings.token)}",
-    ]
+    if settings.webhook_url:
+        lines = [
+            "# mattermost-notify configuration (holds a webhook URL, a credential: keep it "
+            "private)",
+            f"webhook_url = {_toml_value(settings.webhook_url)}",
+        ]
+    else:
+        lines = [
+            "# mattermost-notify configuration (holds an access token: keep it private)",
+            f"url = {_toml_value(settings.url)}",
+            f"token = {_toml_value(settings.token)}",
+        ]
     if settings.team_name:
         lines.append(f"team_name = {_toml_value(settings.team_name)}")
     if settings.verify is not True:

@@ -8,12 +8,14 @@ server) and never contain the access token.
 
     MattermostNotifyError
     ├── ConfigurationError          missing or invalid settings, malformed config file
+    │   └── WebhookModeError        an edit, file, hook or thread asked of an incoming webhook
     ├── MessageError (ValueError)   empty or non-string message, bad or unknown id, bad target
     ├── FileError                   missing, directory, unreadable, empty, too large, too many
     ├── HookError                   corrupt or truncated hook, other server or bot, newer format
     ├── NetworkError                the server could not be reached (refused, DNS, TLS, dropped)
     │   ├── ConnectTimeout          no connection within the connect timeout
     │   └── ReadTimeout             no answer within the read timeout
+    ├── DeliveryUnknownError        a webhook request that may have been applied got no answer
     └── APIError                    the server answered with an error status
         ├── AuthenticationError     401
         ├── PermissionDeniedError   403
@@ -34,6 +36,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "ConnectTimeout",
+    "DeliveryUnknownError",
     "FileError",
     "HookError",
     "InsecureConfigWarning",
@@ -47,6 +50,7 @@ __all__ = [
     "ReadTimeout",
     "ServerError",
     "UnexpectedResponseError",
+    "WebhookModeError",
     "warn",
 ]
 
@@ -57,6 +61,11 @@ class MattermostNotifyError(Exception):
 
 class ConfigurationError(MattermostNotifyError):
     """Missing or invalid settings: URL, token, team, config file, defaults."""
+
+
+class WebhookModeError(ConfigurationError):
+    """Something an incoming webhook cannot do (edit, upload files, thread, hook files);
+    raised before anything is sent. The message says what to configure instead."""
 
 
 class MessageError(MattermostNotifyError, ValueError):
@@ -85,6 +94,16 @@ class ConnectTimeout(NetworkError):
 
 class ReadTimeout(NetworkError):
     """The server did not answer within the read timeout."""
+
+
+class DeliveryUnknownError(MattermostNotifyError):
+    """A request that may have reached the server got no usable answer (a timeout after
+    sending, a dropped connection, a 5xx) and cannot be repeated safely, because an incoming
+    webhook has no de-duplication: the message may or may not have been posted."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class APIError(MattermostNotifyError):

@@ -93,6 +93,9 @@ class Job:
     announce: bool = True
     report_short_failures: bool = False
     on_ticket: Callable[[Any, str], None] | None = None
+    can_edit: Callable[[], bool] | None = None
+    """False for a client that cannot edit (webhook mode): then the reply is the final
+    state, no edits are queued and files are named instead of attached."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     posted: bool = False
     finished: bool = False
@@ -133,8 +136,16 @@ class Job:
                 **self.target,
             )
 
+    def _edits(self) -> bool:
+        try:
+            return self.can_edit is None or bool(self.can_edit())
+        except Exception:
+            return True
+
     def update(self, message: str) -> None:
         """Edit the "running" post (a progress line); nothing when it was not posted."""
+        if not self._edits():
+            return
         with self.lock:
             if self.posted and not self.finished:
                 self._send("running", "update", message, id=self.message_id)
@@ -151,6 +162,10 @@ class Job:
     ) -> None:
         files = list(files)
         notes = list(notes)
+        edits = self._edits()
+        if not edits and files:  # webhook mode: no uploads, the message still goes
+            notes.append(f"{len(files)} file(s) not attached (webhook mode)")
+            files = []
         alert = ""
         if self.alert is not None and (self.posted or self.will_report(outcome)):
             alert = self.alert()
@@ -166,12 +181,13 @@ class Job:
                     reply_to=self.message_id,
                     files=files or None,
                 )
-                self._send(
-                    outcome.status,
-                    "update",
-                    report.final_edit_message(self.ctx, outcome),
-                    id=self.message_id,
-                )
+                if edits:  # without edits (webhook mode) the reply is the final state
+                    self._send(
+                        outcome.status,
+                        "update",
+                        report.final_edit_message(self.ctx, outcome),
+                        id=self.message_id,
+                    )
             elif self.will_report(outcome):
                 self._send(
                     outcome.status,

@@ -159,10 +159,10 @@ class KernelDeathWatcher:
     def _get_client(self) -> Any:
         if self._client is None and self._client_error is None:
             try:
-                from .client import Notify
+                from .api import new_client
                 from .config import load_settings
 
-                self._client = Notify(**load_settings().client_kwargs())
+                self._client = new_client(**load_settings().client_kwargs())
             except Exception as exc:
                 self._client_error = str(exc)
                 self.log.warning(

@@ -144,6 +144,7 @@ class OnDone:
             mention=self.mention,
             alert=mention_alert(self._get_client, self._target(), self.mention),
             report_short_failures=False,
+            can_edit=lambda: bool(getattr(self._get_client(), "can_edit", True)),
         )
 
     def _report_rank_failure(self, outcome: report.Outcome, elapsed: float) -> None:

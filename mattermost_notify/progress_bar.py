@@ -154,7 +154,14 @@ class _Remote:
         self.last_text: str | None = None
         self.last_edit = time.monotonic()
 
+    def _can_edit(self) -> bool:
+        """False in webhook mode: the start and the final state are two posts, no edits."""
+        return bool(getattr(self.client, "can_edit", True))
+
     def start(self, text: str) -> None:
+        if not self._can_edit():
+            self.post_ticket = self.sender.post(text, user=self.user, channel=self.channel)
+            return
         free = self._take_slot()
         if free is not None:
             self.msg_id, self.post_ticket = free
@@ -165,10 +172,15 @@ class _Remote:
             )
 
     def edit(self, text: str) -> None:
-        if not self._post_failed():
+        if self._can_edit() and not self._post_failed():
             self.sender.update(self.msg_id, text)
 
     def final(self, text: str, reply: str | None) -> None:
+        if not self._can_edit():
+            # webhook mode: the final state is a post of its own, with the reply above it
+            post = f"{reply}\n\n{text}" if reply else text
+            self.sender.post(self._mention_text() + post, user=self.user, channel=self.channel)
+            return
         # after a failed post the sender already warned; its edits would each fail again
         if not self._post_failed():
             self.sender.update(self.msg_id, text)

@@ -255,8 +255,8 @@ def _outcome(
 
 def run(args: argparse.Namespace) -> int:
     """``mattermost-notify run``: the CLI entry point."""
+    from .api import new_client
     from .cli import UsageError, _load_settings
-    from .client import Notify
     from .errors import MattermostNotifyWarning
 
     command = list(args.command)
@@ -285,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             "run needs --user or --channel (or default_user/default_channel in the config)"
         )
-    client = Notify(**settings.client_kwargs())
+    client = new_client(**settings.client_kwargs())
     ctx = report.CellContext(
         first_line=report.first_line(shlex.join(command), 120),
         title=args.title,
@@ -302,6 +302,7 @@ def run(args: argparse.Namespace) -> int:
         alert=mention_alert(lambda: client, target, mention),
         announce=bool(args.progress),
         report_short_failures=True,
+        can_edit=lambda: bool(getattr(client, "can_edit", True)),
     )
     # failures are reported once, by _deliver, in one line each (no log lines, no warnings)
     logging.getLogger("mattermost_notify").addHandler(logging.NullHandler())

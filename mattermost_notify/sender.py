@@ -345,6 +345,7 @@ class BackgroundSender:
         paths = _normalize_files(files)
         message = check_message(message, has_files=bool(paths))
         check_target(user, channel)
+        self._refused_by_client("reply" if reply_to is not None else "post", paths)
         if id is not None:
             check_id(id)
         props = check_props(props)
@@ -373,11 +374,18 @@ class BackgroundSender:
         """Queue an edit of message ``id``; a waiting edit of the same id is replaced."""
         check_id(id)
         paths = _normalize_files(files)
+        self._refused_by_client("update", paths)
         if not isinstance(message, str):
             check_message(message, has_files=bool(paths))  # names the wrong type
         message = clean_text(message)
         entry = self._entry("update", message, id=id, files=paths, props=check_props(props))
         return self._enqueue(entry, Ticket("update", id))
+
+    def _refused_by_client(self, kind: str, paths: list[str] | None) -> None:
+        """A client that cannot do ``kind`` (a webhook: no edits, no files) says so now."""
+        refuse = getattr(self._client, "refuse_in_background", None)
+        if refuse is not None and kind != "reply":
+            refuse(kind, files=paths)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued so far was delivered or failed; False on timeout.

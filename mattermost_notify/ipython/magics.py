@@ -334,6 +334,13 @@ class NotifyMagics(Magics):
             return {"user": None, "channel": self.default_channel}
         return {"user": None, "channel": None}  # the client's own defaults
 
+    def _client_can_edit(self) -> bool:
+        """False in webhook mode (posts cannot be edited, files not uploaded)."""
+        try:
+            return bool(getattr(self.client(), "can_edit", True))
+        except Exception:
+            return True
+
     def _mention_text(self, target: dict[str, str | None], mention: str | None) -> str:
         """``"@alice "`` for a completion or failure message (see ``Notify.mention_text``);
         never raises: a bad name becomes a warning and no mention."""
@@ -479,6 +486,7 @@ class NotifyMagics(Magics):
                 message_id=args.id or f"{_CELL_ID_PREFIX}{uuid.uuid4().hex[:12]}",
                 after=args.after,
                 mention=args.mention,
+                can_edit=self._client_can_edit,
             )
             job.alert = functools.partial(self._mention_text, job.target, args.mention)
             if args.id:

@@ -90,6 +90,8 @@ class _Handler(BaseHTTPRequestHandler):
         # never the request line: its query string may carry an access_token
         # (an unparsable request, say a TLS handshake, has no command or path yet)
         path = urlsplit(getattr(self, "path", None) or "").path
+        if path.startswith("/hooks/"):  # an incoming webhook's key is its credential
+            path = "/hooks/***"
         log.debug("%s %s %s", self.address_string(), self.command, path)
 
     def do_GET(self) -> None:

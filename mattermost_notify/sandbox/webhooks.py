@@ -114,8 +114,8 @@ class Webhooks:
             raise _hook_error(400)
         if requested.startswith("@"):
             user = store.user_by_name(requested[1:].lower())
-            if user is None:
-                raise _hook_error(404)
+            if user is None:  # web.incoming_webhook.user.app_error: 400, not 404
+                raise _hook_error(400)
             channel = store.dm_channel(hook["user_id"], user["id"])
             if channel is None:
                 members = {hook["user_id"], user["id"]}

@@ -1,0 +1,728 @@
+"""Webhook mode: :class:`WebhookClient` posts through a Mattermost *incoming webhook*.
+
+For users who cannot get a bot account: an incoming webhook URL
+(``https://chat.example.org/hooks/<key>``) is enough. The client has the send surface
+of :class:`~mattermost_notify.client.Notify` (``send``, ``send_to_user``,
+``send_to_channel``, ``reply``, ``send_update``, ``sender``, ``test_connection``), so the
+functional API, the CLI, the background sender, progress bars and the magics use it
+unchanged. What a webhook cannot do is refused *before* anything is sent, with
+:class:`~mattermost_notify.errors.WebhookModeError` saying what to get instead:
+
+* edits (``send_update``, ``notify(id=...)`` a second time): the webhook answers ``ok``
+  and no post id, so its posts can never be edited;
+* files: a webhook cannot upload;
+* message ids across processes (hook files): there is no post id to write down;
+* threads: ``reply(id, ...)`` posts a new message to the same target (no thread).
+
+``channel`` and ``@user`` targets go into the payload's ``channel`` field; the server
+may refuse them (a webhook locked to its channel: 403; a private channel the webhook's
+owner cannot read: 403; an unknown channel: 404; an unknown user: 400).
+
+**Retries.** The webhook has no ``pending_post_id``: a request repeated after it
+reached the server can post twice. So a request is repeated only when it certainly did
+not reach the server (connection refused, DNS failure, connect timeout, and the 429 of
+the server's rate limiter, which answers before the webhook runs). A timeout or a
+dropped connection *after* the request was sent, and any 5xx, raise
+:class:`~mattermost_notify.errors.DeliveryUnknownError` and are not repeated, not even by
+the background sender.
+
+**The URL is a credential**: it never appears in a ``repr``, an error, a log line (the
+DEBUG lines of this module and of urllib3 show ``/hooks/***``), the outbox or a hook file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.cookiejar
+import logging
+import random
+import threading
+import time
+import types
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+
+from ._checks import check_id, check_message, check_name, check_props, check_target
+from ._version import __version__
+from .client import Check, ConnectionReport, SentMessage
+from .config import check_webhook_url, parse_mentions
+from .errors import (
+    APIError,
+    ConfigurationError,
+    DeliveryUnknownError,
+    MessageError,
+    NetworkError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    WebhookModeError,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .hooks import MessageHook
+    from .sender import BackgroundSender
+
+__all__ = ["WebhookClient"]
+
+logger = logging.getLogger("mattermost_notify")
+
+MAX_ATTEMPTS = 4
+RETRY_BUDGET = 20.0  # seconds, for the attempts that certainly did not reach the server
+GET_A_BOT = (
+    "ask for a bot account's token (or use a personal access token) and configure url, "
+    "token and team_name instead of webhook_url"
+)
+
+# ---------------------------------------------------------------- redaction
+
+_keys: set[str] = set()
+_keys_lock = threading.Lock()
+
+
+class _RedactWebhookKeys(logging.Filter):
+    """urllib3 logs every request line with its path at DEBUG: hide the webhook keys."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with _keys_lock:
+            keys = tuple(_keys)
+        if not keys:
+            return True
+        try:
+            text = record.getMessage()
+        except Exception:
+            return True
+        if any(k in text for k in keys):
+            for key in keys:
+                text = text.replace(key, "***")
+            record.msg, record.args = text, ()
+        return True
+
+
+_redactor = _RedactWebhookKeys()
+for _name in ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry"):
+    logging.getLogger(_name).addFilter(_redactor)
+
+
+def _register_key(key: str) -> None:
+    with _keys_lock:
+        _keys.add(key)
+
+
+# ---------------------------------------------------------------- the client
+
+
+class WebhookClient:
+    """Sends through one incoming webhook. Nothing is sent on construction.
+
+    ``username`` / ``icon_url`` override the post's name and icon (only when the server
+    allows overrides: *Enable integrations to override usernames / profile picture
+    icons*). ``default_channel`` / ``default_user``: the target when none is given
+    (default: the webhook's own channel).
+    """
+
+    can_edit = False
+    """Edits are impossible: progress bars and the magics post a new message instead."""
+
+    def __init__(
+        self,
+        webhook_url: str,
+        *,
+        default_channel: str | None = None,
+        default_user: str | None = None,
+        username: str | None = None,
+        icon_url: str | None = None,
+        mention: str | Sequence[str] | None = None,
+        verify: bool | str = True,
+        timeout: float | tuple[float, float] = (5.0, 30.0),
+        allow_insecure: bool = False,
+    ) -> None:
+        from .transport import is_loopback
+
+        base, key = check_webhook_url(webhook_url, "WebhookClient(webhook_url=...)")
+        _register_key(key)
+        parts = urlsplit(base)
+        if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure:
+            raise ConfigurationError(
+                f"refusing to send the webhook URL (a credential) over plain http to "
+                f"{parts.hostname}: use https://, or pass allow_insecure=True if the network "
+                "path is trusted"
+            )
+        self._key = key
+        self._post_url = f"{base}/hooks/{key}"
+        self.server_url = base
+        fingerprint = hashlib.sha256(key.encode()).hexdigest()[:12]
+        # the client's identity (outbox, sender): the server and which webhook, not the key
+        self.url = f"{base}/hooks/webhook-{fingerprint}"
+        self.team_name: str | None = None
+        self.username = username
+        self.icon_url = icon_url
+        self.mention: tuple[str, ...] = parse_mentions(mention, "WebhookClient(mention=...)")
+        if isinstance(timeout, (int, float)):
+            timeout = (float(timeout), float(timeout))
+        self.timeout = (float(timeout[0]), float(timeout[1]))
+        self._lock = threading.RLock()
+        self._targets: dict[str, tuple[str, str | None]] = {}  # id -> (kind, name)
+        self._default_user: str | None = None
+        self._default_channel: str | None = None
+        self._sender: BackgroundSender | None = None
+        self._closed = False
+        self.hook_store = None
+        self.request_count = 0
+        session = requests.Session()
+        session.verify = verify
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        session.headers["User-Agent"] = f"mattermost-notify/{__version__}"
+        self._session = session
+        if default_channel is not None:
+            self.set_default_channel(default_channel)
+        if default_user is not None:
+            self.set_default_user(default_user)
+
+    def __repr__(self) -> str:
+        return f"WebhookClient(url='{self.server_url}/hooks/***')"
+
+    @property
+    def where(self) -> str:
+        """How messages name this webhook (never its key)."""
+        return f"the incoming webhook on {self.server_url}"
+
+    # ------------------------------------------------------------ life cycle
+
+    def __enter__(self) -> WebhookClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Flush and stop the background sender (if one was started), close the session."""
+        if self._closed:
+            return
+        self._closed = True
+        sender = self._sender
+        if sender is not None:
+            try:
+                sender.close(timeout=5.0 if timeout is None else timeout)
+            except Exception:
+                logger.warning("closing the background sender failed", exc_info=True)
+        self._session.close()
+
+    @property
+    def sender(self) -> BackgroundSender:
+        """The background sender of this client, created on first use."""
+        with self._lock:
+            if self._sender is None:
+                from .sender import BackgroundSender
+
+                self._sender = BackgroundSender(self)  # type: ignore[arg-type]
+            return self._sender
+
+    # ------------------------------------------------------------ targets
+
+    def set_default_channel(self, channel_name: str) -> None:
+        self._default_channel = check_name(channel_name, "channel name")
+
+    def set_default_user(self, user_name: str) -> None:
+        self._default_user = check_name(user_name, "user name")
+
+    @property
+    def default_channel(self) -> str | None:
+        return self._default_channel
+
+    @property
+    def default_user(self) -> str | None:
+        return self._default_user
+
+    def resolve_target(self, user: str | None, channel: str | None) -> tuple[str, str | None]:
+        """``(kind, name)``; ``("channel", None)`` is the webhook's own channel."""
+        check_target(user, channel)
+        if user is not None:
+            return "user", check_name(user, "user name")
+        if channel is not None:
+            return "channel", check_name(channel, "channel name")
+        if self._default_user:
+            return "user", self._default_user
+        if self._default_channel:
+            return "channel", self._default_channel
+        return "channel", None
+
+    def mention_text(
+        self,
+        user: str | None = None,
+        channel: str | None = None,
+        *,
+        mention: str | Sequence[str] | None = None,
+    ) -> str:
+        """``"@alice "`` in front of a message that must alert people (as in ``Notify``)."""
+        if mention is not None:
+            names = parse_mentions(mention, "mention=")
+        else:
+            try:
+                kind, _ = self.resolve_target(user, channel)
+            except MessageError:
+                return ""
+            names = self.mention if kind == "channel" else ()
+        return "".join(f"@{name} " for name in names)
+
+    # ------------------------------------------------------------ refusals
+
+    def refuse_in_background(self, kind: str, *, files: Any = None) -> None:
+        """Called by the background sender before it queues: what cannot be sent is
+        refused now, in the caller, as the blocking calls do."""
+        self._refuse_files(files)
+        if kind == "update":
+            self.send_update("", "(queued update)")
+
+    def _refuse(self, what: str, why: str) -> WebhookModeError:
+        return WebhookModeError(
+            f"{what} is not possible in webhook mode: {why}. To do it, {GET_A_BOT}."
+        )
+
+    def _refuse_files(self, files: Any) -> None:
+        if files is None:
+            return
+        if isinstance(files, (str, bytes)) or not isinstance(files, Sequence) or files:
+            raise self._refuse(
+                "sending files", "an incoming webhook posts text only and cannot upload"
+            )
+
+    # ------------------------------------------------------------ sending
+
+    def send(
+        self,
+        message: str,
+        *,
+        user: str | None = None,
+        channel: str | None = None,
+        files: Any = None,
+        id: str | None = None,
+        root_id: str | None = None,
+        props: Mapping[str, Any] | None = None,
+        pending_post_id: str | None = None,
+    ) -> SentMessage:
+        """Post ``message`` to ``user`` (``@user``), ``channel`` or the webhook's channel.
+
+        The result has no post id (a webhook answers only ``ok``). ``id`` is remembered
+        in this process so that a later edit of it gets a clear error (and ``reply``
+        finds its target); it cannot be edited. ``pending_post_id`` is accepted (the
+        background sender passes one) and not used: webhooks do not de-duplicate.
+        """
+        self._refuse_files(files)
+        message = check_message(message, has_files=False)
+        if id is not None:
+            check_id(id)
+        if root_id is not None:
+            raise self._refuse("a reply in a thread (root_id)", "a webhook has no threads")
+        props = check_props(props)
+        kind, name = self.resolve_target(user, channel)
+        self._post(message, kind, name, props)
+        if id is not None:
+            with self._lock:
+                self._targets[id] = (kind, name)
+        return SentMessage(
+            id=id,
+            post_id="",
+            channel_id="",
+            root_id=None,
+            file_ids=(),
+            permalink="",
+            post_ids=(),
+        )
+
+    def send_to_user(
+        self,
+        message: str,
+        user_name: str | None = None,
+        files: Any = None,
+        id: str | None = None,
+        *,
+        root_id: str | None = None,
+        props: Mapping[str, Any] | None = None,
+    ) -> SentMessage:
+        """A direct message to ``user_name`` (from the webhook's owner, where allowed)."""
+        if user_name is None:
+            if not self._default_user:
+                raise MessageError("no user name given and no default user set")
+            user_name = self._default_user
+        return self.send(message, user=user_name, files=files, id=id, root_id=root_id, props=props)
+
+    def send_to_channel(
+        self,
+        message: str,
+        channel_name: str | None = None,
+        files: Any = None,
+        id: str | None = None,
+        *,
+        root_id: str | None = None,
+        props: Mapping[str, Any] | None = None,
+    ) -> SentMessage:
+        """A message to ``channel_name`` (default: the default channel, else the webhook's)."""
+        return self.send(
+            message,
+            channel=channel_name or self._default_channel,
+            files=files,
+            id=id,
+            root_id=root_id,
+            props=props,
+        )
+
+    def reply(
+        self,
+        id: str,
+        message: str,
+        files: Any = None,
+        *,
+        pending_post_id: str | None = None,
+    ) -> SentMessage:
+        """A new message to the target of message ``id`` (a webhook has no threads).
+
+        Files cannot be sent: they are named in a line at the end instead, so that the
+        final state of a cell or a progress bar still arrives.
+        """
+        check_id(id)
+        with self._lock:
+            target = self._targets.get(id)
+        if target is None:
+            raise self._refuse(
+                f"replying to message {id!r}",
+                "it was not sent by this process, and an incoming webhook gives no post id "
+                "to find it by",
+            )
+        message = check_message(message, has_files=False)
+        names = _file_names(files)
+        if names:
+            message += f"\n\n({len(names)} file(s) not attached, webhook mode: {', '.join(names)})"
+        self._post(message, target[0], target[1], None)
+        return SentMessage(
+            id=None, post_id="", channel_id="", root_id=None, file_ids=(), permalink=""
+        )
+
+    def send_update(
+        self,
+        message: str,
+        id: str,
+        files: Any = None,
+        *,
+        props: Mapping[str, Any] | None = None,
+    ) -> SentMessage:
+        """Always :class:`WebhookModeError`: a webhook's posts cannot be edited."""
+        raise self._refuse(
+            f"updating message {id!r} (send_update)",
+            "an incoming webhook answers only 'ok', without a post id, so its posts can never "
+            "be edited",
+        )
+
+    # ------------------------------------------------------------ ids and hooks
+
+    def has_message(self, id: str) -> bool:
+        """True for an id sent in this process (so that an edit of it is refused clearly)."""
+        with self._lock:
+            return id in self._targets
+
+    message_in_cache = has_message
+
+    def forget(self, id: str) -> bool:
+        check_id(id)
+        with self._lock:
+            return self._targets.pop(id, None) is not None
+
+    @property
+    def hooks(self) -> Mapping[str, MessageHook]:
+        """Always empty: a webhook's posts have no hook."""
+        return types.MappingProxyType({})
+
+    def _remember(self, hook: MessageHook) -> None:
+        """Hooks of a token client are not carried over (nothing to edit them with)."""
+
+    def write_message_hook_to_file(self, id: str, filename: Any) -> Any:
+        raise self._refuse(
+            f"exporting the hook of message {id!r}",
+            "an incoming webhook gives no post id, so another process cannot find the message",
+        )
+
+    def read_message_hook_from_file(self, filename: Any) -> Any:
+        raise self._refuse(
+            f"importing the hook file {filename}",
+            "a message cannot be edited through an incoming webhook",
+        )
+
+    add_hook = read_message_hook_from_file
+
+    # ------------------------------------------------------------ the request
+
+    def _payload(
+        self, message: str, kind: str, name: str | None, props: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"text": message}
+        if name:
+            payload["channel"] = f"@{name}" if kind == "user" else name
+        if self.username:
+            payload["username"] = self.username
+        if self.icon_url:
+            payload["icon_url"] = self.icon_url
+        if props:
+            payload["props"] = dict(props)
+        return payload
+
+    def _post(
+        self, message: str, kind: str, name: str | None, props: Mapping[str, Any] | None
+    ) -> None:
+        """POST the payload; repeat only what certainly did not reach the server."""
+        payload = self._payload(message, kind, name, props)
+        target = (
+            f"user {name!r}"
+            if kind == "user"
+            else (f"channel {name!r}" if name else "the webhook's channel")
+        )
+        what = f"the message to {target} through {self.where}"
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            t0 = time.monotonic()
+            try:
+                response = self._session.post(
+                    self._post_url, json=payload, timeout=self.timeout, allow_redirects=False
+                )
+            except requests.exceptions.RequestException as exc:
+                reached, kind_text = _classify(exc)
+                logger.debug(
+                    "POST /hooks/*** failed (%s) after %.0f ms",
+                    kind_text,
+                    (time.monotonic() - t0) * 1000,
+                )
+                if not reached and kind_text != "TLS error":
+                    pause = _backoff(attempt)
+                    if attempt < MAX_ATTEMPTS and time.monotonic() + pause - start < RETRY_BUDGET:
+                        time.sleep(pause)
+                        continue
+                    raise NetworkError(
+                        f"{kind_text} talking to {self.server_url} ({what}) after {attempt} "
+                        f"attempt(s): {self._redact(_reason(exc))}; nothing was posted"
+                    ) from None
+                if kind_text == "TLS error":
+                    raise NetworkError(
+                        f"TLS error talking to {self.server_url} ({what}): "
+                        f"{self._redact(_reason(exc))}; check the certificate, or set verify "
+                        "to the path of a CA bundle"
+                    ) from None
+                raise DeliveryUnknownError(
+                    f"{kind_text} after the request was sent ({what}): it may or may not have "
+                    "been posted. Not repeated, because an incoming webhook cannot tell a "
+                    "repeat from a new message (it could post twice)"
+                ) from None
+            self.request_count += 1
+            logger.debug(
+                "POST /hooks/*** %s %.0f ms", response.status_code, (time.monotonic() - t0) * 1000
+            )
+            status = response.status_code
+            if 200 <= status < 300:
+                return
+            if status == 429:
+                pause = _retry_after(response) or _backoff(attempt)
+                if attempt < MAX_ATTEMPTS and time.monotonic() + pause - start < RETRY_BUDGET:
+                    time.sleep(pause)
+                    continue
+                raise RateLimitedError(
+                    f"{self.server_url} is rate limiting ({what}); nothing was posted",
+                    retry_after=pause,
+                    status_code=429,
+                )
+            raise self._error_for(response, what, name, kind)
+
+    def _error_for(
+        self, response: requests.Response, what: str, name: str | None, kind: str
+    ) -> Exception:
+        status = response.status_code
+        body: Any = None
+        with contextlib.suppress(ValueError):
+            body = response.json()
+        body = body if isinstance(body, dict) else {}
+        info = {
+            "status_code": status,
+            "error_id": body.get("id") or None,
+            "request_id": body.get("request_id") or response.headers.get("X-Request-Id"),
+            "server_message": self._redact(str(body.get("message") or "")) or None,
+        }
+        if status >= 500 and status != 501:
+            return DeliveryUnknownError(
+                f"{self.server_url} failed with {status} ({what}): it may or may not have "
+                "been posted; not repeated, because an incoming webhook cannot tell a repeat "
+                "from a new message",
+                status_code=status,
+            )
+        if status == 501:
+            return APIError(
+                f"incoming webhooks are disabled on {self.server_url} ({what}): an admin must "
+                f"turn on Enable Incoming Webhooks, or {GET_A_BOT}",
+                **info,
+            )
+        if status == 403:
+            return PermissionDeniedError(
+                f"{self.server_url} refused {what} (403): the webhook is locked to its own "
+                "channel, or its owner cannot post in that private channel. Send to the "
+                "webhook's channel (no channel), or use a webhook for that channel",
+                **info,
+            )
+        if status == 404:
+            return NotFoundError(
+                f"{what}: no such channel on {self.server_url} (404); use the channel's name "
+                "as in its URL",
+                **info,
+            )
+        if status == 413:
+            return APIError(f"{what} is too large for {self.server_url} (413)", **info)
+        if 300 <= status < 400:
+            return APIError(
+                f"{self.server_url} redirects the webhook request ({status}): set the webhook "
+                "URL to the address it redirects to (https instead of http?)",
+                **info,
+            )
+        hint = "no such user, or " if kind == "user" else ""
+        return APIError(
+            f"{self.server_url} refused {what} ({status}): {hint}the webhook does not exist "
+            "(deleted, or a wrong URL) or the payload was refused",
+            **info,
+        )
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key in text else text
+
+    # ------------------------------------------------------------ diagnostics
+
+    def test_connection(self) -> ConnectionReport:
+        """Check the server and the webhook without posting anything.
+
+        The webhook is asked to post to a channel that does not exist: a webhook that
+        exists answers 404 (nothing is posted), an unknown one 400, and a server with
+        incoming webhooks turned off 501.
+        """
+        report = ConnectionReport(server_url=self.server_url)
+        checks = report.checks
+        try:
+            response = self._session.get(
+                f"{self.server_url}/api/v4/system/ping", timeout=self.timeout
+            )
+        except requests.exceptions.RequestException as exc:
+            _, kind_text = _classify(exc)
+            checks.append(Check("server", False, f"{kind_text}: {self.server_url}: {_reason(exc)}"))
+            return report
+        version = response.headers.get("X-Version-Id", "")
+        from .transport import parse_version
+
+        shown = ".".join(map(str, parse_version(version) or ())) or "?"
+        report.server_version = shown if shown != "?" else None
+        if response.status_code != 200:
+            checks.append(
+                Check(
+                    "server",
+                    False,
+                    f"{self.server_url} answered {response.status_code} to system/ping: "
+                    "is it a Mattermost server?",
+                )
+            )
+            return report
+        checks.append(Check("server", True, f"{self.server_url} answers, Mattermost {shown}"))
+        probe = f"mattermost-notify-probe-{random.getrandbits(48):012x}"
+        try:
+            answer = self._session.post(
+                self._post_url,
+                json={"text": "connection check", "channel": probe},
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.exceptions.RequestException as exc:
+            _, kind_text = _classify(exc)
+            checks.append(Check("webhook", False, f"{kind_text}: {self._redact(_reason(exc))}"))
+            return report
+        if answer.status_code == 404:
+            checks.append(Check("webhook", True, f"{self.where} exists (checked without posting)"))
+        elif answer.status_code == 501:
+            checks.append(
+                Check("webhook", False, f"incoming webhooks are disabled on {self.server_url}")
+            )
+        elif answer.status_code == 400:
+            checks.append(
+                Check(
+                    "webhook",
+                    False,
+                    f"{self.server_url} does not know this webhook (deleted, or a wrong URL): "
+                    "copy it again from Integrations > Incoming Webhooks",
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    "webhook",
+                    None,
+                    f"not checked: the server answered {answer.status_code} to a probe",
+                )
+            )
+        checks.append(
+            Check(
+                "mode",
+                True,
+                "webhook mode: messages and channel/@user targets; no edits, files or threads",
+                warning=True,
+            )
+        )
+        return report
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _file_names(files: Any) -> list[str]:
+    if files is None:
+        return []
+    if isinstance(files, (str, bytes)) or not isinstance(files, Sequence):
+        files = [files]
+    import os
+
+    return [os.path.basename(os.fspath(f)) for f in files]
+
+
+def _classify(exc: requests.exceptions.RequestException) -> tuple[bool, str]:
+    """(the request may have reached the server, a short description)."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False, "TLS error"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False, "connect timeout"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True, "read timeout"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason: Any = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)
+        if isinstance(reason, urllib3.exceptions.NameResolutionError):
+            return False, "DNS lookup failed"
+        if isinstance(reason, (urllib3.exceptions.NewConnectionError,)):
+            return False, "connection failed"
+        if isinstance(reason, urllib3.exceptions.ConnectTimeoutError):
+            return False, "connect timeout"
+        return True, "connection dropped"
+    return True, type(exc).__name__
+
+
+def _reason(exc: Exception) -> str:
+    from .transport import _short_reason
+
+    return _short_reason(exc)
+
+
+def _backoff(attempt: int) -> float:
+    base = min(4.0, 0.25 * 2 ** (attempt - 1))
+    return random.uniform(base / 2, base)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    from .transport import retry_after_seconds
+
+    value = retry_after_seconds(response.headers.get("Retry-After"))
+    if value is None:
+        value = retry_after_seconds(response.headers.get("X-RateLimit-Reset"))
+    return None if value is None else min(value, RETRY_BUDGET)

@@ -456,3 +456,11 @@ def test_a_readable_file_holding_a_webhook_url_is_warned_about(
     assert settings.webhook_url == sb.webhook_url
     assert "webhook_url='***'" in repr(settings)
     assert all(key_of(sb.webhook_url) not in str(w.message) for w in caught)
+
+
+def test_run_reports_a_command_through_the_webhook(hook_env: Sandbox) -> None:
+    proc = cli("run", "--channel", "alerts", "--", sys.executable, "-c", "print('hi')")
+    assert proc.returncode == 0, proc.stderr
+    [message] = messages(hook_env)
+    assert "ok" in message.lower() or "done" in message.lower() or "finished" in message.lower()
+    assert key_of(hook_env.webhook_url) not in proc.stdout + proc.stderr

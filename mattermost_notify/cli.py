@@ -409,8 +409,12 @@ def cmd_send(args: argparse.Namespace) -> int:
                 "send needs --channel or --user (or default_channel/default_user in the config)"
             ) from None
         sent = client.send(message, files=files, id=msg_id, **{kind: name})
-        shown = name.lstrip("@~#")
-        _out(f"Sent to {'@' if kind == 'user' else '~'}{shown}: {sent.permalink}")
+        if name is None:  # webhook mode: the webhook's own channel, no permalink
+            _out("Sent to the webhook's channel.")
+        else:
+            shown = name.lstrip("@~#")
+            where = f"{'@' if kind == 'user' else '~'}{shown}"
+            _out(f"Sent to {where}: {sent.permalink}" if sent.permalink else f"Sent to {where}.")
         if args.save_hook:
             client.write_message_hook_to_file(msg_id, str(hook_path))
             _out(

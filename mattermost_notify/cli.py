@@ -346,7 +346,7 @@ def _print_sources(settings: Settings) -> None:
     for name in KEYS:
         if name not in sources:
             continue
-        value = "(hidden)" if name == "token" else getattr(settings, name)
+        value = "(hidden)" if name in ("token", "webhook_url") else getattr(settings, name)
         if isinstance(value, tuple):
             value = list(value)
         _out(f"  {name} = {value}  (from {sources[name]})")

@@ -41,7 +41,7 @@ import threading
 import time
 import types
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import requests
@@ -238,17 +238,29 @@ class WebhookClient:
     def default_user(self) -> str | None:
         return self._default_user
 
-    def resolve_target(self, user: str | None, channel: str | None) -> tuple[str, str | None]:
-        """``(kind, name)``; ``("channel", None)`` is the webhook's own channel."""
+    def resolve_target(
+        self,
+        user: str | None = None,
+        channel: str | None = None,
+        *,
+        only: Literal["user", "channel"] | None = None,
+    ) -> tuple[str, str | None]:
+        """``(kind, name)`` by :meth:`Notify.resolve_target`'s rule; with no target at all
+        ``("channel", None)``: the webhook's own channel."""
         check_target(user, channel)
         if user is not None:
             return "user", check_name(user, "user name")
         if channel is not None:
             return "channel", check_name(channel, "channel name")
-        if self._default_user:
+        if self._default_user and only != "channel":
             return "user", self._default_user
-        if self._default_channel:
+        if self._default_channel and only != "user":
             return "channel", self._default_channel
+        if only == "user":
+            raise MessageError(
+                "no user name given and no default user set "
+                "(wakeup(always_send_to_user=...) or set_default_user())"
+            )
         return "channel", None
 
     def mention_text(
@@ -719,10 +731,18 @@ def _backoff(attempt: int) -> float:
     return random.uniform(base / 2, base)
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    from .transport import retry_after_seconds
+def _seconds(header: str | None) -> float | None:
+    """A ``Retry-After``-style value in seconds (urllib3 parses it); ``None`` when unusable."""
+    if not header:
+        return None
+    try:
+        return max(0.0, float(urllib3.util.Retry().parse_retry_after(header)))
+    except (urllib3.exceptions.InvalidHeader, ValueError, OverflowError):
+        return None
 
-    value = retry_after_seconds(response.headers.get("Retry-After"))
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = _seconds(response.headers.get("Retry-After"))
     if value is None:
-        value = retry_after_seconds(response.headers.get("X-RateLimit-Reset"))
+        value = _seconds(response.headers.get("X-RateLimit-Reset"))
     return None if value is None else min(value, RETRY_BUDGET)

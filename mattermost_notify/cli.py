@@ -385,9 +385,23 @@ def _check_hook_target(path: Path) -> None:
         raise UsageError(f"--save-hook {path}: the directory {path.parent} is not writable")
 
 
-def cmd_send(args: argparse.Namespace) -> int:
+def resolve_target(
+    client: Notify, user: str | None, channel: str | None, command: str
+) -> tuple[str, str | None]:
+    """``client.resolve_target``; no target and no default is a usage error naming the flags."""
     from .errors import MessageError
 
+    try:
+        return client.resolve_target(user, channel)
+    except MessageError:
+        if user is not None or channel is not None:
+            raise  # a bad name: its own message says what is wrong
+        raise UsageError(
+            f"{command} needs --channel or --user (or default_channel/default_user in the config)"
+        ) from None
+
+
+def cmd_send(args: argparse.Namespace) -> int:
     message = _read_message(args.message)
     files = _check_files(args.files)
     settings = _load_settings(args)
@@ -400,14 +414,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         hook_path = _expand_path(args.save_hook)
         _check_hook_target(hook_path)
     with _client(settings) as client:
-        try:
-            kind, name = client.resolve_target(args.user, args.channel)
-        except MessageError:
-            if args.user is not None or args.channel is not None:
-                raise  # a bad name: its own message says what is wrong
-            raise UsageError(
-                "send needs --channel or --user (or default_channel/default_user in the config)"
-            ) from None
+        kind, name = resolve_target(client, args.user, args.channel, "send")
         sent = client.send(message, files=files, id=msg_id, **{kind: name})
         if name is None:  # webhook mode: the webhook's own channel, no permalink
             _out("Sent to the webhook's channel.")

@@ -18,35 +18,24 @@ from typing import Any
 from . import report
 from .errors import MattermostNotifyError, warn
 
-__all__ = ["Job", "mention_alert", "queue_on_sender", "warn"]
+__all__ = ["Job", "mention_text", "queue_on_sender", "warn"]
 
 log = logging.getLogger("mattermost_notify.jobs")
 
-#: ``send(tickets, kind, message, **kwargs) -> Ticket | None`` (kind "post" or "update"):
-#: queues one message and appends its ticket to ``tickets``; never raises
-SendFn = Callable[..., Any]
 
-
-def mention_alert(
+def mention_text(
     get_client: Callable[[], Any],
     target: dict[str, str | None],
     mention: str | Sequence[str] | None,
-) -> Callable[[], str]:
-    """The ``alert`` of a :class:`Job`: ``"@alice "`` from ``mention``, or from the
-    client's ``mention`` setting when the target is a channel (see
-    ``Notify.mention_text``); a problem becomes a warning and no mention."""
-
-    def alert() -> str:
-        try:
-            client = get_client()
-            return str(
-                client.mention_text(target.get("user"), target.get("channel"), mention=mention)
-            )
-        except Exception as exc:
-            warn(f"mattermost_notify: no mention ({exc})")
-            return ""
-
-    return alert
+) -> str:
+    """``"@alice "`` from ``mention``, or from the client's ``mention`` setting when the
+    target is a channel (see ``Notify.mention_text``); a problem is a warning and ``""``."""
+    try:
+        client = get_client()
+        return str(client.mention_text(target.get("user"), target.get("channel"), mention=mention))
+    except Exception as exc:
+        warn(f"mattermost_notify: no mention ({exc})")
+        return ""
 
 
 def queue_on_sender(
@@ -74,42 +63,38 @@ def queue_on_sender(
 
 @dataclass
 class Job:
-    """The notification of one job.
+    """The notification of one job, queued on the sender of ``client()``.
 
-    ``send`` queues one message (see :data:`SendFn`, e.g. :func:`queue_on_sender`);
     ``on_ticket(ticket, state)`` is told of each queued message (a status widget).
     ``announce``: post "running" at the start (after ``after`` seconds when given);
     without it only the end is reported. ``report_short_failures``: a failure is
-    reported even when the job ran less than ``after``.
+    reported even when the job ran less than ``after``. A client that cannot edit
+    (webhook mode) gets the reply as the final state: no edits, files named instead
+    of attached.
     """
 
-    send: SendFn
+    client: Callable[[], Any]
     ctx: report.CellContext
     target: dict[str, str | None]
     message_id: str
     after: float | None = None
     mention: str | Sequence[str] | None = None  # None: the client's mention setting
-    alert: Callable[[], str] | None = None  # text put in front of the end messages
     announce: bool = True
     report_short_failures: bool = False
     on_ticket: Callable[[Any, str], None] | None = None
-    can_edit: Callable[[], bool] | None = None
-    """False for a client that cannot edit (webhook mode): then the reply is the final
-    state, no edits are queued and files are named instead of attached."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     posted: bool = False
     finished: bool = False
     timer: threading.Timer | None = None
     tickets: list[Any] = field(default_factory=list)
 
-    def _send(self, state: str, kind: str, message: str, **kwargs: Any) -> Any:
-        ticket = self.send(self.tickets, kind, message, **kwargs)
+    def _send(self, state: str, kind: str, message: str, **kwargs: Any) -> None:
+        ticket = queue_on_sender(self.client, self.tickets, kind, message, **kwargs)
         if ticket is not None and self.on_ticket is not None:
             try:
                 self.on_ticket(ticket, state)
             except Exception as exc:
                 log.warning("on_ticket failed: %s", exc)
-        return ticket
 
     def start(self) -> None:
         if not self.announce:
@@ -128,17 +113,12 @@ class Job:
             if self.finished or self.posted:
                 return
             self.posted = True
-            self._send(
-                "running",
-                "post",
-                report.running_message(self.ctx),
-                id=self.message_id,
-                **self.target,
-            )
+            message = report.running_message(self.ctx)
+            self._send("running", "post", message, id=self.message_id, **self.target)
 
     def _edits(self) -> bool:
         try:
-            return self.can_edit is None or bool(self.can_edit())
+            return bool(getattr(self.client(), "can_edit", True))
         except Exception:
             return True
 
@@ -166,34 +146,21 @@ class Job:
         if not edits and files:  # webhook mode: no uploads, the message still goes
             notes.append(f"{len(files)} file(s) not attached (webhook mode)")
             files = []
-        alert = ""
-        if self.alert is not None and (self.posted or self.will_report(outcome)):
-            alert = self.alert()
+        reports = self.posted or self.will_report(outcome)
+        alert = mention_text(self.client, self.target, self.mention) if reports else ""
         with self.lock:
             self.finished = True
             if self.timer is not None:
                 self.timer.cancel()
-            if self.posted:
-                self._send(
-                    outcome.status,
-                    "post",
-                    alert + report.reply_message(self.ctx, outcome, notes),
-                    reply_to=self.message_id,
-                    files=files or None,
-                )
-                if edits:  # without edits (webhook mode) the reply is the final state
-                    self._send(
-                        outcome.status,
-                        "update",
-                        report.final_edit_message(self.ctx, outcome),
-                        id=self.message_id,
-                    )
+            if self.posted:  # a reply in the thread, then (with edits) the final state
+                where: dict[str, Any] = {"reply_to": self.message_id}
+                text = report.reply_message(self.ctx, outcome, notes)
             elif self.will_report(outcome):
-                self._send(
-                    outcome.status,
-                    "post",
-                    alert + report.standalone_message(self.ctx, outcome, notes),
-                    id=self.message_id,
-                    files=files or None,
-                    **self.target,
-                )
+                where = {"id": self.message_id, **self.target}
+                text = report.standalone_message(self.ctx, outcome, notes)
+            else:
+                return
+            self._send(outcome.status, "post", alert + text, files=files or None, **where)
+            if self.posted and edits:
+                final = report.final_edit_message(self.ctx, outcome)
+                self._send(outcome.status, "update", final, id=self.message_id)

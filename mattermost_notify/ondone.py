@@ -23,12 +23,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from . import report
 from .errors import MessageError
-from .jobs import Job, mention_alert, queue_on_sender, warn
+from .jobs import Job, mention_text, queue_on_sender, warn
 
 __all__ = ["OnDone", "on_done"]
 
@@ -37,15 +36,16 @@ _ID_PREFIX = "job-"
 
 
 class _Running:
-    """One run of the job (one call, or one ``with`` block)."""
+    """One run of the job (one call, or one ``with`` block); ends with its ``with``."""
+
+    value: Any = None
 
     def __init__(self, owner: OnDone, label: str | None) -> None:
         self.owner = owner
         self.started = time.perf_counter()
         self.job: Job | None = None
-        self.rank_only_failures = False
-        if not owner._sends_here():
-            self.rank_only_failures = True
+        self.rank_only_failures = not owner._sends_here()
+        if self.rank_only_failures:
             return
         try:
             self.job = owner._new_job(label)
@@ -54,17 +54,19 @@ class _Running:
             warn(f"mattermost_notify: on_done not started ({type(exc).__name__}: {exc})")
             self.job = None
 
-    def end(self, exc: BaseException | None, value: Any = None) -> None:
+    def __enter__(self) -> _Running:
+        return self
+
+    def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
         """Queue the end messages. Never raises: the job's own outcome must win."""
         elapsed = time.perf_counter() - self.started
         try:
             outcome = report.outcome_of(
-                exc, elapsed, value, include_result=self.owner.include_result
+                exc, elapsed, self.value, include_result=self.owner.include_result
             )
             if self.rank_only_failures:
                 self.owner._report_rank_failure(outcome, elapsed)
-                return
-            if self.job is not None:
+            elif self.job is not None:
                 self.job.finish(outcome)
         except Exception as err:
             warn(f"mattermost_notify: on_done not finished ({type(err).__name__}: {err})")
@@ -83,7 +85,6 @@ class OnDone:
         mention: str | Sequence[str] | None = None,
         include_result: bool = True,
         rank_zero_only: bool = True,
-        client: Any = None,
     ) -> None:
         if user is not None and channel is not None:
             raise MessageError(
@@ -96,31 +97,23 @@ class OnDone:
             if isinstance(after, bool) or not isinstance(after, int | float) or after < 0:
                 raise MessageError(f"on_done: after must be seconds >= 0, not {after!r}")
             after = float(after)
-        self.title = title
-        self.user = user
-        self.channel = channel
-        self.after = after
         from .config import parse_mentions
 
         parse_mentions(mention, "on_done(mention=...)")  # a bad name fails now, not at the end
+        self.title = title
+        self.target = {"user": user, "channel": channel}
+        self.after = after
         self.mention = mention
         self.include_result = include_result
         self.rank_zero_only = rank_zero_only
-        self._client = client
         self._local = threading.local()
 
     def __repr__(self) -> str:
-        target = f"user={self.user!r}" if self.user else f"channel={self.channel!r}"
+        user, channel = self.target["user"], self.target["channel"]
+        target = f"user={user!r}" if user else f"channel={channel!r}"
         return f"<on_done {self.title or ''!s} {target} after={self.after}>"
 
     # ------------------------------------------------------------ plumbing
-    def _get_client(self) -> Any:
-        if self._client is not None:
-            return self._client
-        from . import api
-
-        return api.get_client()
-
     def _sends_here(self) -> bool:
         if not self.rank_zero_only:
             return True
@@ -128,23 +121,17 @@ class OnDone:
 
         return process_rank() in (None, 0)
 
-    def _target(self) -> dict[str, str | None]:
-        return {"user": self.user, "channel": self.channel}
-
     def _new_job(self, label: str | None) -> Job:
         ctx = report.CellContext(
             first_line=label or "", title=self.title, notebook=None, what="a job"
         )
         return Job(
-            send=functools.partial(queue_on_sender, self._get_client),
+            client=_default_client,
             ctx=ctx,
-            target=self._target(),
+            target=self.target,
             message_id=f"{_ID_PREFIX}{uuid.uuid4().hex[:12]}",
             after=self.after,
             mention=self.mention,
-            alert=mention_alert(self._get_client, self._target(), self.mention),
-            report_short_failures=False,
-            can_edit=lambda: bool(getattr(self._get_client(), "can_edit", True)),
         )
 
     def _report_rank_failure(self, outcome: report.Outcome, elapsed: float) -> None:
@@ -153,8 +140,7 @@ class OnDone:
             return
         from .ranks import claim_host_report, process_rank
 
-        label = self.title or "job"
-        if not claim_host_report(f"on_done:{label}"):
+        if not claim_host_report(f"on_done:{self.title or 'job'}"):
             return
         ctx = report.CellContext(
             first_line="",
@@ -162,14 +148,9 @@ class OnDone:
             started_at=datetime.now(UTC) - timedelta(seconds=elapsed),
             what="a job",
         )
-        alert = mention_alert(self._get_client, self._target(), self.mention)()
-        queue_on_sender(
-            self._get_client,
-            [],
-            "post",
-            alert + report.standalone_message(ctx, outcome),
-            **self._target(),
-        )
+        alert = mention_text(_default_client, self.target, self.mention)
+        message = alert + report.standalone_message(ctx, outcome)
+        queue_on_sender(_default_client, [], "post", message, **self.target)
 
     def _stack(self) -> list[_Running]:
         stack = getattr(self._local, "stack", None)
@@ -182,15 +163,10 @@ class OnDone:
         self._stack().append(_Running(self, _caller_label()))
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: Any) -> None:
         stack = self._stack()
         if stack:
-            stack.pop().end(exc)
+            stack.pop().__exit__(*exc_info)
 
     # ------------------------------------------------------------ decorator
     @overload
@@ -208,30 +184,26 @@ class OnDone:
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 __tracebackhide__ = True
-                running = _Running(self, label)
-                try:
-                    value = await func(*args, **kwargs)
-                except BaseException as exc:
-                    running.end(exc)
-                    raise
-                running.end(None, value)
-                return value
+                with _Running(self, label) as running:
+                    running.value = await func(*args, **kwargs)
+                return running.value
 
             return async_wrapper
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             __tracebackhide__ = True
-            running = _Running(self, label)
-            try:
-                value = func(*args, **kwargs)
-            except BaseException as exc:
-                running.end(exc)
-                raise
-            running.end(None, value)
-            return value
+            with _Running(self, label) as running:
+                running.value = func(*args, **kwargs)
+            return running.value
 
         return wrapper
+
+
+def _default_client() -> Any:
+    from . import api
+
+    return api.get_client()
 
 
 def _caller_label() -> str:
@@ -269,12 +241,4 @@ def on_done(
     """
     if callable(title):  # @on_done without parentheses
         return OnDone()(title)  # type: ignore[return-value]
-    return OnDone(
-        title,
-        user=user,
-        channel=channel,
-        after=after,
-        mention=mention,
-        include_result=include_result,
-        rank_zero_only=rank_zero_only,
-    )
+    return OnDone(**locals())  # the arguments above, as they are

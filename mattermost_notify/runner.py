@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import logging
 import os
 import shlex
@@ -27,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import report
-from .jobs import Job, mention_alert, queue_on_sender
+from .jobs import Job
 
 __all__ = ["add_arguments", "run", "run_command"]
 
@@ -256,7 +255,7 @@ def _outcome(
 def run(args: argparse.Namespace) -> int:
     """``mattermost-notify run``: the CLI entry point."""
     from .api import new_client
-    from .cli import UsageError, _load_settings
+    from .cli import UsageError, _load_settings, resolve_target
     from .errors import MattermostNotifyWarning
 
     command = list(args.command)
@@ -273,19 +272,9 @@ def run(args: argparse.Namespace) -> int:
     mention = list(args.mention) if args.mention else None
     parse_mentions(mention, "--mention")  # a bad name fails before the command runs
     settings = _load_settings(args)  # a broken configuration stops us before the command
-    if args.user:
-        target = {"user": args.user, "channel": None}
-    elif args.channel:
-        target = {"user": None, "channel": args.channel}
-    elif settings.default_user:
-        target = {"user": settings.default_user, "channel": None}
-    elif settings.default_channel:
-        target = {"user": None, "channel": settings.default_channel}
-    else:
-        raise UsageError(
-            "run needs --user or --channel (or default_user/default_channel in the config)"
-        )
     client = new_client(**settings.client_kwargs())
+    kind, name = resolve_target(client, args.user, args.channel, "run")
+    target = {"user": None, "channel": None, kind: name}
     ctx = report.CellContext(
         first_line=report.first_line(shlex.join(command), 120),
         title=args.title,
@@ -293,16 +282,14 @@ def run(args: argparse.Namespace) -> int:
         what="a command",
     )
     job = Job(
-        send=functools.partial(queue_on_sender, lambda: client),
+        client=lambda: client,
         ctx=ctx,
         target=target,
         message_id=f"run-{uuid.uuid4().hex[:12]}",
         after=args.after,
         mention=mention,
-        alert=mention_alert(lambda: client, target, mention),
         announce=bool(args.progress),
         report_short_failures=True,
-        can_edit=lambda: bool(getattr(client, "can_edit", True)),
     )
     # failures are reported once, by _deliver, in one line each (no log lines, no warnings)
     logging.getLogger("mattermost_notify").addHandler(logging.NullHandler())

@@ -134,3 +134,18 @@ def test_autonotify_messages_in_a_channel_mention(ip: Any, mattermost_env: Sandb
     messages = [p.message for p in mattermost_env.view.posts(channel="alerts")]
     assert messages[0].startswith("@alice :x: **Failed**")
     assert messages[1].startswith("@bob :white_check_mark: **Done**")
+
+
+def test_a_bad_mention_name_in_a_magic_stops_it_before_the_cell_runs(
+    ip: Any, mattermost_env: Sandbox
+) -> None:
+    """As on_done(mention=...) and ``run --mention``: the typo is said at once, nothing runs."""
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match=r"%%notify_on_done: mention 'name!'"):
+        ip.run_cell_magic("notify_on_done", "-c alerts --mention 'not a name!'", "ran = True")
+    assert "ran" not in ip.user_ns
+    with pytest.raises(UsageError, match=r"%autonotify: mention 'b\$d'"):
+        ip.run_line_magic("autonotify", "-c alerts --mention b$d")
+    _flush()
+    assert mattermost_env.view.posts(channel="alerts") == []

@@ -107,6 +107,14 @@ def test_the_cli_sends_with_only_a_webhook_url(hook_env: Sandbox) -> None:
     assert key not in proc.stdout + proc.stderr
 
 
+def test_run_without_a_target_posts_to_the_webhooks_own_channel(hook_env: Sandbox) -> None:
+    """As ``send``: with no --user/--channel and no default, the webhook's channel."""
+    proc = cli("run", "--", sys.executable, "-c", "print('trained')")
+    assert proc.returncode == 0, proc.stderr
+    [message] = messages(hook_env, "town-square")
+    assert "**Done**" in message and "trained" in message
+
+
 def test_wakeup_and_config_keys_select_webhook_mode(hook_env: Sandbox, tmp_path: Path) -> None:
     sb = hook_env
     os.environ.pop("MATTERMOST_NOTIFY_WEBHOOK_URL")

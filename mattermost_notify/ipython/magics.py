@@ -19,7 +19,6 @@ config file, ``mattermost-notify setup`` or ``%notify_setup``).
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 import shutil
 import tempfile
@@ -38,7 +37,7 @@ from traitlets import Bool, Float, Unicode, observe
 
 from .. import api, report
 from ..errors import MattermostNotifyError, warn
-from ..jobs import Job, queue_on_sender
+from ..jobs import Job, mention_text, queue_on_sender
 from .cellrun import FigureCollector, run_cell_body
 from .notebook import NotebookKey, detect_notebook_key
 
@@ -141,27 +140,26 @@ class _Armed:
     context: report.CellContext | None = None
 
 
+def _optional_text(help: str) -> Any:
+    """A configurable text trait whose default is None."""
+    return Unicode(None, allow_none=True, help=help).tag(config=True)
+
+
 @magics_class
 class NotifyMagics(Magics):
     """Send Mattermost notifications from IPython: ``%notify``, ``%%notify_on_done``,
     ``%autonotify``, ``%notify_hooks``, ``%notify_setup``."""
 
-    default_user = Unicode(
-        None,
-        allow_none=True,
-        help="User to send to when a magic names no -u/-c (wins over default_channel).",
-    ).tag(config=True)
-    default_channel = Unicode(
-        None, allow_none=True, help="Channel to send to when a magic names no -u/-c."
-    ).tag(config=True)
+    default_user = _optional_text(
+        "User to send to when a magic names no -u/-c (wins over default_channel)."
+    )
+    default_channel = _optional_text("Channel to send to when a magic names no -u/-c.")
     auto_after = Float(
         60.0, help="%autonotify: notify after cells that ran longer than this (seconds)."
     ).tag(config=True)
-    notebook_key = Unicode(
-        None,
-        allow_none=True,
-        help="Key of this notebook's hook store (default: detected notebook path).",
-    ).tag(config=True)
+    notebook_key = _optional_text(
+        "Key of this notebook's hook store (default: detected notebook path)."
+    )
     include_result = Bool(
         True, help="Put a short repr of the cell's value in the 'done' message."
     ).tag(config=True)
@@ -334,29 +332,6 @@ class NotifyMagics(Magics):
             return {"user": None, "channel": self.default_channel}
         return {"user": None, "channel": None}  # the client's own defaults
 
-    def _client_can_edit(self) -> bool:
-        """False in webhook mode (posts cannot be edited, files not uploaded)."""
-        try:
-            return bool(getattr(self.client(), "can_edit", True))
-        except Exception:
-            return True
-
-    def _mention_text(self, target: dict[str, str | None], mention: str | None) -> str:
-        """``"@alice "`` for a completion or failure message (see ``Notify.mention_text``);
-        never raises: a bad name becomes a warning and no mention."""
-        try:
-            client = self.client()
-            return str(client.mention_text(target["user"], target["channel"], mention=mention))
-        except MattermostNotifyError as exc:
-            self._warn_once(f"mention:{mention}", f"mattermost_notify: no mention ({exc})")
-        except Exception as exc:  # a bug of ours must not break the user's cell
-            warn(f"mattermost_notify: no mention ({type(exc).__name__}: {exc})")
-        return ""
-
-    def _queue(self, tickets: list[Any], kind: str, message: str, **kwargs: Any) -> Any:
-        """Queue on the background sender; never raises (a problem becomes a warning)."""
-        return queue_on_sender(self.client, tickets, kind, message, **kwargs)
-
     def _cleanup_tmp(self, force: bool = False) -> None:
         keep = []
         for tickets, path in self._tmpdirs:
@@ -451,8 +426,7 @@ class NotifyMagics(Magics):
         """
         __tracebackhide__ = True
         args = _parse(self.notify_on_done, line)
-        if args.user and args.channel:
-            raise UsageError("%%notify_on_done: give -u USER or -c CHANNEL, not both")
+        _check_options(args, "%%notify_on_done")
         job = self._start_job(args, cell)
         collector = FigureCollector(self._shell) if args.figures else None
         started = time.perf_counter()
@@ -480,15 +454,13 @@ class NotifyMagics(Magics):
         with _quietly("notification not started"):
             self._cleanup_tmp()
             job = Job(
-                send=self._queue,
+                client=self.client,
                 ctx=self._context(cell, args.message),
                 target=self._target(args.user, args.channel),
                 message_id=args.id or f"{_CELL_ID_PREFIX}{uuid.uuid4().hex[:12]}",
                 after=args.after,
                 mention=args.mention,
-                can_edit=self._client_can_edit,
             )
-            job.alert = functools.partial(self._mention_text, job.target, args.mention)
             if args.id:
                 self.client(keeps_id=True)  # the warning, now, if the id cannot be kept
             if self.status_widget:
@@ -611,8 +583,7 @@ class NotifyMagics(Magics):
             return
         if args.after is not None and args.after < 0:
             raise UsageError("%autonotify: --after must be >= 0")
-        if args.user and args.channel:
-            raise UsageError("%autonotify: give -u USER or -c CHANNEL, not both")
+        _check_options(args, "%autonotify")
         if self._stack and not self._auto_on:
             # the cell that turns it on is not a job to report
             self._skip_auto.add(id(self._stack[0].info))
@@ -684,14 +655,9 @@ class NotifyMagics(Magics):
             started_at=outcome.finished_at - timedelta(seconds=elapsed),
             cell_number=getattr(result, "execution_count", None) or ctx.cell_number,
         )
-        tickets: list[Any] = []
-        self._queue(
-            tickets,
-            "post",
-            self._mention_text(self._auto_target, self._auto_mention)
-            + report.standalone_message(ctx, outcome),
-            **self._auto_target,
-        )
+        alert = mention_text(self.client, self._auto_target, self._auto_mention)
+        message = alert + report.standalone_message(ctx, outcome)
+        queue_on_sender(self.client, [], "post", message, **self._auto_target)
 
     # ------------------------------------------------------------------ %notify_hooks
     @magic_arguments()
@@ -777,6 +743,18 @@ class NotifyMagics(Magics):
         form = SetupForm()
         display(form.widget)
         return None
+
+
+def _check_options(args: Any, magic: str) -> None:
+    """One target at most, and mention names that are names: before the cell runs."""
+    from ..config import parse_mentions
+
+    if args.user and args.channel:
+        raise UsageError(f"{magic}: give -u USER or -c CHANNEL, not both")
+    try:
+        parse_mentions(args.mention, "--mention")
+    except MattermostNotifyError as exc:
+        raise UsageError(f"{magic}: {exc}") from None
 
 
 def _unquote(value: Any) -> Any:

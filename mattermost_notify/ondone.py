@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -72,41 +73,17 @@ class _Running:
             warn(f"mattermost_notify: on_done not finished ({type(err).__name__}: {err})")
 
 
+@dataclass(repr=False, eq=False)
 class OnDone:
-    """Decorator and context manager returned by :func:`on_done`."""
+    """Decorator and context manager returned by :func:`on_done` (which checks the options)."""
 
-    def __init__(
-        self,
-        title: str | None = None,
-        *,
-        user: str | None = None,
-        channel: str | None = None,
-        after: float | None = None,
-        mention: str | Sequence[str] | None = None,
-        include_result: bool = True,
-        rank_zero_only: bool = True,
-    ) -> None:
-        if user is not None and channel is not None:
-            raise MessageError(
-                f"on_done: give user or channel, not both (user {user!r}, channel {channel!r})"
-            )
-        for name, value in (("user", user), ("channel", channel), ("title", title)):
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise MessageError(f"on_done: {name} must be a non-empty string, not {value!r}")
-        if after is not None:
-            if isinstance(after, bool) or not isinstance(after, int | float) or after < 0:
-                raise MessageError(f"on_done: after must be seconds >= 0, not {after!r}")
-            after = float(after)
-        from .config import parse_mentions
-
-        parse_mentions(mention, "on_done(mention=...)")  # a bad name fails now, not at the end
-        self.title = title
-        self.target = {"user": user, "channel": channel}
-        self.after = after
-        self.mention = mention
-        self.include_result = include_result
-        self.rank_zero_only = rank_zero_only
-        self._local = threading.local()
+    title: str | None
+    target: dict[str, str | None]
+    after: float | None
+    mention: str | Sequence[str] | None
+    include_result: bool
+    rank_zero_only: bool
+    _local: threading.local = field(default_factory=threading.local)
 
     def __repr__(self) -> str:
         user, channel = self.target["user"], self.target["channel"]
@@ -240,5 +217,20 @@ def on_done(
     ``with on_done(...):``; a bare ``@on_done`` uses the defaults.
     """
     if callable(title):  # @on_done without parentheses
-        return OnDone()(title)  # type: ignore[return-value]
-    return OnDone(**locals())  # the arguments above, as they are
+        return on_done()(title)  # type: ignore[return-value]
+    if user is not None and channel is not None:
+        raise MessageError(
+            f"on_done: give user or channel, not both (user {user!r}, channel {channel!r})"
+        )
+    for name, value in (("user", user), ("channel", channel), ("title", title)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise MessageError(f"on_done: {name} must be a non-empty string, not {value!r}")
+    if after is not None:
+        if isinstance(after, bool) or not isinstance(after, int | float) or after < 0:
+            raise MessageError(f"on_done: after must be seconds >= 0, not {after!r}")
+        after = float(after)
+    from .config import parse_mentions
+
+    parse_mentions(mention, "on_done(mention=...)")  # a bad name fails now, not at the end
+    target = {"user": user, "channel": channel}
+    return OnDone(title, target, after, mention, include_result, rank_zero_only)

@@ -101,15 +101,7 @@ class Store:
 
     def save(self, kind: str, obj_id: str) -> None:
         """Write one object through to the database (no-op in memory)."""
-        if self._db is None:
-            return
-        with self.lock:
-            value = self._table(kind)[obj_id]
-            self._db.execute(
-                "INSERT OR REPLACE INTO objects (kind, id, data) VALUES (?, ?, ?)",
-                (kind, obj_id, json.dumps(value, separators=(",", ":"))),
-            )
-            self._db.commit()
+        self.save_many([(kind, obj_id)])
 
     def save_many(self, items: Iterable[tuple[str, str]]) -> None:
         if self._db is None:

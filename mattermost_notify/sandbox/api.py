@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote
 
 from ._store import Obj, Store, can_post, dm_name, new_id, now_ms, public
@@ -23,9 +23,9 @@ from .http import (
     invalid_body_param,
     invalid_url_param,
     json_response,
+    make_route,
     parse_token,
     permission_error,
-    route,
 )
 from .uploads import Uploads
 from .webhooks import Webhooks
@@ -49,33 +49,18 @@ class Settings(Protocol):
     dm_restriction_covers_bots: bool
 
 
-ROUTES: tuple[Route, ...] = (
-    route("GET", "/api/v4/system/ping", "ping", auth=False),
-    route("GET", "/api/v4/config/client", "config_client", auth=False),
-    route("GET", "/api/v4/users/username/{username}", "user_by_name"),
-    route("GET", "/api/v4/users/{user_id}", "user"),
-    route(
-        "GET", "/api/v4/teams/name/{team_name}/channels/name/{channel_name}", "channel_by_team_name"
-    ),
-    route("GET", "/api/v4/teams/name/{team_name}", "team_by_name"),
-    route("GET", "/api/v4/teams/{team_id}/channels/name/{channel_name}", "channel_by_name"),
-    route("GET", "/api/v4/teams/{team_id}/members/{user_id}", "team_member"),
-    route("GET", "/api/v4/teams/{team_id}", "team"),
-    route("POST", "/api/v4/channels/direct", "direct_channel"),
-    route("GET", "/api/v4/channels/{channel_id}/posts", "channel_posts"),
-    route("GET", "/api/v4/channels/{channel_id}/members/{user_id}", "channel_member"),
-    route("GET", "/api/v4/channels/{channel_id}", "channel"),
-    route("POST", "/api/v4/posts", "create_post", stalls_itself=True),
-    route("PUT", "/api/v4/posts/{post_id}/patch", "patch_post"),
-    route("GET", "/api/v4/posts/{post_id}/thread", "post_thread"),
-    route("GET", "/api/v4/posts/{post_id}", "get_post"),
-    route("PUT", "/api/v4/posts/{post_id}", "update_post"),
-    route("DELETE", "/api/v4/posts/{post_id}", "delete_post"),
-    route("POST", "/api/v4/files", "upload", upload=True),
-    route("GET", "/api/v4/files/{file_id}/info", "file_info"),
-    route("GET", "/api/v4/files/{file_id}", "file_download"),
-    route("POST", "/hooks/{key}", "incoming_webhook", auth=False),
-)
+ROUTES: list[Route] = []  # in the order of the handlers below; the first match wins
+H = TypeVar("H", bound=Callable[..., Response])
+
+
+def route(method: str, template: str, **kw: Any) -> Callable[[H], H]:
+    """Register the decorated handler for ``method`` and the path ``template``."""
+
+    def register(handler: H) -> H:
+        ROUTES.append(make_route(method, template, handler.__name__, **kw))
+        return handler
+
+    return register
 
 
 class Api:
@@ -108,7 +93,7 @@ class Api:
             raise ApiError(413, "api.context.request_body_too_large.app_error")
         if not route.stalls_itself:
             ctx.stall()
-        handler = getattr(self, "h_" + route.handler)
+        handler = getattr(self, route.handler)
         return handler(ctx, **(params or {})), route.template
 
     def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str] | None]:
@@ -165,6 +150,7 @@ class Api:
         return not self._share_a_team(members[0], members[-1])
 
     # ---- system --------------------------------------------------------
+    @route("GET", "/api/v4/system/ping", auth=False)
     def h_ping(self, ctx: Ctx) -> Response:
         return json_response(
             200,
@@ -178,6 +164,7 @@ class Api:
             },
         )
 
+    @route("GET", "/api/v4/config/client", auth=False)
     def h_config_client(self, ctx: Ctx) -> Response:
         sb = self.settings
         config = {
@@ -200,6 +187,7 @@ class Api:
         return json_response(200, config)
 
     # ---- users ---------------------------------------------------------
+    @route("GET", "/api/v4/users/{user_id}")
     def h_user(self, ctx: Ctx, user_id: str) -> Response:
         if user_id == "me":
             user_id = ctx.user_id
@@ -209,6 +197,7 @@ class Api:
             raise ApiError(404, "app.user.missing_account.const")
         return json_response(200, public(user))
 
+    @route("GET", "/api/v4/users/username/{username}")
     def h_user_by_name(self, ctx: Ctx, username: str) -> Response:
         if not USERNAME_RE.match(username):
             raise invalid_body_param("username")
@@ -223,12 +212,14 @@ class Api:
             raise permission_error()
         return team
 
+    @route("GET", "/api/v4/teams/name/{team_name}")
     def h_team_by_name(self, ctx: Ctx, team_name: str) -> Response:
         team = self.store.team_by_name(team_name.lower())
         if team is None:
             raise ApiError(404, "app.team.get_by_name.missing.app_error")
         return json_response(200, public(self._visible_team(ctx, team)))
 
+    @route("GET", "/api/v4/teams/{team_id}")
     def h_team(self, ctx: Ctx, team_id: str) -> Response:
         check_id(team_id, "team_id")
         team = self.store.teams.get(team_id)
@@ -242,6 +233,7 @@ class Api:
         check_id(container_id, name)
         return check_id(ctx.user_id if user_id == "me" else user_id, "user_id")
 
+    @route("GET", "/api/v4/teams/{team_id}/members/{user_id}")
     def h_team_member(self, ctx: Ctx, team_id: str, user_id: str) -> Response:
         # api4/team.go getTeamMember: ids checked, then view_team (membership: no
         # sandbox user has system-wide team permissions), then the member row
@@ -275,6 +267,7 @@ class Api:
             raise permission_error()
         return json_response(200, public(channel))
 
+    @route("GET", "/api/v4/teams/{team_id}/channels/name/{channel_name}")
     def h_channel_by_name(self, ctx: Ctx, team_id: str, channel_name: str) -> Response:
         check_id(team_id, "team_id")
         team = self.store.teams.get(team_id)
@@ -282,6 +275,7 @@ class Api:
             raise ApiError(404, "app.channel.get_by_name.missing.app_error")
         return self._channel_in_team(ctx, team, channel_name)
 
+    @route("GET", "/api/v4/teams/name/{team_name}/channels/name/{channel_name}")
     def h_channel_by_team_name(self, ctx: Ctx, team_name: str, channel_name: str) -> Response:
         team = self.store.team_by_name(team_name.lower())
         if team is None:
@@ -297,9 +291,11 @@ class Api:
             raise permission_error()
         return channel
 
+    @route("GET", "/api/v4/channels/{channel_id}")
     def h_channel(self, ctx: Ctx, channel_id: str) -> Response:
         return json_response(200, public(self._readable_channel(ctx, channel_id)))
 
+    @route("GET", "/api/v4/channels/{channel_id}/members/{user_id}")
     def h_channel_member(self, ctx: Ctx, channel_id: str, user_id: str) -> Response:
         # api4/channel.go getChannelMember: read_channel, which only the channel's own
         # member roles grant (team roles do not), then the member row
@@ -335,6 +331,7 @@ class Api:
             }
         return json_response(200, member)
 
+    @route("GET", "/api/v4/channels/{channel_id}/posts")
     def h_channel_posts(self, ctx: Ctx, channel_id: str) -> Response:
         channel = self._readable_channel(ctx, channel_id)
         try:
@@ -353,15 +350,9 @@ class Api:
             posts.sort(key=lambda p: (p["create_at"], p["_seq"]), reverse=True)
             if not since:
                 posts = posts[page * per_page : (page + 1) * per_page]
-            body = {
-                "order": [p["id"] for p in posts],
-                "posts": {p["id"]: self._post_json(p) for p in posts},
-                "next_post_id": "",
-                "prev_post_id": "",
-                "has_next": False,
-            }
-        return json_response(200, body)
+            return self._post_list(posts, posts)
 
+    @route("POST", "/api/v4/channels/direct")
     def h_direct_channel(self, ctx: Ctx) -> Response:
         ids = ctx.json_body("user_ids")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
@@ -448,6 +439,7 @@ class Api:
             info["channel_id"] = channel_id
             info["update_at"] = now
 
+    @route("POST", "/api/v4/posts", stalls_itself=True)
     def h_create_post(self, ctx: Ctx) -> Response:
         body = ctx.json_body("post")
         if not isinstance(body, dict):
@@ -564,11 +556,9 @@ class Api:
                 if root["channel_id"] != channel["id"]:
                     raise ApiError(400, "api.post.create_post.channel_root_id.app_error")
             post_id = new_id()
-            unique: list[str] = []
-            for f in file_ids:
-                if f not in unique:
-                    unique.append(f)
-            attached = [f for f in unique if attach_check is not None and attach_check(f, post_id)]
+            attached = [
+                f for f in dict.fromkeys(file_ids) if attach_check and attach_check(f, post_id)
+            ]
             now = now_ms()
             self._seq += 1
             post: Obj = {
@@ -644,13 +634,9 @@ class Api:
         before = {"message": post["message"], "props": post["props"], "file_ids": post["file_ids"]}
         new_files = post["file_ids"]
         if file_ids is not None:
-            unique: list[str] = []
-            for f in file_ids:
-                if f not in unique:
-                    unique.append(f)
             new_files = [
                 f
-                for f in unique
+                for f in dict.fromkeys(file_ids)
                 if f in post["file_ids"] or self._attachable(ctx, f, post["channel_id"], post["id"])
             ]
         removed = [f for f in post["file_ids"] if f not in new_files]
@@ -681,6 +667,7 @@ class Api:
         self.store.save_many([("post", post["id"])] + [("file", f) for f in added + removed])
         return post
 
+    @route("PUT", "/api/v4/posts/{post_id}/patch")
     def h_patch_post(self, ctx: Ctx, post_id: str) -> Response:
         patch = ctx.json_body("post")
         if not isinstance(patch, dict):
@@ -713,6 +700,7 @@ class Api:
             )
             return json_response(200, self._post_json(post))
 
+    @route("PUT", "/api/v4/posts/{post_id}")
     def h_update_post(self, ctx: Ctx, post_id: str) -> Response:
         body = ctx.json_body("post")
         if not isinstance(body, dict):
@@ -752,6 +740,7 @@ class Api:
             raise permission_error()
         return post
 
+    @route("GET", "/api/v4/posts/{post_id}")
     def h_get_post(self, ctx: Ctx, post_id: str) -> Response:
         with self.store.lock:
             post = self._readable_post(ctx, post_id)
@@ -762,21 +751,27 @@ class Api:
         response.headers["ETag"] = etag
         return response
 
+    @route("GET", "/api/v4/posts/{post_id}/thread")
     def h_post_thread(self, ctx: Ctx, post_id: str) -> Response:
         with self.store.lock:
             post = self._readable_post(ctx, post_id)
             root = self.store.posts[post["root_id"]] if post["root_id"] else post
             posts = [root] + [self.store.posts[r] for r in root["_replies"]]
             posts = [p for p in posts if not p["delete_at"]]
-            body = {
-                "order": [p["id"] for p in reversed(posts)],
-                "posts": {p["id"]: self._post_json(p) for p in posts},
-                "next_post_id": "",
-                "prev_post_id": "",
-                "has_next": False,
-            }
+            return self._post_list(posts, reversed(posts))
+
+    def _post_list(self, posts: list[Obj], order: Iterable[Obj]) -> Response:
+        """A PostList: the posts by id, and their ids in ``order``."""
+        body = {
+            "order": [p["id"] for p in order],
+            "posts": {p["id"]: self._post_json(p) for p in posts},
+            "next_post_id": "",
+            "prev_post_id": "",
+            "has_next": False,
+        }
         return json_response(200, body)
 
+    @route("DELETE", "/api/v4/posts/{post_id}")
     def h_delete_post(self, ctx: Ctx, post_id: str) -> Response:
         with self.store.lock:
             post = self._own_post_for_edit(ctx, post_id)
@@ -799,6 +794,7 @@ class Api:
         return json_response(200, {"status": "OK"})
 
     # ---- files ---------------------------------------------------------
+    @route("POST", "/api/v4/files", upload=True)
     def h_upload(self, ctx: Ctx) -> Response:
         return self.uploads.upload(ctx)
 
@@ -814,9 +810,11 @@ class Api:
             raise permission_error()
         return info
 
+    @route("GET", "/api/v4/files/{file_id}/info")
     def h_file_info(self, ctx: Ctx, file_id: str) -> Response:
         return json_response(200, public(self._readable_file(ctx, file_id)))
 
+    @route("GET", "/api/v4/files/{file_id}")
     def h_file_download(self, ctx: Ctx, file_id: str) -> Response:
         info = self._readable_file(ctx, file_id)
         name = info["name"].replace('"', "")
@@ -829,5 +827,6 @@ class Api:
         )
 
     # ---- incoming webhooks ---------------------------------------------
+    @route("POST", "/hooks/{key}", auth=False)
     def h_incoming_webhook(self, ctx: Ctx, key: str) -> Response:
         return self.webhooks.handle(ctx, key)

@@ -111,49 +111,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write a configuration file (TOML, mode 0600) that wakeup() can use",
     )
     faults = parser.add_argument_group("fault injection")
-    faults.add_argument(
-        "--fail-next",
-        type=_number(int, 0),
-        default=0,
-        metavar="N",
-        help="answer the next N requests with --fail-status",
-    )
-    faults.add_argument(
-        "--fail-fraction",
-        type=_number(float, 0, 1),
-        default=0.0,
-        metavar="P",
-        help="answer a seeded fraction P of requests with --fail-status",
-    )
-    faults.add_argument("--fail-status", type=_number(int, 400, 599), default=503, metavar="STATUS")
-    faults.add_argument("--fault-seed", type=int, default=0, metavar="SEED")
-    faults.add_argument(
-        "--drop-before",
-        type=_number(int, 0),
-        default=0,
-        metavar="N",
-        help="drop the connection of the next N requests before applying them",
-    )
-    faults.add_argument(
-        "--drop-after",
-        type=_number(int, 0),
-        default=0,
-        metavar="N",
-        help="apply the next N requests, then drop the connection unanswered",
-    )
-    faults.add_argument(
-        "--delay",
-        type=_number(float, 0),
-        default=0.0,
-        metavar="SECONDS",
-        help="stall every request this long",
-    )
-    faults.add_argument(
-        "--fault-path",
-        default=None,
-        metavar="PREFIX",
-        help="apply the faults only to paths starting with PREFIX",
-    )
+    for flag, kind, default, metavar, text in (
+        ("--fail-next", _number(int, 0), 0, "N", "answer the next N requests with --fail-status"),
+        ("--fail-fraction", _number(float, 0, 1), 0.0, "P", "fail a seeded fraction P of requests"),
+        ("--fail-status", _number(int, 400, 599), 503, "STATUS", None),
+        ("--fault-seed", int, 0, "SEED", None),
+        ("--drop-before", _number(int, 0), 0, "N", "drop the next N requests, unapplied"),
+        ("--drop-after", _number(int, 0), 0, "N", "apply the next N requests, then drop them"),
+        ("--delay", _number(float, 0), 0.0, "SECONDS", "stall every request this long"),
+        ("--fault-path", str, None, "PREFIX", "faults only for paths starting with PREFIX"),
+    ):
+        faults.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
 
 
 def _toml_string(value: str) -> str:
@@ -183,22 +151,14 @@ def build_sandbox(args: argparse.Namespace) -> Any:
     """The :class:`Sandbox` described by parsed arguments (not started)."""
     from .server import Sandbox
 
-    options: dict[str, Any] = {
-        "port": args.port,
-        "host": args.host,
-        "token": args.token,
-        "team": args.team,
-        "bot_username": args.bot_username,
-        "db": args.db,
-        "rate_limit": args.rate_limit,
-        "rate_limit_per_sec": args.rate_limit_per_sec,
-        "rate_limit_burst": args.rate_limit_burst,
-        "max_file_size": args.max_file_size,
-        "post_edit_time_limit": args.post_edit_time_limit,
-        "max_post_size": args.max_post_size,
-        "restrict_direct_message": args.restrict_direct_message,
-        "version": args.server_version,
-    }
+    names = ("port", "host", "token", "team", "bot_username", "db", "rate_limit")
+    names += ("rate_limit_per_sec", "rate_limit_burst", "max_file_size", "post_edit_time_limit")
+    options: dict[str, Any] = {name: getattr(args, name) for name in names}
+    options.update(
+        max_post_size=args.max_post_size,
+        restrict_direct_message=args.restrict_direct_message,
+        version=args.server_version,
+    )
     for name in ("users", "channels", "private_channels"):
         if getattr(args, name):
             options[name] = tuple(getattr(args, name))

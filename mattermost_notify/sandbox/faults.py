@@ -4,47 +4,41 @@ from __future__ import annotations
 
 import random
 import threading
-from dataclasses import dataclass, field
-
-#: What a fault does to one request.
-#: ``status``: answer with ``status`` without applying the request.
-#: ``drop_before``: close the connection without applying the request.
-#: ``drop_after``: apply the request, then close the connection without an answer.
+from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 
 @dataclass(frozen=True)
 class Fault:
-    """The fault chosen for one request."""
+    """The fault chosen for one request: ``mode`` ``"status"`` (answer ``status`` without
+    applying the request), ``"drop_before"`` (close the connection without applying it)
+    or ``"drop_after"`` (apply it, then close the connection without an answer)."""
 
     mode: str
     status: int = 0
 
 
+class Where(TypedDict, total=False):
+    """The requests a fault applies to (every one when not given)."""
+
+    path_prefix: str | None  # e.g. "/api/v4/posts"
+    method: str | None  # e.g. "POST"
+
+
 @dataclass
 class _Rule:
-    outcomes: tuple[Fault, ...]
-    remaining: int | None  # None: unlimited
+    """A fault (``outcomes``) or a delay (``seconds``) for ``remaining`` more requests."""
+
+    remaining: int | None  # None: until cleared
+    outcomes: tuple[Fault, ...] = ()
+    seconds: float = 0.0
     probability: float = 1.0
     rng: random.Random | None = None
     path_prefix: str | None = None
     method: str | None = None
 
     def matches(self, method: str, path: str) -> bool:
-        if self.method is not None and self.method.upper() != method:
-            return False
-        return self.path_prefix is None or path.startswith(self.path_prefix)
-
-
-@dataclass
-class _Delay:
-    seconds: float
-    remaining: int | None
-    path_prefix: str | None
-    method: str | None
-    matched: list[int] = field(default_factory=list)
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.method is not None and self.method.upper() != method:
+        if self.remaining == 0 or (self.method is not None and self.method.upper() != method):
             return False
         return self.path_prefix is None or path.startswith(self.path_prefix)
 
@@ -52,26 +46,18 @@ class _Delay:
 class Faults:
     """Faults to inject, shared by all request threads of one sandbox.
 
-    Every method takes an optional ``path_prefix`` (e.g. ``"/api/v4/posts"``) and
-    ``method`` (e.g. ``"POST"``) restricting the requests it applies to.
-    Rules are consumed in the order they were added.
+    Every method takes the keywords of :class:`Where` (``path_prefix``, ``method``)
+    restricting the requests it applies to. Rules are consumed in the order they were
+    added.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
-        self._delays: list[_Delay] = []
 
-    def fail_next(
-        self,
-        n: int = 1,
-        status: int = 503,
-        *,
-        path_prefix: str | None = None,
-        method: str | None = None,
-    ) -> None:
+    def fail_next(self, n: int = 1, status: int = 503, **where: Unpack[Where]) -> None:
         """Answer the next ``n`` matching requests with ``status``, without applying them."""
-        self._add(_Rule((Fault("status", status),), n, path_prefix=path_prefix, method=method))
+        self._add(_Rule(n, (Fault("status", status),), **where))
 
     def fail_fraction(
         self,
@@ -79,9 +65,7 @@ class Faults:
         seed: int = 0,
         statuses: tuple[int, ...] | None = None,
         modes: tuple[str, ...] = (),
-        *,
-        path_prefix: str | None = None,
-        method: str | None = None,
+        **where: Unpack[Where],
     ) -> None:
         """Fail a seeded random fraction ``p`` of matching requests, until cleared.
 
@@ -99,48 +83,33 @@ class Faults:
         outcomes = tuple(Fault("status", s) for s in statuses) + tuple(Fault(m) for m in modes)
         if not outcomes:
             raise ValueError("give at least one status or mode")
-        self._add(
-            _Rule(outcomes, None, p, random.Random(seed), path_prefix=path_prefix, method=method)
-        )
+        self._add(_Rule(None, outcomes, probability=p, rng=random.Random(seed), **where))
 
-    def drop_before(
-        self, n: int = 1, *, path_prefix: str | None = None, method: str | None = None
-    ) -> None:
+    def drop_before(self, n: int = 1, **where: Unpack[Where]) -> None:
         """Close the connection of the next ``n`` matching requests before applying them."""
-        self._add(_Rule((Fault("drop_before"),), n, path_prefix=path_prefix, method=method))
+        self._add(_Rule(n, (Fault("drop_before"),), **where))
 
-    def drop_after(
-        self, n: int = 1, *, path_prefix: str | None = None, method: str | None = None
-    ) -> None:
+    def drop_after(self, n: int = 1, **where: Unpack[Where]) -> None:
         """Apply the next ``n`` matching requests, then close the connection unanswered."""
-        self._add(_Rule((Fault("drop_after"),), n, path_prefix=path_prefix, method=method))
+        self._add(_Rule(n, (Fault("drop_after"),), **where))
 
-    def delay(
-        self,
-        seconds: float,
-        n: int | None = None,
-        *,
-        path_prefix: str | None = None,
-        method: str | None = None,
-    ) -> None:
+    def delay(self, seconds: float, n: int | None = None, **where: Unpack[Where]) -> None:
         """Stall matching requests ``seconds`` while they are being applied.
 
         The request is stalled after it was accepted (for ``POST /posts``: after its
         ``pending_post_id`` was registered) and before its effect is committed.
         ``n=None`` stalls every matching request until :meth:`clear`.
         """
-        with self._lock:
-            self._delays.append(_Delay(seconds, n, path_prefix, method))
+        self._add(_Rule(n, seconds=seconds, **where))
 
     def clear(self) -> None:
         """Remove every fault and delay."""
         with self._lock:
             self._rules.clear()
-            self._delays.clear()
 
     @property
     def active(self) -> bool:
-        return bool(self._rules or self._delays)
+        return bool(self._rules)
 
     # ---- used by the server -------------------------------------------
     def _add(self, rule: _Rule) -> None:
@@ -155,7 +124,7 @@ class Faults:
             return None
         with self._lock:
             for rule in self._rules:
-                if rule.remaining == 0 or not rule.matches(method, path):
+                if not rule.outcomes or not rule.matches(method, path):
                     continue
                 if rule.rng is not None:
                     if rule.rng.random() >= rule.probability:
@@ -171,14 +140,12 @@ class Faults:
 
     def stall_seconds(self, method: str, path: str) -> float:
         """Total delay for this request (consumes counted delays)."""
-        if not self._delays:
-            return 0.0
         total = 0.0
         with self._lock:
-            for item in self._delays:
-                if item.remaining == 0 or not item.matches(method, path):
+            for rule in self._rules:
+                if rule.outcomes or not rule.matches(method, path):
                     continue
-                if item.remaining is not None:
-                    item.remaining -= 1
-                total += item.seconds
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                total += rule.seconds
         return total

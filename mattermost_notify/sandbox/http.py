@@ -266,7 +266,7 @@ class Route:
     stalls_itself: bool = False  # the handler calls ctx.stall() at the right moment
 
 
-def route(method: str, template: str, handler: str, **kw: Any) -> Route:
+def make_route(method: str, template: str, handler: str, **kw: Any) -> Route:
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
     return Route(method, re.compile(f"^{regex}$"), template, handler, **kw)
 

@@ -46,11 +46,6 @@ CONFIGFILE_HELP = (
     "(default: the usual search order, see the docs)"
 )
 
-NO_CACHE_HELP = (
-    "do not read or write the id cache on disk (user, channel and bot ids; "
-    "same as id_cache = false in the configuration)"
-)
-
 
 class UsageError(Exception):
     """A mistake on the user's side that the CLI reports in one line (exit 2)."""
@@ -161,12 +156,18 @@ def _prompt(label: str, default: str | None = None) -> str:
     return answer or (default or "")
 
 
+def _from_stdin(value: str | None, flag: str, what: str) -> str | None:
+    """``-`` means: the first line of standard input."""
+    if value != "-":
+        return value
+    text = sys.stdin.readline().strip()
+    if not text:
+        raise UsageError(f"no {what} on standard input ({flag} -)")
+    return text
+
+
 def _read_token(value: str | None, interactive: bool, current: str | None = None) -> str:
-    if value == "-":
-        token = sys.stdin.readline().strip()
-        if not token:
-            raise UsageError("no token on standard input (--token -)")
-        return token
+    value = _from_stdin(value, "--token", "token")
     if value:
         return value
     if interactive:
@@ -207,13 +208,12 @@ def _backup(path: Path) -> Path:
     return backup
 
 
-def cmd_setup(args: argparse.Namespace) -> int:
-    from .config import make_settings, write_config
+# what setup writes anew; the other settings of the file it replaces are kept
+_SERVER_KEYS = ("url", "token", "team_name", "webhook_url")
 
-    output = _output_path(args.output)
-    current = _current_config(output)
-    if args.webhook_url:
-        return _setup_webhook(args, output, current)
+
+def _token_flags(args: argparse.Namespace, current: dict[str, Any]) -> dict[str, Any]:
+    """``--url``, ``--token`` and ``--team-name``: given, asked (``-i``) or kept from the file."""
     interactive = args.interactive or not any((args.url, args.team_name, args.token))
     if interactive and not args.url:
         args.url = _prompt(
@@ -223,33 +223,57 @@ def cmd_setup(args: argparse.Namespace) -> int:
         args.team_name = _prompt(
             "Name of the team (the bot must be a member)", current.get("team_name")
         )
-    token = _read_token(args.token, interactive, current.get("token"))
-    url = args.url or current.get("url")
-    team_name = args.team_name or current.get("team_name")
-
-    given = {"--url": url, "--token": token, "--team-name": team_name}
-    missing = [flag for flag, value in given.items() if not value]
+    flags = {
+        "--url": ("url", args.url or current.get("url")),
+        "--token": ("token", _read_token(args.token, interactive, current.get("token"))),
+        "--team-name": ("team_name", args.team_name or current.get("team_name")),
+    }
+    missing = [flag for flag, (_key, value) in flags.items() if not value]
     if missing:
         raise UsageError(f"setup needs {', '.join(missing)} (or run: {PROG} setup -i)")
+    return flags
 
-    # the other settings of the file being replaced are kept
-    values: dict[str, Any] = {k: v for k, v in current.items() if k not in ("url", "token")}
-    values.update(url=url, token=token, team_name=team_name)
-    sources = {key: f"config file {output}" for key in values}
-    sources.update({"url": "--url", "token": "--token", "team_name": "--team-name"})
+
+def _webhook_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """``--webhook-url URL`` (``-``: read it from standard input): webhook mode."""
+    if args.url or args.token or args.team_name:
+        raise UsageError(
+            "--webhook-url replaces --url, --token and --team-name (webhook mode): give one or "
+            "the others"
+        )
+    url = _from_stdin(args.webhook_url, "--webhook-url", "webhook URL")
+    return {"--webhook-url": ("webhook_url", url)}
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """write the configuration file (server URL, team, bot token) and check it
+
+    Write the configuration file (mode 0600) and check the connection. Without
+    --url/--team-name/--token it asks interactively; the token is read without echo.
+    """
+    from .config import make_settings, write_config
+
+    output = _output_path(args.output)
+    current = _current_config(output)
+    flags = _webhook_flags(args) if args.webhook_url else _token_flags(args, current)
     if args.ca_bundle:
-        values["verify"] = args.ca_bundle
-        sources["verify"] = "--ca-bundle"
+        flags["--ca-bundle"] = ("verify", args.ca_bundle)
     if args.allow_insecure:
-        values["allow_insecure"] = True
-        sources["allow_insecure"] = "--allow-insecure"
+        flags["--allow-insecure"] = ("allow_insecure", True)
+    values = {k: v for k, v in current.items() if k not in _SERVER_KEYS}
+    sources = {key: f"config file {output}" for key in values}
+    for flag, (key, value) in flags.items():
+        values[key], sources[key] = value, flag
     settings = make_settings(values, sources)
 
     status = EXIT_OK
     if args.no_check:
         _out("Not checked (--no-check).")
     else:
-        _out(f"Checking the connection to {settings.url} ...")
+        if args.webhook_url:
+            _out(f"Checking the incoming webhook on {settings.url} (nothing is posted) ...")
+        else:
+            _out(f"Checking the connection to {settings.url} ...")
         status = _print_report(_client(settings))
         if status != EXIT_OK and not args.force:
             kept = f"{output} is unchanged" if output.exists() else f"{output} was not created"
@@ -259,63 +283,15 @@ def cmd_setup(args: argparse.Namespace) -> int:
             )
             return status
 
-    existed = output.exists()
-    backup = _backup(output) if existed else None
+    backup = _backup(output) if output.exists() else None
     write_config(output, settings)
-    if backup is not None:
-        _out(
-            f"Replaced the configuration file {output} (mode 0600); "
-            f"the previous one is kept as {backup}."
-        )
-    else:
-        _out(f"Wrote the configuration file {output} (mode 0600).")
+    mode = ", webhook mode" if args.webhook_url else ""
+    done = f"the configuration file {output} (mode 0600){mode}"
+    _out(f"Replaced {done}; the previous one is kept as {backup}." if backup else f"Wrote {done}.")
     if args.no_check:
         _out(f"Check it with: {PROG} test --configfile {output}")
     elif status != EXIT_OK:
         _out(f"Written anyway (--force); fix the problem above and run: {PROG} test")
-    return status
-
-
-def _setup_webhook(args: argparse.Namespace, output: Path, current: dict[str, Any]) -> int:
-    """``setup --webhook-url URL`` (``-``: read it from standard input): webhook mode."""
-    from .config import make_settings, write_config
-
-    if args.url or args.token or args.team_name:
-        raise UsageError(
-            "--webhook-url replaces --url, --token and --team-name (webhook mode): give one or "
-            "the others"
-        )
-    webhook_url = args.webhook_url
-    if webhook_url == "-":
-        webhook_url = sys.stdin.readline().strip()
-        if not webhook_url:
-            raise UsageError("no webhook URL on standard input (--webhook-url -)")
-    server_bound = ("url", "token", "team_name", "webhook_url")
-    values: dict[str, Any] = {k: v for k, v in current.items() if k not in server_bound}
-    values["webhook_url"] = webhook_url
-    sources = {key: f"config file {output}" for key in values}
-    sources["webhook_url"] = "--webhook-url"
-    if args.ca_bundle:
-        values["verify"] = args.ca_bundle
-        sources["verify"] = "--ca-bundle"
-    if args.allow_insecure:
-        values["allow_insecure"] = True
-        sources["allow_insecure"] = "--allow-insecure"
-    settings = make_settings(values, sources)
-    status = EXIT_OK
-    if args.no_check:
-        _out("Not checked (--no-check).")
-    else:
-        _out(f"Checking the incoming webhook on {settings.url} (nothing is posted) ...")
-        status = _print_report(_client(settings))
-        if status != EXIT_OK and not args.force:
-            kept = f"{output} is unchanged" if output.exists() else f"{output} was not created"
-            _out(f"Nothing written: {kept}. Fix the problem above, or write it with --force.")
-            return status
-    backup = _backup(output) if output.exists() else None
-    write_config(output, settings)
-    done = f"Wrote the configuration file {output} (mode 0600), webhook mode"
-    _out(f"{done}; the previous one is kept as {backup}." if backup else f"{done}.")
     return status
 
 
@@ -355,6 +331,11 @@ def _print_sources(settings: Settings) -> None:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    """check the server, TLS, token, bot and team, one line per check
+
+    Check reachability, TLS, the token, the bot's identity, its team membership, the
+    server version and limits. Exit 1 with the reason on failure.
+    """
     settings = _load_settings(args)
     _out("Settings:")
     _print_sources(settings)
@@ -402,6 +383,10 @@ def resolve_target(
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    """send a message (and files) to a channel or a user
+
+    Send a message to a channel or a user. MESSAGE '-' reads it from standard input.
+    """
     message = _read_message(args.message)
     files = _check_files(args.files)
     settings = _load_settings(args)
@@ -432,6 +417,10 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
+    """edit a message sent earlier, through its hook file
+
+    Replace the text of a message saved with 'send --save-hook FILE'.
+    """
     from .errors import HookError
 
     message = _read_message(args.message)
@@ -467,12 +456,22 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """see everything work against an embedded sandbox (no server needed)
+
+    Start a sandbox in this process and walk through the examples: a direct message, a
+    channel post with a file, an update by id, and a hook used from a second process.
+    """
     from .demo import run_demo
 
     return run_demo(keep=args.keep)
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
+    """list, deliver or drop background messages that were not delivered yet
+
+    Background messages that could not be delivered are kept on disk and sent by the
+    next process; this command shows, sends or drops them.
+    """
     from . import outbox
 
     if args.action == "list":
@@ -583,20 +582,18 @@ def _describe_entry(entry: OutboxEntry) -> str:
 # subcommands provided by other modules (sandbox, jupyter)
 
 
-def _delegate(module: str, what: str) -> Callable[[argparse.ArgumentParser], None]:
-    def add(parser: argparse.ArgumentParser) -> None:
-        import importlib
+def _delegate(parser: argparse.ArgumentParser, module: str, what: str) -> None:
+    """The flags and the function of a subcommand that ``module`` provides."""
+    import importlib
 
-        try:
-            mod = importlib.import_module(f"mattermost_notify.{module}")
-        except ImportError as exc:
-            parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-            parser.set_defaults(func=_missing(what, exc))
-            return
-        mod.add_arguments(parser)
-        parser.set_defaults(func=mod.run)
-
-    return add
+    try:
+        mod = importlib.import_module(f"mattermost_notify.{module}")
+    except ImportError as exc:
+        parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        parser.set_defaults(func=_missing(what, exc))
+        return
+    mod.add_arguments(parser)
+    parser.set_defaults(func=mod.run)
 
 
 def _missing(what: str, exc: ImportError) -> Callable[[argparse.Namespace], int]:
@@ -619,9 +616,27 @@ def _add_allow_insecure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
+def _add_connection_flags(parser: argparse.ArgumentParser, *, cache: bool = False) -> None:
     parser.add_argument("--configfile", help=CONFIGFILE_HELP)
     _add_allow_insecure(parser)
+    if cache:
+        parser.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="do not read or write the id cache on disk (user, channel and bot ids; "
+            "same as id_cache = false in the configuration)",
+        )
+
+
+def _subcommand(sub: Any, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    """The parser of ``func`` (``cmd_NAME``): its docstring is the help (first line) and
+    the description (the rest)."""
+    help, _, description = (func.__doc__ or "").partition("\n\n")
+    parser: argparse.ArgumentParser = sub.add_parser(
+        func.__name__[4:], help=help, description=description
+    )
+    parser.set_defaults(func=func)
+    return parser
 
 
 def _first_positional(argv: Sequence[str]) -> str | None:
@@ -643,13 +658,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     chosen = _first_positional(argv)
 
     # setup ---------------------------------------------------------------
-    p = sub.add_parser(
-        "setup",
-        help="write the configuration file (server URL, team, bot token) and check it",
-        description="Write the configuration file (mode 0600) and check the connection. "
-        "Without --url/--team-name/--token it asks interactively; the token is read "
-        "without echo.",
-    )
+    p = _subcommand(sub, cmd_setup)
     p.add_argument("-i", "--interactive", action="store_true", help="ask for the missing values")
     p.add_argument(
         "-u", "--url", help="URL of the Mattermost server, e.g. https://chat.example.org"
@@ -682,25 +691,13 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="write the file even when the connection test fails (default: write only "
         "a configuration that passed)",
     )
-    p.set_defaults(func=cmd_setup)
 
     # test ----------------------------------------------------------------
-    p = sub.add_parser(
-        "test",
-        help="check the server, TLS, token, bot and team, one line per check",
-        description="Check reachability, TLS, the token, the bot's identity, its team "
-        "membership, the server version and limits. Exit 1 with the reason on failure.",
-    )
+    p = _subcommand(sub, cmd_test)
     _add_connection_flags(p)
-    p.set_defaults(func=cmd_test)
 
     # send ----------------------------------------------------------------
-    p = sub.add_parser(
-        "send",
-        help="send a message (and files) to a channel or a user",
-        description="Send a message to a channel or a user. MESSAGE '-' reads it from "
-        "standard input.",
-    )
+    p = _subcommand(sub, cmd_send)
     p.add_argument("message", metavar="MESSAGE", help="the message (Markdown); '-' for stdin")
     dest = p.add_mutually_exclusive_group()
     dest.add_argument("-c", "--channel", help="name of the channel (the bot must be a member)")
@@ -713,82 +710,60 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         metavar="FILE",
         help="save the message hook to FILE, for a later 'update --hook FILE'",
     )
-    _add_connection_flags(p)
-    p.add_argument("--no-cache", action="store_true", help=NO_CACHE_HELP)
-    p.set_defaults(func=cmd_send)
+    _add_connection_flags(p, cache=True)
 
     # update --------------------------------------------------------------
-    p = sub.add_parser(
-        "update",
-        help="edit a message sent earlier, through its hook file",
-        description="Replace the text of a message saved with 'send --save-hook FILE'.",
-    )
+    p = _subcommand(sub, cmd_update)
     p.add_argument("message", metavar="MESSAGE", help="the new message; '-' for stdin")
     p.add_argument(
         "-f", "--hook", required=True, metavar="FILE", help="hook file written by send --save-hook"
     )
     p.add_argument("--files", nargs="+", metavar="FILE", help="files replacing the attached ones")
-    _add_connection_flags(p)
-    p.add_argument("--no-cache", action="store_true", help=NO_CACHE_HELP)
-    p.set_defaults(func=cmd_update)
-
-    # sandbox -------------------------------------------------------------
-    p = sub.add_parser(
-        "sandbox",
-        help="run a local Mattermost-compatible server for offline use and tests",
-        description="Run the sandbox server in the foreground until Ctrl-C.",
-    )
-    if chosen == "sandbox":
-        _delegate("sandbox.cli", "the sandbox")(p)
+    _add_connection_flags(p, cache=True)
 
     # demo ----------------------------------------------------------------
-    p = sub.add_parser(
-        "demo",
-        help="see everything work against an embedded sandbox (no server needed)",
-        description="Start a sandbox in this process and walk through the examples: "
-        "a direct message, a channel post with a file, an update by id, and a hook "
-        "used from a second process.",
-    )
+    p = _subcommand(sub, cmd_demo)
     p.add_argument("--keep", action="store_true", help="keep the sandbox up until Ctrl-C")
-    p.set_defaults(func=cmd_demo)
 
     # outbox --------------------------------------------------------------
-    p = sub.add_parser(
-        "outbox",
-        help="list, deliver or drop background messages that were not delivered yet",
-        description="Background messages that could not be delivered are kept on disk "
-        "and sent by the next process; this command shows, sends or drops them.",
-    )
+    p = _subcommand(sub, cmd_outbox)
     p.add_argument("action", choices=("list", "flush", "drop"), help="what to do")
     p.add_argument("ids", nargs="*", metavar="ID", help="drop: the entries to drop")
     p.add_argument("--all", action="store_true", help="drop: every entry")
     p.add_argument("--timeout", type=float, default=30.0, help="flush: seconds (default 30)")
     _add_connection_flags(p)
-    p.set_defaults(func=cmd_outbox)
 
-    # run -----------------------------------------------------------------
-    p = sub.add_parser(
-        "run",
-        help="run a command and post when it ends (status, duration, last output lines)",
-        description="Run COMMAND with its output passing through unchanged and post when "
-        "it ends: its exit status or the signal that killed it, how long it ran, the host "
-        "and the last lines of its output. Exits with the command's own status "
-        "(128 + N when killed by signal N).",
-        usage=f"{PROG} run [-u USER | -c CHANNEL] [--after SECONDS] [--mention NAME] "
-        "[--tail N] [--progress] [-m TITLE] -- COMMAND [ARGS...]",
-    )
-    if chosen == "run":
-        _delegate("runner", "run")(p)
-
-    # jupyter -------------------------------------------------------------
-    p = sub.add_parser(
-        "jupyter",
-        help="load the IPython extension in every kernel: enable | disable | status",
-        description="Add or remove mattermost_notify in c.InteractiveShellApp.extensions "
-        "of your IPython profile.",
-    )
-    if chosen == "jupyter":
-        _delegate("ipython.autoload", "the Jupyter extension")(p)
+    # subcommands of other modules: their flags are loaded only when chosen --
+    for name, module, what, help, description in (
+        (
+            "sandbox",
+            "sandbox.cli",
+            "the sandbox",
+            "run a local Mattermost-compatible server for offline use and tests",
+            "Run the sandbox server in the foreground until Ctrl-C.",
+        ),
+        (
+            "run",
+            "runner",
+            "run",
+            "run a command and post when it ends (status, duration, last output lines)",
+            "Run COMMAND with its output passing through unchanged and post when it ends: its "
+            "exit status or the signal that killed it, how long it ran, the host and the last "
+            "lines of its output. Exits with the command's own status (128 + N when killed by "
+            "signal N).",
+        ),
+        (
+            "jupyter",
+            "ipython.autoload",
+            "the Jupyter extension",
+            "load the IPython extension in every kernel: enable | disable | status",
+            "Add or remove mattermost_notify in c.InteractiveShellApp.extensions of your "
+            "IPython profile.",
+        ),
+    ):
+        p = sub.add_parser(name, help=help, description=description)
+        if chosen == name:
+            _delegate(p, module, what)
     return parser
 
 

@@ -40,6 +40,10 @@ EXIT_NOT_EXECUTABLE = 126
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``mattermost-notify run``."""
+    parser.usage = (
+        "mattermost-notify run [-u USER | -c CHANNEL] [--after SECONDS] [--mention NAME] "
+        "[--tail N] [--progress] [-m TITLE] -- COMMAND [ARGS...]"
+    )
     dest = parser.add_mutually_exclusive_group()
     dest.add_argument("-u", "--user", help="user to send a direct message to")
     dest.add_argument("-c", "--channel", help="channel to post in")

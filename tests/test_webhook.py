@@ -376,6 +376,24 @@ def test_setup_writes_the_webhook_url_to_a_private_file(hook_env: Sandbox, tmp_p
     assert messages(sb, "town-square") == ["after setup"]
 
 
+def test_setup_switching_to_a_bot_token_drops_the_webhook_url(
+    hook_env: Sandbox, tmp_path: Path
+) -> None:
+    """One setup for both modes: replacing a webhook configuration with a bot token leaves
+    no webhook URL in the file, and the CLI then posts as the bot."""
+    sb = hook_env
+    del os.environ["MATTERMOST_NOTIFY_WEBHOOK_URL"]
+    assert cli("setup", "--webhook-url", sb.webhook_url, "--no-check").returncode == 0
+    written = tmp_path / "config" / "config.toml"
+    proc = cli("setup", "-u", sb.url, "-n", sb.team, "-t", "-", stdin=sb.token + "\n")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "webhook_url" not in written.read_text()
+    assert "webhook mode" not in proc.stdout
+    assert cli("send", "by the bot", "-c", "alerts").returncode == 0
+    [post] = sb.view.posts(channel="alerts")
+    assert post.message == "by the bot" and "from_webhook" not in post.props
+
+
 def test_the_key_is_in_no_log_exception_or_repr(
     hook_env: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:

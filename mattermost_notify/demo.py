@@ -40,33 +40,14 @@ def _quote(text: str, limit: int = 70) -> str:
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
-def _child_env(url: str, token: str, team: str, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MATTERMOST_NOTIFY_")}
-    env.update(
-        MATTERMOST_NOTIFY_URL=url,
-        MATTERMOST_NOTIFY_TOKEN=token,
-        MATTERMOST_NOTIFY_TEAM=team,
-        MATTERMOST_NOTIFY_DATA_DIR=str(data_dir),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-class _Printer:
-    def __init__(self, out: IO[str]) -> None:
-        self.out = out
-
-    def __call__(self, text: str = "") -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
-
-
 def run_demo(keep: bool = False, out: IO[str] | None = None) -> int:
     """Run the walk-through; returns 0 when every step was seen on the server, else 1."""
     from .client import Notify
     from .sandbox import Sandbox
 
-    say = _Printer(out or sys.stdout)
+    def say(text: str = "") -> None:
+        print(text, file=out or sys.stdout, flush=True)
+
     started = time.perf_counter()
     problems: list[str] = []
 
@@ -132,9 +113,16 @@ def run_demo(keep: bool = False, out: IO[str] | None = None) -> int:
             for line in SECOND_PROCESS.splitlines()[3:-1]:
                 if line.strip():
                     say(f"     {line.replace('sys.argv[1]', repr(hook_file.name))}")
+            env = {k: v for k, v in os.environ.items() if not k.startswith("MATTERMOST_NOTIFY_")}
+            env.update(
+                MATTERMOST_NOTIFY_URL=sb.url,
+                MATTERMOST_NOTIFY_TOKEN=sb.token,
+                MATTERMOST_NOTIFY_TEAM=sb.team,
+                MATTERMOST_NOTIFY_DATA_DIR=str(work / "data"),
+            )
             child = subprocess.run(
                 [sys.executable, "-c", SECOND_PROCESS, str(hook_file)],
-                env=_child_env(sb.url, sb.token, sb.team, work / "data"),
+                env=env,
                 cwd=work,
                 capture_output=True,
                 text=True,

@@ -487,21 +487,6 @@ class NotifyMagics(Magics):
         """Queue the end messages. Never raises: the cell's own outcome must win."""
         if job is None:
             return
-        try:
-            self._end_messages(job, args, collector, elapsed, value, exc)
-        finally:
-            if self._recorder is not None:
-                self._recorder.finish(job)
-
-    def _end_messages(
-        self,
-        job: Job,
-        args: Any,
-        collector: FigureCollector | None,
-        elapsed: float,
-        value: Any,
-        exc: BaseException | None,
-    ) -> None:
         with _quietly("notification not finished"):
             outcome = report.outcome_of(exc, elapsed, value, include_result=self.include_result)
             tmpdir = None
@@ -530,6 +515,8 @@ class NotifyMagics(Magics):
             job.finish(outcome, files, notes)
             if tmpdir is not None:
                 self._tmpdirs.append((job.tickets, tmpdir))
+        if self._recorder is not None:  # never raises
+            self._recorder.finish(job)
 
     def _cell_recorder(self) -> Any:
         """This kernel's record of running cells (for death reports), or None."""

@@ -30,7 +30,6 @@ _MESSAGES = {
     ),
     "app.user.missing_account.const": "Unable to find the user.",
     "app.team.get_by_name.missing.app_error": "Unable to find the existing team.",
-    "app.team.get.find.app_error": "Unable to find the existing team.",
     "app.team.get_member.missing.app_error": "No team member found for that user ID and team ID.",
     "app.channel.get_by_name.missing.app_error": "Channel does not exist.",
     "app.channel.get.existing.app_error": "Unable to find the existing channel.",

@@ -55,6 +55,9 @@ def add_response_observer(callback: ResponseObserver) -> Callable[[], None]:
     return remove
 
 
+_DROPPED = Response(0, content_type="")  # what the log says of a connection closed unanswered
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -539,7 +542,7 @@ class Sandbox:
         if fault is not None and fault.mode == "drop_before":
             body.drain()
             handler.drop()
-            self._record(ctx, route, 0, "", started, arrived, fault_name, b"")
+            self._record(ctx, route, fault_name, started, arrived, _DROPPED)
             return
         if fault is not None and fault.mode == "status":
             body.drain()
@@ -571,7 +574,7 @@ class Sandbox:
             handler.close_connection = True
         if fault is not None and fault.mode == "drop_after":
             handler.drop()
-            self._record(ctx, route, 0, "", started, arrived, fault_name, b"")
+            self._record(ctx, route, fault_name, started, arrived, _DROPPED)
             return
         if response.api:
             extra["X-Request-Id"] = request_id
@@ -581,16 +584,7 @@ class Sandbox:
             if method == "GET":
                 extra["Expires"] = "0"
         if is_api:  # logged before answering: a client that got its answer finds it in the log
-            self._record(
-                ctx,
-                route,
-                response.status,
-                response.content_type,
-                started,
-                arrived,
-                fault_name,
-                response.body,
-            )
+            self._record(ctx, route, fault_name, started, arrived, response)
         try:
             handler.write_response(response, extra)
         except OSError:
@@ -622,38 +616,27 @@ class Sandbox:
         return error_response(ApiError(status, "sandbox.fault.injected"))
 
     def _record(
-        self,
-        ctx: Ctx,
-        route: str,
-        status: int,
-        content_type: str,
-        started: float,
-        arrived: int,
-        fault: str,
-        body: bytes,
+        self, ctx: Ctx, route: str, fault: str, started: float, arrived: int, answer: Response
     ) -> None:
+        """Log the request (status 0: dropped unanswered) and tell the observers."""
+        query = [f"{k}={v}" for k, vs in ctx.query.items() if k != "access_token" for v in vs]
         record = RequestRecord(
             request_id=ctx.request_id,
             time=arrived,
             method=ctx.method,
             path=ctx.path,
-            query=urlsplit(
-                "?"
-                + "&".join(
-                    f"{k}={v}" for k, vs in ctx.query.items() if k != "access_token" for v in vs
-                )
-            ).query,
+            query=urlsplit("?" + "&".join(query)).query,
             route=route,
-            status=status,
+            status=answer.status,
             user_id=str(ctx.user["id"]) if ctx.user else "",
             duration_ms=(time.perf_counter() - started) * 1000,
             fault=fault,
-            content_type=content_type,
+            content_type=answer.content_type,
         )
         self._log.append(record)
         for observer in list(_observers):
             try:
-                observer(record, content_type, body)
+                observer(record, answer.content_type, answer.body)
             except Exception:
                 log.exception("sandbox: response observer failed")
 

@@ -122,17 +122,12 @@ def _client(settings: Settings) -> Notify:
     return new_client(**settings.client_kwargs())
 
 
-def _default_config_path() -> Path:
-    """Where ``setup`` writes when no ``--output`` is given: the user config file."""
-    from .config import user_config_dir
-
-    return user_config_dir() / "config.toml"
-
-
 def _output_path(value: str | None) -> Path:
     """``setup -o``: a file, or a directory (then ``DIR/.mattermost_notify``, like the original)."""
-    if value is None:
-        return _default_config_path()
+    if value is None:  # the user configuration file
+        from .config import user_config_dir
+
+        return user_config_dir() / "config.toml"
     path = _expand_path(value)
     if path.is_dir():
         return path / ORIGINAL_CONFIG_NAME
@@ -316,17 +311,14 @@ def _print_report(client: Notify) -> int:
 
 def _print_sources(settings: Settings) -> None:
     """Where each setting came from (the token's value is never shown)."""
-    sources = getattr(settings, "sources", None) or {}
     from .config import KEYS
 
-    for name in KEYS:
-        if name not in sources:
-            continue
+    for name in (key for key in KEYS if key in settings.sources):
         value = "(hidden)" if name in ("token", "webhook_url") else getattr(settings, name)
         if isinstance(value, tuple):
             value = list(value)
-        _out(f"  {name} = {value}  (from {sources[name]})")
-    for note in getattr(settings, "notes", ()) or ():
+        _out(f"  {name} = {value}  (from {settings.sources[name]})")
+    for note in settings.notes:
         _out(f"  note: {note}")
 
 
@@ -771,15 +763,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 # main
 
 
-def _exit_code(exc: BaseException) -> int:
-    from .errors import APIError, NetworkError
-
-    return EXIT_FAILURE if isinstance(exc, APIError | NetworkError) else EXIT_USAGE
-
-
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -800,11 +785,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
-        from .errors import MattermostNotifyError
+        from .errors import APIError, MattermostNotifyError, NetworkError
 
-        if isinstance(exc, MattermostNotifyError):
+        if isinstance(exc, MattermostNotifyError):  # the server's or the network's, or ours
             print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
-            return _exit_code(exc)
+            return EXIT_FAILURE if isinstance(exc, APIError | NetworkError) else EXIT_USAGE
         if isinstance(exc, OSError):
             # a file we were asked to read or write: the user's side
             where = f": {exc.filename}" if exc.filename else ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -207,16 +207,8 @@ class View:
         return None
 
     def _file_view(self, info: Obj) -> FileView:
-        return FileView(
-            id=info["id"],
-            name=info["name"],
-            size=info["size"],
-            mime_type=info["mime_type"],
-            channel_id=info["channel_id"],
-            user_id=info["user_id"],
-            post_id=info["post_id"],
-            path=self._store.files_dir / info["id"],
-        )
+        own = {f.name: info[f.name] for f in fields(FileView) if f.name != "path"}
+        return FileView(**own, path=self._store.files_dir / info["id"])
 
     def _post_view(self, post: Obj) -> PostView:
         store = self._store
@@ -227,22 +219,14 @@ class View:
             EditView(e["message"], _freeze(e["props"]), tuple(e["file_ids"]), e["replaced_at"])
             for e in post.get("_edits", [])
         )
-        return PostView(
-            id=post["id"],
-            channel_id=post["channel_id"],
-            channel_name=channel.get("name", ""),
-            user_id=post["user_id"],
-            username=user.get("username", ""),
-            message=post["message"],
-            root_id=post["root_id"],
-            props=_freeze(post["props"]),
-            file_ids=tuple(post["file_ids"]),
-            files=files,
-            create_at=post["create_at"],
-            update_at=post["update_at"],
-            edit_at=post["edit_at"],
-            delete_at=post["delete_at"],
-            edits=edits,
-            reply_ids=tuple(post.get("_replies", [])),
-            type=post["type"],
-        )
+        derived = {
+            "channel_name": channel.get("name", ""),
+            "username": user.get("username", ""),
+            "props": _freeze(post["props"]),
+            "file_ids": tuple(post["file_ids"]),
+            "files": files,
+            "edits": edits,
+            "reply_ids": tuple(post.get("_replies", [])),
+        }
+        own = {f.name: post[f.name] for f in fields(PostView) if f.name not in derived}
+        return PostView(**own, **derived)

@@ -172,8 +172,8 @@ def run_command(
         for _, child_end in fds:
             os.close(child_end)
         readers = [
-            threading.Thread(target=output.copy, args=(fds[0][0], 1), daemon=True),
-            threading.Thread(target=output.copy, args=(fds[1][0], 2), daemon=True),
+            threading.Thread(target=output.copy, args=(ours, fd), daemon=True)
+            for fd, (ours, _child_end) in enumerate(fds, start=1)
         ]
         for t in readers:
             t.start()

@@ -25,7 +25,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -635,12 +635,10 @@ class NotifyMagics(Magics):
         outcome = report.outcome_of(
             exc, elapsed, getattr(result, "result", None), include_result=self.include_result
         )
-        ctx = self._context(cell, None, getattr(info, "execution_count", None))
-        ctx = report.CellContext(
-            first_line=ctx.first_line,
-            notebook=ctx.notebook,
+        number = getattr(result, "execution_count", None) or getattr(info, "execution_count", None)
+        ctx = replace(
+            self._context(cell, None, number),
             started_at=outcome.finished_at - timedelta(seconds=elapsed),
-            cell_number=getattr(result, "execution_count", None) or ctx.cell_number,
         )
         alert = mention_text(self.client, self._auto_target, self._auto_mention)
         message = alert + report.standalone_message(ctx, outcome)

@@ -61,21 +61,16 @@ class NotebookHookStore(HookStore):
     ) -> None:
         super().__init__(path)
         self.key = key
-        self.reuse_within = float(reuse_within)
         self.session_path = self.path.with_name(self.path.stem + _SUFFIX)
-        self.started = started = time.time()
+        self.started = time.time()
         last = _read_session(self.session_path).get("last_active")
         self.previous_active: float | None = (
             float(last) if isinstance(last, int | float) and not isinstance(last, bool) else None
         )
-        self.reuse_earlier = (
-            self.previous_active is not None and started - self.previous_active <= self.reuse_within
-        )
         self.earlier: set[str] = set()
         with contextlib.suppress(Exception):
             self.earlier = {h.id for h in self.list()}
-        if not self.reuse_earlier:
-            self._prune_auto_ids()
+        self.set_reuse_within(reuse_within)
         self.touch()
         if heartbeat:
             _start_heartbeat(self, heartbeat)

@@ -273,10 +273,13 @@ def _when(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _started(ctx: CellContext) -> str:
+    """``notebook `x.ipynb` on `alice@host`, started 2026-...``"""
+    return f"{ctx.where}, started {_when(ctx.started_at)}"
+
+
 def running_message(ctx: CellContext) -> str:
-    return (
-        f"{_ICON['running']} **Running** {ctx.label}\n{ctx.where}, started {_when(ctx.started_at)}"
-    )
+    return f"{_ICON['running']} **Running** {ctx.label}\n{_started(ctx)}"
 
 
 def _details(outcome: Outcome) -> list[str]:
@@ -310,14 +313,7 @@ def reply_message(ctx: CellContext, outcome: Outcome, notes: list[str] | None = 
 
 def standalone_message(ctx: CellContext, outcome: Outcome, notes: list[str] | None = None) -> str:
     """One message when there was no start post (``--after``, ``%autonotify``)."""
-    return "\n".join(
-        [
-            _headline(ctx, outcome),
-            f"{ctx.where}, started {_when(ctx.started_at)}",
-            *_details(outcome),
-            *(notes or []),
-        ]
-    )
+    return "\n".join([_headline(ctx, outcome), _started(ctx), *_details(outcome), *(notes or [])])
 
 
 def final_edit_message(ctx: CellContext, outcome: Outcome) -> str:
@@ -326,9 +322,7 @@ def final_edit_message(ctx: CellContext, outcome: Outcome) -> str:
     if outcome.status in ("failed", "died") and outcome.error:
         extra = f"\n**{outcome.error}**"
     return (
-        f"{_headline(ctx, outcome)}\n"
-        f"{ctx.where}, started {_when(ctx.started_at)}, "
-        f"finished {_when(outcome.finished_at)}{extra}"
+        f"{_headline(ctx, outcome)}\n{_started(ctx)}, finished {_when(outcome.finished_at)}{extra}"
     )
 
 
@@ -345,7 +339,7 @@ def kernel_died_message(
     cell = f"cell [{cell_number}]" if cell_number is not None else "a cell"
     lines = [
         f"{_ICON['died']} **The kernel died** while running {cell} {ctx.label}",
-        f"{ctx.where}, started {_when(ctx.started_at)}, running for {format_elapsed(elapsed)}",
+        f"{_started(ctx)}, running for {format_elapsed(elapsed)}",
     ]
     if exit_detail:
         lines.append(f"**{exit_detail}**")

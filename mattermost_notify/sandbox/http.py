@@ -25,6 +25,11 @@ _MESSAGES = {
         "Session token provided in query string; use the Authorization header instead."
     ),
     "api.context.request_body_too_large.app_error": "The request body is too large.",
+    "api.context.invalid_body_param.app_error": "Invalid or missing {name} in request body.",
+    "api.context.invalid_url_param.app_error": (
+        "Invalid or missing {name} parameter in request URL."
+    ),
+    "api.context.invalid_param.app_error": "Invalid {name} parameter.",
     "app.user.get_by_username.app_error": (
         "Unable to find an existing account matching your username for this team."
     ),
@@ -100,23 +105,15 @@ class ApiError(Exception):
 
 
 def invalid_body_param(name: str) -> ApiError:
-    return ApiError(
-        400,
-        "api.context.invalid_body_param.app_error",
-        f"Invalid or missing {name} in request body.",
-    )
+    return ApiError(400, "api.context.invalid_body_param.app_error", name=name)
 
 
 def invalid_url_param(name: str) -> ApiError:
-    return ApiError(
-        400,
-        "api.context.invalid_url_param.app_error",
-        f"Invalid or missing {name} parameter in request URL.",
-    )
+    return ApiError(400, "api.context.invalid_url_param.app_error", name=name)
 
 
 def invalid_param(name: str) -> ApiError:
-    return ApiError(400, "api.context.invalid_param.app_error", f"Invalid {name} parameter.")
+    return ApiError(400, "api.context.invalid_param.app_error", name=name)
 
 
 def permission_error() -> ApiError:

@@ -12,12 +12,9 @@ from .http import MAX_PAYLOAD_BYTES, ApiError, BodyTooLarge, Ctx, Response
 
 
 def _hook_error(status: int, decode: bool = False) -> ApiError:
-    error_id = (
-        "web.incoming_webhook.decode.app_error"
-        if decode
-        else ("web.incoming_webhook.general.app_error")
-    )
-    return ApiError(status, error_id)
+    if decode:
+        return ApiError(status, "web.incoming_webhook.decode.app_error")
+    return ApiError(status, "web.incoming_webhook.general.app_error")
 
 
 class Webhooks:

@@ -94,6 +94,19 @@ def _notify_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
     return magic_arguments()(magic)
 
 
+def _target_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
+    """``-u``, ``-c`` and ``--mention``, as %%notify_on_done and %autonotify take them."""
+    magic = argument(
+        "--mention",
+        metavar="NAMES",
+        help="users to mention in the done/failed message, e.g. alice or alice,bob "
+        "(default: the mention setting, in channels)",
+    )(magic)
+    for flags, _key, text in reversed(_NOTIFY_OPTIONS[:2]):
+        magic = argument(*flags, help=text)(magic)
+    return magic
+
+
 def split_notify_line(line: str) -> tuple[dict[str, Any], str]:
     """Split ``%notify`` options from the message, which is kept verbatim.
 
@@ -394,8 +407,7 @@ class NotifyMagics(Magics):
 
     # ------------------------------------------------------------------ %%notify_on_done
     @magic_arguments()
-    @argument("-u", "--user", help="user to send a direct message to")
-    @argument("-c", "--channel", help="channel to post in")
+    @_target_arguments
     @argument(
         "-m",
         "--message",
@@ -405,12 +417,6 @@ class NotifyMagics(Magics):
     @argument("--after", type=float, help="only notify when the cell runs longer (seconds)")
     @argument("--attach", nargs="+", action="extend", default=[], help="files to attach at the end")
     @argument("--figures", action="store_true", help="attach the images the cell displayed")
-    @argument(
-        "--mention",
-        metavar="NAMES",
-        help="users to mention in the done/failed message, e.g. alice or alice,bob "
-        "(default: the mention setting, in channels)",
-    )
     @cell_magic
     def notify_on_done(self, line: str, cell: str) -> Any:
         """Run the cell and tell Mattermost when it is done, failed or was interrupted.
@@ -552,14 +558,7 @@ class NotifyMagics(Magics):
         help="done: cells longer than --after; error: failed cells; all: both (default)",
     )
     @argument("--off", action="store_true", help="stop notifying")
-    @argument("-u", "--user", help="user to send to")
-    @argument("-c", "--channel", help="channel to post in")
-    @argument(
-        "--mention",
-        metavar="NAMES",
-        help="users to mention, e.g. alice or alice,bob (default: the mention setting, "
-        "in channels)",
-    )
+    @_target_arguments
     @line_magic
     def autonotify(self, line: str) -> None:
         """Notify after every cell that ran longer than a threshold, or failed."""

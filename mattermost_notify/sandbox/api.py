@@ -31,6 +31,13 @@ from .uploads import Uploads
 from .webhooks import Webhooks
 
 PENDING_TTL = 30.0
+# the fields a team member and a channel member share: a plain user, no guest, no admin
+_MEMBER_SCHEME = {
+    "scheme_guest": False,
+    "scheme_user": True,
+    "scheme_admin": False,
+    "explicit_roles": "",
+}
 
 
 class Settings(Protocol):
@@ -242,17 +249,8 @@ class Api:
             raise permission_error()
         if not self._team_member(user_id, team_id):
             raise ApiError(404, "app.team.get_member.missing.app_error")
-        member: Obj = {
-            "team_id": team_id,
-            "user_id": user_id,
-            "roles": "team_user",
-            "delete_at": 0,
-            "scheme_guest": False,
-            "scheme_user": True,
-            "scheme_admin": False,
-            "explicit_roles": "",
-        }
-        return json_response(200, member)
+        member = {"team_id": team_id, "user_id": user_id, "roles": "team_user", "delete_at": 0}
+        return json_response(200, member | _MEMBER_SCHEME)
 
     # ---- channels ------------------------------------------------------
     def _channel_in_team(self, ctx: Ctx, team: Obj, channel_name: str) -> Response:
@@ -324,12 +322,8 @@ class Api:
                     "push": "default",
                 },
                 "last_update_at": channel["create_at"],
-                "scheme_guest": False,
-                "scheme_user": True,
-                "scheme_admin": False,
-                "explicit_roles": "",
             }
-        return json_response(200, member)
+        return json_response(200, member | _MEMBER_SCHEME)
 
     @route("GET", "/api/v4/channels/{channel_id}/posts")
     def h_channel_posts(self, ctx: Ctx, channel_id: str) -> Response:
@@ -624,12 +618,18 @@ class Api:
         self,
         ctx: Ctx,
         post: Obj,
+        restricted_error: str,
         message: str,
         props: Obj,
         file_ids: list[str] | None,
         is_pinned: bool,
         has_reactions: bool,
-    ) -> Obj:
+    ) -> Response:
+        """The edit of both PUT routes (``restricted_error``: the route's refusal in a DM
+        the server restricts), once the values are taken from the request."""
+        if self.restricted_dm(self.store.channels[post["channel_id"]]):
+            raise ApiError(400, restricted_error)
+        self._validate_post_fields(message, file_ids if file_ids is not None else [], props)
         now = now_ms()
         before = {"message": post["message"], "props": post["props"], "file_ids": post["file_ids"]}
         new_files = post["file_ids"]
@@ -665,7 +665,7 @@ class Api:
             self.store.files[f]["delete_at"] = now
             self.store.files[f]["update_at"] = now
         self.store.save_many([("post", post["id"])] + [("file", f) for f in added + removed])
-        return post
+        return json_response(200, self._post_json(post))
 
     @route("PUT", "/api/v4/posts/{post_id}/patch")
     def h_patch_post(self, ctx: Ctx, post_id: str) -> Response:
@@ -679,26 +679,19 @@ class Api:
                 self._check_edit_time(post)  # any message, even the unchanged text (7.10+)
             else:
                 message = post["message"]
-            if self.restricted_dm(self.store.channels[post["channel_id"]]):
-                raise ApiError(
-                    400, "api.post.patch_post.can_not_update_post_in_restricted_dm.error"
-                )
             props = patch.get("props")
-            props = dict(post["props"]) if props is None else props
-            file_ids = patch.get("file_ids")
-            self._validate_post_fields(message, file_ids if file_ids is not None else [], props)
             is_pinned = patch.get("is_pinned")
             has_reactions = patch.get("has_reactions")
-            post = self._apply_edit(
+            return self._apply_edit(
                 ctx,
                 post,
+                "api.post.patch_post.can_not_update_post_in_restricted_dm.error",
                 message,
-                props,
-                file_ids,
+                dict(post["props"]) if props is None else props,
+                patch.get("file_ids"),
                 post["is_pinned"] if is_pinned is None else bool(is_pinned),
                 post.get("has_reactions", False) if has_reactions is None else bool(has_reactions),
             )
-            return json_response(200, self._post_json(post))
 
     @route("PUT", "/api/v4/posts/{post_id}")
     def h_update_post(self, ctx: Ctx, post_id: str) -> Response:
@@ -712,38 +705,36 @@ class Api:
             message = body.get("message") or ""
             if message != post["message"]:
                 self._check_edit_time(post)
-            if self.restricted_dm(self.store.channels[post["channel_id"]]):
-                raise ApiError(
-                    400, "api.post.update_post.can_not_update_post_in_restricted_dm.error"
-                )
-            props = body.get("props") or {}
-            file_ids = body.get("file_ids")
-            self._validate_post_fields(message, file_ids if file_ids is not None else [], props)
-            post = self._apply_edit(
+            return self._apply_edit(
                 ctx,
                 post,
+                "api.post.update_post.can_not_update_post_in_restricted_dm.error",
                 message,
-                props,
-                file_ids,
+                body.get("props") or {},
+                body.get("file_ids"),
                 bool(body.get("is_pinned")),
                 bool(body.get("has_reactions")),
             )
-            return json_response(200, self._post_json(post))
 
-    def _readable_post(self, ctx: Ctx, post_id: str) -> Obj:
-        check_id(post_id, "post_id")
-        post = self.store.posts.get(post_id)
-        if post is None or post["delete_at"]:
-            raise ApiError(404, "app.post.get.app_error")
-        channel = self.store.channels.get(post["channel_id"])
+    def _readable(self, ctx: Ctx, kind: str, obj_id: str) -> Obj:
+        """A post or a file (``kind``) by id: 404 when absent or deleted, 403 when the caller
+        cannot read its channel (a file the caller uploaded is always readable)."""
+        check_id(obj_id, f"{kind}_id")
+        obj = (self.store.posts if kind == "post" else self.store.files).get(obj_id)
+        missing = "app.post.get.app_error" if kind == "post" else "app.file_info.get.app_error"
+        if obj is None or obj["delete_at"]:
+            raise ApiError(404, missing)
+        if kind == "file" and obj["user_id"] == ctx.user_id:
+            return obj
+        channel = self.store.channels.get(obj["channel_id"])
         if channel is None or not self._can_read(ctx.user_id, channel):
             raise permission_error()
-        return post
+        return obj
 
     @route("GET", "/api/v4/posts/{post_id}")
     def h_get_post(self, ctx: Ctx, post_id: str) -> Response:
         with self.store.lock:
-            post = self._readable_post(ctx, post_id)
+            post = self._readable(ctx, "post", post_id)
             etag = f'"{self.settings.version}.{post["update_at"]}"'
             if ctx.headers.get("If-None-Match") == etag:
                 return Response(304, b"", "", {"ETag": etag})
@@ -754,7 +745,7 @@ class Api:
     @route("GET", "/api/v4/posts/{post_id}/thread")
     def h_post_thread(self, ctx: Ctx, post_id: str) -> Response:
         with self.store.lock:
-            post = self._readable_post(ctx, post_id)
+            post = self._readable(ctx, "post", post_id)
             root = self.store.posts[post["root_id"]] if post["root_id"] else post
             posts = [root] + [self.store.posts[r] for r in root["_replies"]]
             posts = [p for p in posts if not p["delete_at"]]
@@ -798,25 +789,9 @@ class Api:
     def h_upload(self, ctx: Ctx) -> Response:
         return self.uploads.upload(ctx)
 
-    def _readable_file(self, ctx: Ctx, file_id: str) -> Obj:
-        check_id(file_id, "file_id")
-        info = self.store.files.get(file_id)
-        if info is None or info["delete_at"]:
-            raise ApiError(404, "app.file_info.get.app_error")
-        channel = self.store.channels.get(info["channel_id"])
-        if info["user_id"] != ctx.user_id and (
-            channel is None or not self._can_read(ctx.user_id, channel)
-        ):
-            raise permission_error()
-        return info
-
-    @route("GET", "/api/v4/files/{file_id}/info")
-    def h_file_info(self, ctx: Ctx, file_id: str) -> Response:
-        return json_response(200, public(self._readable_file(ctx, file_id)))
-
     @route("GET", "/api/v4/files/{file_id}")
     def h_file_download(self, ctx: Ctx, file_id: str) -> Response:
-        info = self._readable_file(ctx, file_id)
+        info = self._readable(ctx, "file", file_id)
         name = info["name"].replace('"', "")
         disposition = "attachment" if ctx.q("download") != "0" else "inline"
         return Response(
@@ -825,6 +800,10 @@ class Api:
             headers={"Content-Disposition": f'{disposition};filename="{name}"'},
             file_path=self.store.files_dir / info["id"],
         )
+
+    @route("GET", "/api/v4/files/{file_id}/info")
+    def h_file_info(self, ctx: Ctx, file_id: str) -> Response:
+        return json_response(200, public(self._readable(ctx, "file", file_id)))
 
     # ---- incoming webhooks ---------------------------------------------
     @route("POST", "/hooks/{key}", auth=False)

@@ -800,6 +800,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # commands that leave nothing behind once main() returned (no thread, no queued message)
 _QUICK_EXIT = frozenset({"send", "update"})
+_STATELESS_THREADS = frozenset({"mattermost-notify-deadlines", "mattermost-notify-connect"})
 
 
 def run() -> NoReturn:
@@ -812,7 +813,13 @@ def run() -> NoReturn:
     if _first_positional(sys.argv[1:]) in _QUICK_EXIT:
         import threading
 
-        if threading.active_count() == 1:
+        # the transport's deadline thread and the early connection's thread hold nothing
+        others = [
+            t
+            for t in threading.enumerate()
+            if t is not threading.current_thread() and t.name not in _STATELESS_THREADS
+        ]
+        if not others:
             with contextlib.suppress(Exception):
                 sys.stdout.flush()
                 sys.stderr.flush()

@@ -1,14 +1,23 @@
 """Background delivery: the one mechanism for sends that must not block user code.
 
-``client.sender`` is a :class:`BackgroundSender`: one worker thread per
-client that delivers, in order, what ``post``/``update`` queued. The magics,
-the progress messages and ``notify(..., block=False)`` are built on it.
+``client.sender`` is a :class:`BackgroundSender`: a small pool of worker
+threads per client (at most :data:`DEFAULT_WORKERS`, one connection each)
+that delivers what ``post``/``update`` queued. The magics, the progress
+messages and ``notify(..., block=False)`` are built on it.
 
-* **Order.** One queue, one worker: messages reach the server in the order
-  they were queued, so in order per target. A message that meets a
-  temporary failure (server away, 5xx, 429, timeout) stays at the head of
-  the queue and is retried with capped exponential backoff and jitter,
-  with the *same* ``pending_post_id``; nothing behind it overtakes it.
+* **Order.** Per target, in parallel across targets. Each queued message
+  has its *lanes*: its target as named (``("user", name)`` or
+  ``("channel", name)``) and, for a message with an id, that id; an update
+  or a reply is in the lane of the message id it edits or answers (and of
+  that message's target, when this sender posted it). A message is sent
+  only when every message queued before it in one of its lanes is done, so
+  each target's messages, and each id's post, updates and replies, reach
+  the server in the order they were queued, while different targets are
+  delivered at the same time. A message that meets a temporary failure
+  (server away, 5xx, 429, timeout) stays first in its lanes and is retried
+  with capped exponential backoff and jitter, with the *same*
+  ``pending_post_id``; nothing behind it in its lanes overtakes it, while
+  the other targets go on.
 * **Coalescing.** An ``update`` of a message id that already has an update
   waiting (not yet on the wire) replaces that waiting update in place: the
   newest text wins and intermediate states are never queued (the idea of
@@ -47,6 +56,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import heapq
 import logging
 import os
 import random
@@ -80,6 +90,10 @@ __all__ = ["BackgroundSender", "Ticket", "flush_all"]
 log = logging.getLogger("mattermost_notify.sender")
 
 DEFAULT_EXIT_TIMEOUT = 5.0
+DEFAULT_WORKERS = 8
+"""Worker threads of a sender (each with its own connection): targets delivered at once."""
+
+Lane = tuple[str, str]
 #: at interpreter exit, how long to wait before handing what is left to a detached sender
 EXIT_GRACE = 0.3
 
@@ -148,17 +162,43 @@ class Ticket:
 
 
 class _Item:
-    """A queued entry with its tickets; ``version`` counts changes, ``saved`` the one on disk."""
+    """A queued entry with its tickets; ``version`` counts changes, ``saved`` the one on disk.
 
-    __slots__ = ("done", "entry", "saved", "seq", "tickets", "version")
+    ``rank`` orders the items (adopted ones first), ``lanes`` are what it must stay in
+    order with, ``blockers`` counts the earlier items of its lanes not done yet and
+    ``after`` lists the later ones waiting for it; ``not_before`` is a backoff's end.
+    """
+
+    __slots__ = (
+        "after",
+        "blockers",
+        "done",
+        "entry",
+        "inflight",
+        "lanes",
+        "not_before",
+        "rank",
+        "ready",
+        "saved",
+        "seq",
+        "tickets",
+        "version",
+    )
 
     def __init__(self, entry: OutboxEntry, seq: int, ticket: Ticket | None) -> None:
         self.entry = entry
         self.seq = seq
+        self.rank = seq
+        self.lanes: tuple[Lane, ...] = ()
         self.tickets: list[Ticket] = [ticket] if ticket is not None else []
         self.version = 1
         self.saved = 1 if entry.path is not None else 0
         self.done = False
+        self.inflight = False
+        self.ready = False  # in the ready heap
+        self.blockers = 0
+        self.after: list[_Item] = []
+        self.not_before = 0.0
 
     @property
     def kind(self) -> str:
@@ -266,8 +306,11 @@ class BackgroundSender:
         max_backoff: float = 10.0,
         initial_backoff: float = 0.25,
         idle_timeout: float = 30.0,
+        workers: int = DEFAULT_WORKERS,
     ) -> None:
         self._client = client
+        #: worker threads (connections) at most: targets delivered at the same time
+        self.max_workers = max(1, int(workers))
         self.server_url = client.url.rstrip("/")
         self.exit_timeout = float(exit_timeout)
         #: at exit, hand what is left to a detached sender (MATTERMOST_NOTIFY_DETACH_AT_EXIT=0:
@@ -291,13 +334,19 @@ class BackgroundSender:
         self._disk = threading.Lock()  # the spool and entry files; never taken under _cond
         self._queue: deque[_Item] = deque()
         self._waiting_updates: dict[str, _Item] = {}  # id -> queued update not on the wire
-        self._inflight: _Item | None = None
+        self._inflight: set[_Item] = set()  # on the wire now
+        self._ready: list[tuple[int, int, _Item]] = []  # heap: items free to go, by rank
+        self._backing_off: set[_Item] = set()  # free to go once their not_before passed
+        self._last: dict[Lane, _Item] = {}  # the last queued item of each lane
+        self._lane_of: dict[str, Lane] = {}  # message id -> the target of its post
+        self._front = 0  # rank of the oldest adopted item (adopted items go first)
+        self._idle = 0  # workers waiting for work
         self._failed_ids: set[str] = set()
         self._unclaimed: list[Ticket] = []  # adopted from the outbox, not yet returned
         self._previous_clients: list[Notify] = []  # replaced by adopt_client()
         self._seq = 0
         self._closed = False
-        self._worker: threading.Thread | None = None
+        self._workers: set[threading.Thread] = set()
         self._outbox_thread: threading.Thread | None = None
         self._spool: Spool | None = None
         # with an outbox, nothing is sent before what exited processes left was adopted
@@ -416,11 +465,11 @@ class BackgroundSender:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-            worker = self._worker
-        if worker is not None and worker is not threading.current_thread():
+            workers = [w for w in self._workers if w is not threading.current_thread()]
+        for worker in workers:
             worker.join(0.5 if ok else 0.05)
         self._save()  # what the outbox thread has not written yet
-        if worker is None or not worker.is_alive():
+        if not any(w.is_alive() for w in workers):
             self._close_spool()
         if not ok:
             with self._cond:
@@ -469,9 +518,7 @@ class BackgroundSender:
     def knows(self, id: str) -> bool:
         """True while a new message with ``id`` is queued or on the wire (not yet sent)."""
         with self._cond:
-            items = list(self._queue)
-            if self._inflight is not None:
-                items.append(self._inflight)
+            items = list(self._queue)  # messages on the wire are still in the queue
         return any(i.kind == "post" and i.entry.id == id for i in items)
 
     def resume_outbox(
@@ -511,20 +558,23 @@ class BackgroundSender:
                 log.warning("cannot read the outbox: %s", exc)
                 adopted = []
             with self._cond:
-                # Older than anything queued now: they go first, behind a message on the wire.
-                pos = 1 if self._inflight is not None else 0
-                for entry in adopted:
+                # Older than anything queued now: they go first in their lanes, behind the
+                # messages on the wire.
+                self._front -= len(adopted)
+                for pos, entry in enumerate(adopted):
                     note = _call_or_none(mark_late, entry)
                     if note and entry.message:
                         entry.message = f"{entry.message}\n{note}"
                     ticket = Ticket(entry.kind, entry.id or entry.reply_to)
                     self._seq += 1
                     item = _Item(entry, self._seq, ticket)
-                    self._queue.insert(pos, item)
-                    pos += 1
+                    item.rank = self._front + pos
+                    self._queue.append(item)
                     self._unclaimed.append(ticket)
                     if entry.kind == "update" and entry.id is not None:
                         self._waiting_updates.setdefault(entry.id, item)
+                if adopted:
+                    self._relink()
                 self._prepared = True
                 if self._queue:
                     self._start_worker()
@@ -559,6 +609,7 @@ class BackgroundSender:
                 late = _exiting
                 self._closed = False  # reopened by use
             self._queue.append(item)
+            self._link(item)
             if entry.kind == "update" and entry.id is not None:
                 self._waiting_updates[entry.id] = item
             self._changed()
@@ -568,10 +619,75 @@ class BackgroundSender:
             self.close(timeout=max(0.5, _exit_deadline - time.monotonic()))
         return ticket
 
+    # ------------------------------------------------------------ lanes
+    def _lanes_of(self, entry: OutboxEntry) -> tuple[Lane, ...]:
+        """The lanes of ``entry``: its target and id, or the id (and its post's target)
+        of the message it edits or answers (caller holds the lock)."""
+        if entry.kind == "post":
+            target: Lane = ("user", entry.user) if entry.user else ("channel", entry.channel or "")
+            if entry.id is None:
+                return (target,)
+            self._lane_of[entry.id] = target
+            return (target, ("id", entry.id))
+        mid = (entry.id if entry.kind == "update" else entry.reply_to) or ""
+        known = self._lane_of.get(mid)
+        return (("id", mid), known) if known is not None else (("id", mid),)
+
+    def _link(self, item: _Item) -> None:
+        """Queue ``item`` behind the last item of each of its lanes (caller holds the lock)."""
+        item.lanes = self._lanes_of(item.entry)
+        item.blockers = 0
+        for lane in item.lanes:
+            before = self._last.get(lane)
+            if before is not None and before is not item and not before.done:
+                before.after.append(item)
+                item.blockers += 1
+            self._last[lane] = item
+        if item.blockers == 0:
+            self._make_ready(item)
+
+    def _relink(self) -> None:
+        """Order the queue by rank again (adopted items joined it) and link it anew;
+        the messages on the wire stay first (caller holds the lock)."""
+        items = sorted(self._queue, key=lambda i: (not i.inflight, i.rank, i.seq))
+        self._queue = deque(items)
+        self._last = {}
+        self._ready = []
+        for item in items:
+            item.after = []
+            item.ready = False
+        for item in items:
+            self._link(item)
+
+    def _make_ready(self, item: _Item) -> None:
+        if not item.ready and not item.inflight and not item.done:
+            item.ready = True
+            heapq.heappush(self._ready, (item.rank, item.seq, item))
+
+    def _next_ready(self, now: float) -> tuple[_Item | None, float | None]:
+        """The first item free to go, or None and how long until a backoff ends
+        (caller holds the lock)."""
+        due = [i for i in self._backing_off if i.not_before <= now]
+        for item in due:
+            self._backing_off.discard(item)
+            self._make_ready(item)
+        while self._ready:
+            _, _, item = heapq.heappop(self._ready)
+            item.ready = False
+            if item.done or item.inflight or item.blockers:
+                continue
+            if item.not_before > now:
+                self._backing_off.add(item)
+                continue
+            return item, None
+        if self._backing_off:
+            return None, max(0.0, min(i.not_before for i in self._backing_off) - now)
+        return None, None
+
     def _coalesce(self, entry: OutboxEntry, ticket: Ticket) -> bool:
         """Merge into a waiting update of the same id (caller holds the lock)."""
         waiting = self._waiting_updates.get(entry.id or "")
-        if waiting is None or waiting is self._inflight or self._closed:
+        if waiting is None or waiting.inflight or self._closed:
             return False
         old = waiting.entry
         old.message = entry.message
@@ -695,46 +811,73 @@ class BackgroundSender:
 
     # ------------------------------------------------------------ the worker
     def _start_worker(self) -> None:
-        # caller holds the lock
-        if self._closed or (self._worker is not None and self._worker.is_alive()):
+        """One more worker when none is idle, up to ``max_workers`` (caller holds the lock)."""
+        if self._closed or self._idle:
             return
-        self._worker = threading.Thread(
-            target=self._run, name="mattermost-notify-sender", daemon=True
-        )
-        self._worker.start()
+        self._workers = {w for w in self._workers if w.is_alive()}
+        if len(self._workers) >= self.max_workers:
+            return
+        worker = threading.Thread(target=self._run, name="mattermost-notify-sender", daemon=True)
+        self._workers.add(worker)
+        worker.start()
+
+    def _take(self, me: threading.Thread) -> _Item | None:
+        """Wait for an item free to go and mark it on the wire; None: this worker stops
+        (closed, or idle for ``idle_timeout``) (caller holds the lock)."""
+        idle_since = time.monotonic()
+        while not self._closed:
+            now = time.monotonic()
+            item, wait = self._next_ready(now) if self._prepared else (None, None)
+            if item is not None:
+                item.inflight = True
+                self._inflight.add(item)
+                mid = item.entry.id or ""
+                if item.kind == "update" and self._waiting_updates.get(mid) is item:
+                    del self._waiting_updates[mid]
+                if self._ready:
+                    self._start_worker()  # another target is waiting
+                return item
+            left = self.idle_timeout - (now - idle_since)
+            if left <= 0 and (not self._queue or len(self._workers) > 1):
+                break  # idle: the next message starts a new worker
+            timeout = left if left > 0 else self.idle_timeout
+            self._idle += 1
+            try:
+                self._cond.wait(timeout if wait is None else min(wait, timeout))
+            finally:
+                self._idle -= 1
+        self._workers.discard(me)
+        return None
 
     def _run(self) -> None:
+        me = threading.current_thread()
+        item: _Item | None = None
         try:
             while True:
                 with self._cond:
-                    if not self._cond.wait_for(
-                        lambda: (self._queue and self._prepared) or self._closed, self.idle_timeout
-                    ):
-                        # Idle: let the thread go; the next message starts a new one.
-                        if self._worker is threading.current_thread():
-                            self._worker = None
+                    item = self._take(me)
+                    if item is None:
                         return
-                    if self._closed or not self._queue:
-                        return
-                    item = self._queue[0]
-                    self._inflight = item
-                    mid = item.entry.id or ""
-                    if item.kind == "update" and self._waiting_updates.get(mid) is item:
-                        del self._waiting_updates[mid]
                     entry = replace(item.entry)  # a snapshot: updates may coalesce into it
                 result, exc = self._attempt(entry)
                 if exc is not None and _is_transient(exc, item.entry):
                     self._after_transient(item, exc)
-                    continue
-                self._finish(item, result, exc)
+                else:
+                    self._finish(item, result, exc)
+                item = None
         except BaseException:  # pragma: no cover - a bug; keep the user's program alive
             log.exception("the background sender stopped after an internal error")
         finally:
             with self._cond:
-                self._inflight = None
+                if item is not None:  # pragma: no cover - after an internal error
+                    item.inflight = False
+                    self._inflight.discard(item)
+                    self._make_ready(item)  # tried again by the next worker
+                self._workers.discard(me)
                 closed = self._closed
+                last = not any(w.is_alive() and w is not me for w in self._workers)
                 self._cond.notify_all()
-            if closed:
+            if closed and last:
                 self._close_spool()
 
     def _attempt(self, entry: OutboxEntry) -> tuple[SentMessage | None, BaseException | None]:
@@ -798,14 +941,18 @@ class BackgroundSender:
             delay,
         )
         with self._cond:
-            self._inflight = None
+            item.inflight = False
+            self._inflight.discard(item)
+            # its lanes wait; the workers go on with the other lanes
+            item.not_before = time.monotonic() + delay
+            self._backing_off.add(item)
             if item.kind == "update" and entry.id is not None:
                 # Not on the wire while it waits: a newer update may replace its text.
                 self._waiting_updates.setdefault(entry.id, item)
             self._fill_hook(entry)
             item.version += 1  # the attempt count changed
             self._changed()
-            self._cond.wait_for(lambda: self._closed, delay)
+            self._cond.notify_all()
 
     def _finish(self, item: _Item, result: SentMessage | None, exc: BaseException | None) -> None:
         entry = item.entry
@@ -817,12 +964,13 @@ class BackgroundSender:
         with self._cond:
             if self._queue and self._queue[0] is item:
                 self._queue.popleft()
-            else:  # pragma: no cover - defensive
+            else:
                 with contextlib.suppress(ValueError):
                     self._queue.remove(item)
             if item.kind == "update" and self._waiting_updates.get(entry.id or "") is item:
                 del self._waiting_updates[entry.id or ""]
-            self._inflight = None
+            item.inflight = False
+            self._inflight.discard(item)
             if exc is not None:
                 self.failed += 1
                 if item.kind == "post" and entry.id:
@@ -836,6 +984,17 @@ class BackgroundSender:
                         if self._fill_hook(waiting.entry):
                             waiting.version += 1
                             self._changed()
+            # after _failed_ids: what waited for it may go now (and knows if it failed)
+            for lane in item.lanes:
+                if self._last.get(lane) is item:
+                    del self._last[lane]
+            for waiting in item.after:
+                waiting.blockers -= 1
+                if waiting.blockers == 0:
+                    self._make_ready(waiting)
+            item.after = []
+            if self._ready:
+                self._start_worker()
             tickets = list(item.tickets)
             self._cond.notify_all()
         if isinstance(exc, _AfterFailedPost):

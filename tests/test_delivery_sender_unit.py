@@ -143,10 +143,21 @@ def test_messages_keep_their_order_per_target() -> None:
     for i in range(300):
         s.post(f"m{i}", **targets[i % 3])
     assert s.flush(20)
-    msgs = [kw["message"] for name, kw in c.calls if name == "send"]
-    assert msgs == [f"m{i}" for i in range(300)]
-    # the default target is resolved when queued
-    assert [kw["channel"] for _, kw in c.calls[2::3]] == ["town-square"] * 100
+    # the targets are delivered in parallel, each in the order it was queued
+    for k, target in enumerate(targets):
+        want = {"user": None, "channel": None, **target} if target else None
+        got = [
+            kw["message"]
+            for name, kw in c.calls
+            if name == "send"
+            and (
+                (kw["user"], kw["channel"]) == (want["user"], want["channel"])
+                if want
+                else kw["channel"] == "town-square"  # the default, resolved when queued
+            )
+        ]
+        assert got == [f"m{i}" for i in range(k, 300, 3)]
+    assert len(c.calls) == 300
     # one pending_post_id per message, all distinct
     ppids = [kw["pending_post_id"] for _, kw in c.calls]
     assert len(set(ppids)) == 300 and all(ppids)
@@ -212,7 +223,7 @@ def test_coalesced_update_keeps_older_files_and_props(tmp_path: Path) -> None:
     f.write_bytes(b"png")
     c = StandIn(known={"x"}, gate=threading.Event())
     s = make(c)
-    s.post("blocker", channel="alerts")
+    s.update("x", "zero")  # on the wire; the next two wait behind it and merge
     assert c.entered.wait(5)
     s.update("x", "one", files=[f], props={"a": 1})
     s.update("x", "two")
@@ -232,14 +243,17 @@ def test_coalesced_update_keeps_older_files_and_props(tmp_path: Path) -> None:
 def test_updates_of_different_ids_do_not_coalesce() -> None:
     c = StandIn(known={"a", "b"}, gate=threading.Event())
     s = make(c)
-    s.post("blocker")
-    assert c.entered.wait(5)
+    s.update("a", "a-first")  # on the wire (each id is a lane of its own here)
+    s.update("b", "b-first")
+    eventually(lambda: s.pending() == 2 and len(s._inflight) == 2)
     for i in range(3):
         s.update("a", f"a{i}")
         s.update("b", f"b{i}")
     c.gate.set()
     assert s.flush(5)
-    assert [kw["message"] for _, kw in c.calls] == ["blocker", "a2", "b2"]
+    sent = [kw["message"] for _, kw in c.calls]
+    assert sorted(sent) == ["a-first", "a2", "b-first", "b2"]
+    assert sent.index("a-first") < sent.index("a2") and sent.index("b-first") < sent.index("b2")
     s.close(1)
 
 
@@ -452,8 +466,8 @@ def test_undelivered_messages_are_adopted_by_the_next_sender(data_dir: Path) -> 
     down = StandIn(fail=[NetworkError("down")] * 1000)
     s1 = make(down)
     for i in range(20):
-        s1.post(f"m{i}", channel="alerts" if i % 2 else None)
-    s1.update("x", "late")
+        s1.post(f"m{i}", channel="alerts" if i % 2 else None, id="x" if i == 0 else None)
+    s1.update("x", "late")  # waits behind its message m0
     assert not s1.close(0.2)  # the server is away: nothing delivered
     left = outbox.list_entries()
     assert len(left) == 21 and not any(e.active for e in left)
@@ -463,8 +477,15 @@ def test_undelivered_messages_are_adopted_by_the_next_sender(data_dir: Path) -> 
     up = StandIn(known={"x"})
     s2 = make(up)  # adopts at creation
     assert s2.flush(10)
-    assert [kw["message"] for _, kw in up.calls] == [f"m{i}" for i in range(20)] + ["late"]
-    assert [kw["pending_post_id"] for _, kw in up.calls[:20]] == ppids
+    sent = [kw["message"] for _, kw in up.calls]
+    # each target in its order (targets in parallel); the update after its message
+    assert [m for m in sent if m != "late" and int(m[1:]) % 2] == [f"m{i}" for i in range(1, 20, 2)]
+    assert [m for m in sent if m != "late" and not int(m[1:]) % 2] == [
+        f"m{i}" for i in range(0, 20, 2)
+    ]
+    assert sent.index("late") > sent.index("m0")
+    by_message = {kw["message"]: kw.get("pending_post_id") for _, kw in up.calls}
+    assert [by_message[f"m{i}"] for i in range(20)] == ppids
     assert outbox.list_entries() == []
     s2.close(1)
 

@@ -14,12 +14,34 @@ Exit status 1 when one of them failed. Full run: about 12 minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+
+
+def _machine() -> str:
+    """CPU model, cores and Python version: what the figures were measured on."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def _load() -> str:
+    """The 1-minute load average (the machine may be shared: figures vary with it)."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:  # pragma: no cover - not on every platform
+        return "n/a"
 
 
 def main() -> int:
@@ -38,12 +60,18 @@ def main() -> int:
         ("demo", ["-m", "mattermost_notify.cli", "demo"]),
     ]
     failed = []
+    print(f"# Benchmarks, {time.strftime('%Y-%m-%d %H:%M %Z')}: {_machine()}", flush=True)
     for name, argv in runs:
         shown = " ".join(Path(a).name if a.endswith(".py") else a for a in argv)
         print(f"\n## {name}: python {shown}\n", flush=True)
         start = time.perf_counter()
+        before = _load()
         code = subprocess.call([sys.executable, *argv])
-        print(f"\n({name}: {time.perf_counter() - start:.1f} s, exit status {code})", flush=True)
+        print(
+            f"\n({name}: {time.perf_counter() - start:.1f} s, exit status {code}; "
+            f"load average before / after: {before} / {_load()})",
+            flush=True,
+        )
         if code:
             failed.append(name)
     if failed:

@@ -33,11 +33,11 @@ import threading
 import time
 import types
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from ._checks import (
@@ -192,8 +192,6 @@ class ConnectionReport:
     is_bot: bool | None = None
     team_name: str | None = None
     team_member: bool | None = None
-    max_file_size: int | None = None
-    max_post_size: int | None = None
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -218,7 +216,211 @@ def _mime_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-class Notify:
+class BaseClient:
+    """What :class:`Notify` and :class:`~mattermost_notify.webhook.WebhookClient` share:
+    the default target and the one rule that resolves it, mentions, ``send`` and its
+    ``send_to_user``/``send_to_channel`` forms, the background sender and the life cycle.
+    """
+
+    has_own_channel = False
+    """True when a message without any target has somewhere to go (a webhook's channel)."""
+
+    # what each kind of client does its own way
+    _check_files: Callable[[Any], list[FileSpec]]
+    _send: Callable[..., SentMessage]
+    _close_session: Callable[[], None]
+
+    def __init__(
+        self, default_channel: str | None, default_user: str | None, mention: tuple[str, ...]
+    ) -> None:
+        #: user (or group) names the library's completion and failure messages in channels
+        #: mention (``mention`` setting, ``MATTERMOST_NOTIFY_MENTION``)
+        self.mention = mention
+        self._lock = threading.RLock()
+        self._sender: BackgroundSender | None = None
+        self._closed = False
+        self._default_channel: str | None = None
+        self._default_user: str | None = None
+        if default_channel is not None:
+            self.set_default_channel(default_channel)
+        if default_user is not None:
+            self.set_default_user(default_user)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Flush and stop the background sender (if one was started), close the session."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._sender is not None:
+            try:
+                self._sender.close(timeout=5.0 if timeout is None else timeout)
+            except Exception:
+                log.warning("closing the background sender failed", exc_info=True)
+        self._close_session()
+
+    @property
+    def sender(self) -> BackgroundSender:
+        """The background sender of this client, created on first use."""
+        with self._lock:
+            if self._sender is None:
+                from .sender import BackgroundSender
+
+                self._sender = BackgroundSender(self)  # type: ignore[arg-type]
+            return self._sender
+
+    def set_default_channel(self, channel_name: str) -> None:
+        """Send to ``channel_name`` when no target is given (looked up when first used)."""
+        self._default_channel = check_name(channel_name, "channel name")
+
+    def set_default_user(self, user_name: str) -> None:
+        """Send to ``user_name`` when no target is given (looked up when first used)."""
+        self._default_user = check_name(user_name, "user name")
+
+    @property
+    def default_channel(self) -> str | None:
+        return self._default_channel
+
+    @property
+    def default_user(self) -> str | None:
+        return self._default_user
+
+    def resolve_target(
+        self,
+        user: str | None = None,
+        channel: str | None = None,
+        *,
+        only: Literal["user", "channel"] | None = None,
+    ) -> tuple[str, str]:
+        """``("user", name)`` or ``("channel", name)``: where a message without a target goes.
+
+        The one place that decides it. An explicit ``user`` or ``channel`` wins; else the
+        default user; else the default channel; else :class:`MessageError` (a webhook
+        client: ``("channel", None)``, the webhook's own channel). With ``only`` just the
+        default of that kind counts (``send_to_user``, ``notify_channel``, ...).
+        Names come back normalised (no ``@``/``~``, lower case). Every caller that names
+        no target (``send``, ``notify()``, the background sender, ``%notify``,
+        ``mattermost-notify send``) passes ``None`` on to here.
+        """
+        check_target(user, channel)
+        if user is not None:
+            return "user", check_name(user, "user name")
+        if channel is not None:
+            return "channel", check_name(channel, "channel name")
+        if self._default_user and only != "channel":
+            return "user", self._default_user
+        if self._default_channel and only != "user":
+            return "channel", self._default_channel
+        if self.has_own_channel and only != "user":
+            return "channel", None  # type: ignore[return-value]
+        if only is not None:
+            raise MessageError(
+                f"no {only} name given and no default {only} set "
+                f"(wakeup(always_send_to_{only}=...) or set_default_{only}())"
+            )
+        raise MessageError(
+            "no user or channel given and no default set: pass user_name= or channel_name=, "
+            "or set a default (wakeup(always_send_to_user=...), default_user/default_channel)"
+        )
+
+    def mention_text(
+        self,
+        user: str | None = None,
+        channel: str | None = None,
+        *,
+        mention: str | Sequence[str] | None = None,
+    ) -> str:
+        """``"@alice @bob "``: what to put in front of a message that must alert people.
+
+        ``mention`` (given to a progress bar or magic) is used for any target; otherwise the
+        client's ``mention`` setting, and only when the target is a channel: in a direct
+        message the recipient is alerted anyway. ``""`` when nobody is to be mentioned.
+        """
+        from .config import parse_mentions
+
+        if mention is not None:
+            names = parse_mentions(mention, "mention=")
+        else:
+            try:
+                kind, _ = self.resolve_target(user, channel)
+            except MessageError:
+                return ""
+            names = self.mention if kind == "channel" else ()
+        return "".join(f"@{name} " for name in names)
+
+    def send(
+        self,
+        message: str,
+        *,
+        user: str | None = None,
+        channel: str | None = None,
+        files: Files = None,
+        id: str | None = None,
+        root_id: str | None = None,
+        props: Mapping[str, Any] | None = None,
+        pending_post_id: str | None = None,
+    ) -> SentMessage:
+        """Send a new message to ``user`` (a DM) or ``channel`` (or the default target).
+
+        Everything (message, target, id, every file) is checked before the first request
+        that creates something, so a bad input leaves nothing on the server.
+        ``pending_post_id`` lets a caller that retries a whole send (the background
+        sender, the outbox) keep one de-duplication key per logical message.
+        """
+        specs = self._check_files(files)
+        message = check_message(message, has_files=bool(specs))
+        if id is not None:
+            check_id(id)
+        kind, name = self.resolve_target(user, channel)
+        props = check_props(props)
+        if root_id is not None and not isinstance(root_id, str):
+            raise MessageError(f"root_id must be a post id string, got {type(root_id).__name__}")
+        return self._send(
+            kind,
+            name,
+            message,
+            specs,
+            id,
+            root_id=root_id,
+            props=props,
+            pending_post_id=pending_post_id,
+        )
+
+    def send_to_user(
+        self,
+        message: str,
+        user_name: str | None = None,
+        files: Files = None,
+        id: str | None = None,
+        *,
+        root_id: str | None = None,
+        props: Mapping[str, Any] | None = None,
+    ) -> SentMessage:
+        """Send a direct message to ``user_name`` (or the default user)."""
+        _, name = self.resolve_target(user=user_name, only="user")
+        return self.send(message, user=name, files=files, id=id, root_id=root_id, props=props)
+
+    def send_to_channel(
+        self,
+        message: str,
+        channel_name: str | None = None,
+        files: Files = None,
+        id: str | None = None,
+        *,
+        root_id: str | None = None,
+        props: Mapping[str, Any] | None = None,
+    ) -> SentMessage:
+        """Send a message to ``channel_name`` (or the default channel)."""
+        _, name = self.resolve_target(channel=channel_name, only="channel")
+        return self.send(message, channel=name, files=files, id=id, root_id=root_id, props=props)
+
+
+class Notify(BaseClient):
     """A client for one Mattermost server and one bot token.
 
     Nothing is sent when the client is created; the bot's id, the team, users and
@@ -284,10 +486,7 @@ class Notify:
             retry=retry,
         )
         self.timeout = settings.timeout
-        #: user (or group) names the library's completion and failure messages in channels
-        #: mention (``mention`` setting, ``MATTERMOST_NOTIFY_MENTION``)
-        self.mention: tuple[str, ...] = settings.mention
-        self._lock = threading.RLock()
+        super().__init__(default_channel, default_user, settings.mention)
         self._me: dict[str, Any] | None = None
         self._user_ids: dict[str, str] = {}
         self._channel_ids: dict[tuple[str, str], str] = {}
@@ -303,81 +502,23 @@ class Notify:
             self.id_cache = id_cache
         else:
             self.id_cache = IdCache(settings.url, settings.token, enabled=bool(id_cache))
-        self._default_channel: str | None = None
-        self._default_user: str | None = None
-        self._sender: BackgroundSender | None = None
-        self._closed = False
         if isinstance(hook_store, (str, os.PathLike)):
             hook_store = HookStore(hook_store)
         self.hook_store: HookStore | None = hook_store
-        if default_channel is not None:
-            self.set_default_channel(default_channel)
-        if default_user is not None:
-            self.set_default_user(default_user)
 
     def __repr__(self) -> str:
         return f"Notify(url={self.url!r}, team_name={self.team_name!r}, token='***')"
-
-    # ------------------------------------------------------------ context
-
-    def __enter__(self) -> Notify:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self, timeout: float | None = 5.0) -> None:
-        """Flush and stop the background sender (if one was started), close the session."""
-        if self._closed:
-            return
-        self._closed = True
-        sender = self._sender
-        if sender is not None:
-            try:
-                sender.close(timeout=5.0 if timeout is None else timeout)
-            except Exception:
-                import logging
-
-                logging.getLogger("mattermost_notify").warning(
-                    "closing the background sender failed", exc_info=True
-                )
-        self._transport.close()
-
-    @property
-    def sender(self) -> BackgroundSender:
-        """The background sender of this client, created on first use."""
-        with self._lock:
-            if self._sender is None:
-                from .sender import BackgroundSender
-
-                self._sender = BackgroundSender(self)
-            return self._sender
 
     @property
     def transport(self) -> Transport:
         return self._transport
 
+    def _close_session(self) -> None:
+        self._transport.close()
+
     @property
     def server_version(self) -> tuple[int, int, int] | None:
         return self._transport.server_version
-
-    # ------------------------------------------------------------ defaults
-
-    def set_default_channel(self, channel_name: str) -> None:
-        """Send to ``channel_name`` when no target is given (looked up when first used)."""
-        self._default_channel = check_name(channel_name, "channel name")
-
-    def set_default_user(self, user_name: str) -> None:
-        """Send to ``user_name`` when no target is given (looked up when first used)."""
-        self._default_user = check_name(user_name, "user name")
-
-    @property
-    def default_channel(self) -> str | None:
-        return self._default_channel
-
-    @property
-    def default_user(self) -> str | None:
-        return self._default_user
 
     # ------------------------------------------------------------ look-ups
 
@@ -653,66 +794,6 @@ class Notify:
                     str(spec.path),
                 )
 
-    def resolve_target(
-        self,
-        user: str | None = None,
-        channel: str | None = None,
-        *,
-        only: Literal["user", "channel"] | None = None,
-    ) -> tuple[str, str]:
-        """``("user", name)`` or ``("channel", name)``: where a message without a target goes.
-
-        The one place that decides it. An explicit ``user`` or ``channel`` wins; else the
-        default user; else the default channel; else :class:`MessageError`. With ``only``
-        just the default of that kind counts (``send_to_user``, ``notify_channel``, ...).
-        Names come back normalised (no ``@``/``~``, lower case). Every caller that names
-        no target (``send``, ``notify()``, the background sender, ``%notify``,
-        ``mattermost-notify send``) passes ``None`` on to here.
-        """
-        check_target(user, channel)
-        if user is not None:
-            return "user", check_name(user, "user name")
-        if channel is not None:
-            return "channel", check_name(channel, "channel name")
-        if self._default_user and only != "channel":
-            return "user", self._default_user
-        if self._default_channel and only != "user":
-            return "channel", self._default_channel
-        if only is not None:
-            raise MessageError(
-                f"no {only} name given and no default {only} set "
-                f"(wakeup(always_send_to_{only}=...) or set_default_{only}())"
-            )
-        raise MessageError(
-            "no user or channel given and no default set: pass user_name= or channel_name=, "
-            "or set a default (wakeup(always_send_to_user=...), default_user/default_channel)"
-        )
-
-    def mention_text(
-        self,
-        user: str | None = None,
-        channel: str | None = None,
-        *,
-        mention: str | Sequence[str] | None = None,
-    ) -> str:
-        """``"@alice @bob "``: what to put in front of a message that must alert people.
-
-        ``mention`` (given to a progress bar or magic) is used for any target; otherwise the
-        client's ``mention`` setting, and only when the target is a channel: in a direct
-        message the recipient is alerted anyway. ``""`` when nobody is to be mentioned.
-        """
-        from .config import parse_mentions
-
-        if mention is not None:
-            names = parse_mentions(mention, "mention=")
-        else:
-            try:
-                kind, _ = self.resolve_target(user, channel)
-            except MessageError:
-                return ""
-            names = self.mention if kind == "channel" else ()
-        return "".join(f"@{name} " for name in names)
-
     def _target_channel(self, kind: str, name: str) -> str:
         return self._dm_channel(name) if kind == "user" else self._channel_id(name)
 
@@ -927,33 +1008,18 @@ class Notify:
             self._cached_id(self._channel_ids, (team, name), f"channel:{team}/{name}") is not None
         )
 
-    def send(
+    def _send(
         self,
+        kind: str,
+        name: str,
         message: str,
+        specs: list[FileSpec],
+        id: str | None,
         *,
-        user: str | None = None,
-        channel: str | None = None,
-        files: Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
-        id: str | None = None,
-        root_id: str | None = None,
-        props: Mapping[str, Any] | None = None,
-        pending_post_id: str | None = None,
+        root_id: str | None,
+        props: dict[str, Any] | None,
+        pending_post_id: str | None,
     ) -> SentMessage:
-        """Send a new message to ``user`` (a DM) or ``channel`` (or the default target).
-
-        Everything (message, target, id, every file) is checked before the first request
-        that creates something, so a bad input leaves nothing on the server.
-        ``pending_post_id`` lets a caller that retries a whole send (the background
-        sender, the outbox) keep one de-duplication key per logical message.
-        """
-        specs = self._check_files(files)
-        message = check_message(message, has_files=bool(specs))
-        if id is not None:
-            check_id(id)
-        kind, name = self.resolve_target(user, channel)
-        props = check_props(props)
-        if root_id is not None and not isinstance(root_id, str):
-            raise MessageError(f"root_id must be a post id string, got {type(root_id).__name__}")
         what_target = f"user {name!r}" if kind == "user" else f"channel {name!r}"
         from_cache = self._target_known(kind, name)
         channel_id = self._target_channel(kind, name)
@@ -1016,34 +1082,6 @@ class Notify:
             )
             self._remember(hook)
         return result
-
-    def send_to_user(
-        self,
-        message: str,
-        user_name: str | None = None,
-        files: Files = None,
-        id: str | None = None,
-        *,
-        root_id: str | None = None,
-        props: Mapping[str, Any] | None = None,
-    ) -> SentMessage:
-        """Send a direct message to ``user_name`` (or the default user)."""
-        _, name = self.resolve_target(user=user_name, only="user")
-        return self.send(message, user=name, files=files, id=id, root_id=root_id, props=props)
-
-    def send_to_channel(
-        self,
-        message: str,
-        channel_name: str | None = None,
-        files: Files = None,
-        id: str | None = None,
-        *,
-        root_id: str | None = None,
-        props: Mapping[str, Any] | None = None,
-    ) -> SentMessage:
-        """Send a message to ``channel_name`` (or the default channel)."""
-        _, name = self.resolve_target(channel=channel_name, only="channel")
-        return self.send(message, channel=name, files=files, id=id, root_id=root_id, props=props)
 
     def reply(
         self,
@@ -1471,14 +1509,12 @@ class Notify:
             checks.append(Check("team", None, "no team_name configured (direct messages only)"))
 
         cfg = self.server_config(refresh=True)  # the test command asks the server itself
-        report.max_file_size = cfg.max_file_size
-        report.max_post_size = cfg.max_post_size
         if cfg.known:
             checks.append(
                 Check(
                     "limits",
                     True,
-                    f"files up to {report.max_file_size or '?'} bytes, messages up to "
+                    f"files up to {cfg.max_file_size or '?'} bytes, messages up to "
                     f"{cfg.post_runes} characters",
                 )
             )

@@ -41,21 +41,20 @@ import threading
 import time
 import types
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
 
-from ._checks import check_id, check_message, check_name, check_props, check_target
+from ._checks import check_id, check_message
 from ._version import __version__
-from .client import Check, ConnectionReport, SentMessage
+from .client import BaseClient, Check, ConnectionReport, SentMessage
 from .config import check_webhook_url, parse_mentions
 from .errors import (
     APIError,
     ConfigurationError,
     DeliveryUnknownError,
-    MessageError,
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
@@ -65,7 +64,6 @@ from .errors import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from .hooks import MessageHook
-    from .sender import BackgroundSender
 
 __all__ = ["WebhookClient"]
 
@@ -116,7 +114,7 @@ def _register_key(key: str) -> None:
 # ---------------------------------------------------------------- the client
 
 
-class WebhookClient:
+class WebhookClient(BaseClient):
     """Sends through one incoming webhook. Nothing is sent on construction.
 
     ``username`` / ``icon_url`` override the post's name and icon (only when the server
@@ -127,6 +125,7 @@ class WebhookClient:
 
     can_edit = False
     """Edits are impossible: progress bars and the magics post a new message instead."""
+    has_own_channel = True
 
     def __init__(
         self,
@@ -161,16 +160,12 @@ class WebhookClient:
         self.team_name: str | None = None
         self.username = username
         self.icon_url = icon_url
-        self.mention: tuple[str, ...] = parse_mentions(mention, "WebhookClient(mention=...)")
         if isinstance(timeout, (int, float)):
             timeout = (float(timeout), float(timeout))
         self.timeout = (float(timeout[0]), float(timeout[1]))
-        self._lock = threading.RLock()
+        mentions = parse_mentions(mention, "WebhookClient(mention=...)")
+        super().__init__(default_channel, default_user, mentions)
         self._targets: dict[str, tuple[str, str | None]] = {}  # id -> (kind, name)
-        self._default_user: str | None = None
-        self._default_channel: str | None = None
-        self._sender: BackgroundSender | None = None
-        self._closed = False
         self.hook_store = None
         self.request_count = 0
         session = requests.Session()
@@ -178,10 +173,6 @@ class WebhookClient:
         session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         session.headers["User-Agent"] = f"mattermost-notify/{__version__}"
         self._session = session
-        if default_channel is not None:
-            self.set_default_channel(default_channel)
-        if default_user is not None:
-            self.set_default_user(default_user)
 
     def __repr__(self) -> str:
         return f"WebhookClient(url='{self.server_url}/hooks/***')"
@@ -191,102 +182,15 @@ class WebhookClient:
         """How messages name this webhook (never its key)."""
         return f"the incoming webhook on {self.server_url}"
 
-    # ------------------------------------------------------------ life cycle
-
-    def __enter__(self) -> WebhookClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self, timeout: float | None = 5.0) -> None:
-        """Flush and stop the background sender (if one was started), close the session."""
-        if self._closed:
-            return
-        self._closed = True
-        sender = self._sender
-        if sender is not None:
-            try:
-                sender.close(timeout=5.0 if timeout is None else timeout)
-            except Exception:
-                logger.warning("closing the background sender failed", exc_info=True)
+    def _close_session(self) -> None:
         self._session.close()
-
-    @property
-    def sender(self) -> BackgroundSender:
-        """The background sender of this client, created on first use."""
-        with self._lock:
-            if self._sender is None:
-                from .sender import BackgroundSender
-
-                self._sender = BackgroundSender(self)  # type: ignore[arg-type]
-            return self._sender
-
-    # ------------------------------------------------------------ targets
-
-    def set_default_channel(self, channel_name: str) -> None:
-        self._default_channel = check_name(channel_name, "channel name")
-
-    def set_default_user(self, user_name: str) -> None:
-        self._default_user = check_name(user_name, "user name")
-
-    @property
-    def default_channel(self) -> str | None:
-        return self._default_channel
-
-    @property
-    def default_user(self) -> str | None:
-        return self._default_user
-
-    def resolve_target(
-        self,
-        user: str | None = None,
-        channel: str | None = None,
-        *,
-        only: Literal["user", "channel"] | None = None,
-    ) -> tuple[str, str | None]:
-        """``(kind, name)`` by :meth:`Notify.resolve_target`'s rule; with no target at all
-        ``("channel", None)``: the webhook's own channel."""
-        check_target(user, channel)
-        if user is not None:
-            return "user", check_name(user, "user name")
-        if channel is not None:
-            return "channel", check_name(channel, "channel name")
-        if self._default_user and only != "channel":
-            return "user", self._default_user
-        if self._default_channel and only != "user":
-            return "channel", self._default_channel
-        if only == "user":
-            raise MessageError(
-                "no user name given and no default user set "
-                "(wakeup(always_send_to_user=...) or set_default_user())"
-            )
-        return "channel", None
-
-    def mention_text(
-        self,
-        user: str | None = None,
-        channel: str | None = None,
-        *,
-        mention: str | Sequence[str] | None = None,
-    ) -> str:
-        """``"@alice "`` in front of a message that must alert people (as in ``Notify``)."""
-        if mention is not None:
-            names = parse_mentions(mention, "mention=")
-        else:
-            try:
-                kind, _ = self.resolve_target(user, channel)
-            except MessageError:
-                return ""
-            names = self.mention if kind == "channel" else ()
-        return "".join(f"@{name} " for name in names)
 
     # ------------------------------------------------------------ refusals
 
     def refuse_in_background(self, kind: str, *, files: Any = None) -> None:
         """Called by the background sender before it queues: what cannot be sent is
         refused now, in the caller, as the blocking calls do."""
-        self._refuse_files(files)
+        self._check_files(files)
         if kind == "update":
             self.send_update("", "(queued update)")
 
@@ -295,101 +199,36 @@ class WebhookClient:
             f"{what} is not possible in webhook mode: {why}. To do it, {GET_A_BOT}."
         )
 
-    def _refuse_files(self, files: Any) -> None:
+    def _check_files(self, files: Any) -> list[Any]:
         if files is None:
-            return
+            return []
         if isinstance(files, (str, bytes)) or not isinstance(files, Sequence) or files:
             raise self._refuse(
                 "sending files", "an incoming webhook posts text only and cannot upload"
             )
+        return []
 
     # ------------------------------------------------------------ sending
 
-    def send(
-        self,
-        message: str,
-        *,
-        user: str | None = None,
-        channel: str | None = None,
-        files: Any = None,
-        id: str | None = None,
-        root_id: str | None = None,
-        props: Mapping[str, Any] | None = None,
-        pending_post_id: str | None = None,
+    def _send(
+        self, kind: str, name: str | None, message: str, specs: Any, id: str | None, **kw: Any
     ) -> SentMessage:
-        """Post ``message`` to ``user`` (``@user``), ``channel`` or the webhook's channel.
-
-        The result has no post id (a webhook answers only ``ok``). ``id`` is remembered
-        in this process so that a later edit of it gets a clear error (and ``reply``
-        finds its target); it cannot be edited. ``pending_post_id`` is accepted (the
-        background sender passes one) and not used: webhooks do not de-duplicate.
-        """
-        self._refuse_files(files)
-        message = check_message(message, has_files=False)
-        if id is not None:
-            check_id(id)
-        if root_id is not None:
+        """Post to ``@user``, ``channel`` or the webhook's channel. The result has no post id
+        (a webhook answers only ``ok``). ``id`` is remembered in this process so that a later
+        edit of it gets a clear error (and ``reply`` finds its target). ``kw``: ``root_id``
+        (refused), ``props``, ``pending_post_id`` (not used: webhooks do not de-duplicate)."""
+        if kw["root_id"] is not None:
             raise self._refuse("a reply in a thread (root_id)", "a webhook has no threads")
-        props = check_props(props)
-        kind, name = self.resolve_target(user, channel)
-        self._post(message, kind, name, props)
+        self._post(message, kind, name, kw["props"])
         if id is not None:
             with self._lock:
                 self._targets[id] = (kind, name)
         return SentMessage(
-            id=id,
-            post_id="",
-            channel_id="",
-            root_id=None,
-            file_ids=(),
-            permalink="",
-            post_ids=(),
-        )
-
-    def send_to_user(
-        self,
-        message: str,
-        user_name: str | None = None,
-        files: Any = None,
-        id: str | None = None,
-        *,
-        root_id: str | None = None,
-        props: Mapping[str, Any] | None = None,
-    ) -> SentMessage:
-        """A direct message to ``user_name`` (from the webhook's owner, where allowed)."""
-        if user_name is None:
-            if not self._default_user:
-                raise MessageError("no user name given and no default user set")
-            user_name = self._default_user
-        return self.send(message, user=user_name, files=files, id=id, root_id=root_id, props=props)
-
-    def send_to_channel(
-        self,
-        message: str,
-        channel_name: str | None = None,
-        files: Any = None,
-        id: str | None = None,
-        *,
-        root_id: str | None = None,
-        props: Mapping[str, Any] | None = None,
-    ) -> SentMessage:
-        """A message to ``channel_name`` (default: the default channel, else the webhook's)."""
-        return self.send(
-            message,
-            channel=channel_name or self._default_channel,
-            files=files,
-            id=id,
-            root_id=root_id,
-            props=props,
+            id=id, post_id="", channel_id="", root_id=None, file_ids=(), permalink=""
         )
 
     def reply(
-        self,
-        id: str,
-        message: str,
-        files: Any = None,
-        *,
-        pending_post_id: str | None = None,
+        self, id: str, message: str, files: Any = None, *, pending_post_id: Any = None
     ) -> SentMessage:
         """A new message to the target of message ``id`` (a webhook has no threads).
 
@@ -410,17 +249,10 @@ class WebhookClient:
         if names:
             message += f"\n\n({len(names)} file(s) not attached, webhook mode: {', '.join(names)})"
         self._post(message, target[0], target[1], None)
-        return SentMessage(
-            id=None, post_id="", channel_id="", root_id=None, file_ids=(), permalink=""
-        )
+        return SentMessage(None, post_id="", channel_id="", root_id=None, file_ids=(), permalink="")
 
     def send_update(
-        self,
-        message: str,
-        id: str,
-        files: Any = None,
-        *,
-        props: Mapping[str, Any] | None = None,
+        self, message: str, id: str, files: Any = None, *, props: Any = None
     ) -> SentMessage:
         """Always :class:`WebhookModeError`: a webhook's posts cannot be edited."""
         raise self._refuse(

@@ -51,7 +51,6 @@ __all__ = [
     "Settings",
     "check_webhook_url",
     "config_file_candidates",
-    "find_config_file",
     "load_settings",
     "parse_mentions",
     "read_config_file",
@@ -120,28 +119,18 @@ class Settings:
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :class:`mattermost_notify.client.Notify`, or in webhook
         mode (``webhook_url`` set) for :class:`mattermost_notify.webhook.WebhookClient`."""
-        if self.webhook_url:
-            return {
-                "webhook_url": self.webhook_url,
-                "verify": self.verify,
-                "timeout": self.timeout,
-                "allow_insecure": self.allow_insecure,
-                "default_user": self.default_user,
-                "default_channel": self.default_channel,
-                "mention": self.mention,
-            }
-        return {
-            "token": self.token,
-            "url": self.url,
-            "team_name": self.team_name,
+        common = {
             "verify": self.verify,
             "timeout": self.timeout,
             "allow_insecure": self.allow_insecure,
             "default_user": self.default_user,
             "default_channel": self.default_channel,
             "mention": self.mention,
-            "id_cache": self.id_cache,
         }
+        if self.webhook_url:
+            return {"webhook_url": self.webhook_url, **common}
+        token = {"token": self.token, "url": self.url, "team_name": self.team_name}
+        return {**token, **common, "id_cache": self.id_cache}
 
 
 # ---------------------------------------------------------------- directories
@@ -185,17 +174,6 @@ def config_file_candidates() -> list[Path]:
         user_config_path(),
         Path.home() / CONFIG_FILE_NAME,
     ]
-
-
-def find_config_file() -> Path | None:
-    """``$MATTERMOST_NOTIFY_CONFIG`` if set, else the first existing candidate."""
-    env = os.environ.get(ENV_CONFIG)
-    if env:
-        return Path(env).expanduser()
-    for path in config_file_candidates():
-        if path.is_file():
-            return path
-    return None
 
 
 # ---------------------------------------------------------------- reading
@@ -273,20 +251,6 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             known = ", ".join(sorted(KEYS))
             raise ConfigurationError(f"unknown key {key!r} in config file {p} (known: {known})")
         out[name] = value
-    return out
-
-
-def _from_env() -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for var, name in (
-        (ENV_URL, "url"),
-        (ENV_TOKEN, "token"),
-        (ENV_TEAM, "team_name"),
-        (ENV_ID_CACHE, "id_cache"),
-    ):
-        value = os.environ.get(var)
-        if value:
-            out[name] = value
     return out
 
 
@@ -524,36 +488,19 @@ def make_settings(values: Mapping[str, Any], sources: Mapping[str, str]) -> Sett
 
     if values.get("webhook_url") is not None and values.get("token") is None:
         base, key = check_webhook_url(values["webhook_url"], src("webhook_url"))
-        return Settings(
-            url=base,
-            token="",
-            webhook_url=f"{base}/hooks/{key}",
-            team_name=_optional_name(values.get("team_name"), "team_name", src("team_name")),
-            verify=_check_verify(values.get("verify", True), src("verify")),
-            timeout=_check_timeout(values.get("timeout", DEFAULT_TIMEOUT), src("timeout")),
-            allow_insecure=_check_bool(
-                values.get("allow_insecure", False), "allow_insecure", src("allow_insecure")
-            ),
-            default_user=_optional_name(
-                values.get("default_user"), "default_user", src("default_user")
-            ),
-            default_channel=_optional_name(
-                values.get("default_channel"), "default_channel", src("default_channel")
-            ),
-            mention=parse_mentions(values.get("mention"), src("mention")),
-            source=", ".join(sorted(set(sources.values()))) or None,
-            sources=dict(sources),
-        )
-    if "url" not in values:
+        mode: dict[str, Any] = {"url": base, "token": "", "webhook_url": f"{base}/hooks/{key}"}
+    elif "url" not in values:
         raise ConfigurationError(
             "no Mattermost server URL configured: set "
             f"{ENV_URL}, pass url=..., write ./{CONFIG_FILE_NAME} or run `mattermost-notify setup`"
         )
-    url = _normalise_url(values["url"], src("url"))
-    token = _check_token(values.get("token"), src("token"))
+    else:
+        mode = {
+            "url": _normalise_url(values["url"], src("url")),
+            "token": _check_token(values.get("token"), src("token")),
+        }
     return Settings(
-        url=url,
-        token=token,
+        **mode,
         team_name=_optional_name(values.get("team_name"), "team_name", src("team_name")),
         verify=_check_verify(values.get("verify", True), src("verify")),
         timeout=_check_timeout(values.get("timeout", DEFAULT_TIMEOUT), src("timeout")),

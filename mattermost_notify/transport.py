@@ -645,33 +645,21 @@ class Transport:
                         continue
             raise self.error_for(response, what=what, method=method, path=path)
 
-    def get(
-        self, path: str, *, what: str | None = None, keys: tuple[str, ...] = ("id",), **kw: Any
-    ) -> dict[str, Any]:
-        """GET; the answer must be a JSON object with string values for ``keys``."""
-        return _json_of(self.request("GET", path, what=what, **kw), self, what, keys)
+    def get(self, path: str, **kw: Any) -> dict[str, Any]:
+        """GET; the answer must be a JSON object (see :meth:`call`)."""
+        return self.call("GET", path, **kw)
 
-    def post(
-        self,
-        path: str,
-        payload: Any,
-        *,
-        what: str | None = None,
-        keys: tuple[str, ...] = ("id",),
-        **kw: Any,
-    ) -> dict[str, Any]:
-        return _json_of(self.request("POST", path, json=payload, what=what, **kw), self, what, keys)
+    def post(self, path: str, payload: Any, **kw: Any) -> dict[str, Any]:
+        return self.call("POST", path, json=payload, **kw)
 
-    def put(
-        self,
-        path: str,
-        payload: Any,
-        *,
-        what: str | None = None,
-        keys: tuple[str, ...] = ("id",),
-        **kw: Any,
+    def put(self, path: str, payload: Any, **kw: Any) -> dict[str, Any]:
+        return self.call("PUT", path, json=payload, **kw)
+
+    def call(
+        self, method: str, path: str, *, keys: tuple[str, ...] = ("id",), **kw: Any
     ) -> dict[str, Any]:
-        return _json_of(self.request("PUT", path, json=payload, what=what, **kw), self, what, keys)
+        """:meth:`request`; the answer must be a JSON object with string values for ``keys``."""
+        return _json_of(self.request(method, path, **kw), self, kw.get("what"), keys)
 
     # ------------------------------------------------------------ internals
 

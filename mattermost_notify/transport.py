@@ -50,6 +50,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError
 from urllib3.util.retry import Retry
 
 from . import _preconnect
@@ -341,12 +342,15 @@ def _require_loopback_peer(conn: HTTPConnection) -> None:
     )
 
 
-class _EarlyConnectionMixin:
-    """Takes the connection :mod:`._preconnect` opened early, if it is to this server."""
+class _ConnectionMixin:
+    """Takes the connection :mod:`._preconnect` opened early, if it is to this server;
+    registers every socket with the attempt's total deadline."""
 
     _dns_host: str
     port: int
     timeout: Any
+    sock: socket.socket | None
+    loopback_only = False
 
     def _new_conn(self) -> Any:
         sock = _preconnect.take(self._dns_host, self.port)
@@ -356,33 +360,27 @@ class _EarlyConnectionMixin:
             sock.settimeout(self.timeout)
         return sock
 
-
-class _HTTPConnection(_EarlyConnectionMixin, HTTPConnection):
-    loopback_only = False
-
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         _watch(self.sock)
         if self.loopback_only:
-            _require_loopback_peer(self)
+            _require_loopback_peer(self)  # type: ignore[arg-type]
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         _watch(self.sock)  # a kept-alive connection (a new one is watched in connect)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_ConnectionMixin, HTTPConnection):
+    pass
 
 
 class _LoopbackHTTPConnection(_HTTPConnection):
     loopback_only = True
 
 
-class _HTTPSConnection(_EarlyConnectionMixin, HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _watch(self.sock)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        _watch(self.sock)
-        super().request(*args, **kwargs)
+class _HTTPSConnection(_ConnectionMixin, HTTPSConnection):
+    pass
 
 
 class _HTTPPool(HTTPConnectionPool):
@@ -590,18 +588,14 @@ class Transport:
                     raise requests.exceptions.ConnectionError("total deadline")
             except requests.exceptions.RequestException as exc:
                 ms = (time.monotonic() - t0) * 1000
-                if guard.expired:
-                    kind, retryable, u3err = (
-                        "total deadline",
-                        True,
-                        urllib3.exceptions.ReadTimeoutError(None, url, "deadline"),  # type: ignore[arg-type]
-                    )
-                else:
-                    kind, retryable, u3err = self._classify(exc, url)
+                kind, reached = ("total deadline", True) if guard.expired else classify(exc)
                 logger.debug("%s %s failed (%s) after %.0f ms", method, path, kind, ms)
-                if retryable:
+                if kind in RETRYABLE:
+                    # Retry counts a ProtocolError as a read error, a ConnectTimeoutError as a
+                    # connect error (the request never reached the server)
+                    error = urllib3.exceptions.ProtocolError if reached else ConnectTimeoutError
                     try:
-                        state = state.increment(method, url, error=u3err)
+                        state = state.increment(method, url, error=error(kind))
                     except urllib3.exceptions.MaxRetryError:
                         pass
                     else:
@@ -626,8 +620,8 @@ class Transport:
                 status == 500 and _error_id(response) == DEDUP_PENDING_ID
             )
             if retry_this:
-                wait_hint = self._wait_hint(response, state)
-                if wait_hint is not None and time.monotonic() + wait_hint >= deadline:
+                hint = wait_hint(response)
+                if hint is not None and time.monotonic() + hint >= deadline:
                     # the server asks for a wait past this request's deadline: say so now
                     # rather than sleep (and never hold back later requests for it)
                     raise self.error_for(response, what=what, method=method, path=path)
@@ -636,7 +630,7 @@ class Transport:
                 except urllib3.exceptions.MaxRetryError:
                     pass
                 else:
-                    pause = wait_hint if wait_hint is not None else state.get_backoff_time()
+                    pause = hint if hint is not None else state.get_backoff_time()
                     if status == 500:
                         pause = max(pause, 0.5)  # the first attempt is still running
                     if time.monotonic() + pause < deadline:
@@ -670,50 +664,6 @@ class Transport:
             self.server_version = parse_version(version)
         self._rate.observe(response.headers)
 
-    @staticmethod
-    def _wait_hint(response: requests.Response, state: Retry) -> float | None:
-        after = response.headers.get("Retry-After")
-        if after:
-            try:
-                return max(0.0, state.parse_retry_after(after))
-            except urllib3.exceptions.InvalidHeader:
-                pass
-        if response.status_code == 429:
-            reset = response.headers.get("X-RateLimit-Reset")
-            if reset:
-                try:
-                    return max(0.0, *_numbers(reset))
-                except ValueError:
-                    pass
-        return None
-
-    @staticmethod
-    def _classify(
-        exc: requests.exceptions.RequestException, url: str
-    ) -> tuple[str, bool, Exception | None]:
-        """(description, retryable, urllib3 error for Retry.increment)."""
-        if isinstance(exc, requests.exceptions.SSLError):
-            return "TLS error", False, None
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return "connect timeout", True, urllib3.exceptions.ConnectTimeoutError()
-        if isinstance(exc, requests.exceptions.ReadTimeout):
-            return "read timeout", True, urllib3.exceptions.ReadTimeoutError(None, url, "read")  # type: ignore[arg-type]
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            text = str(exc)
-            if "NameResolutionError" in text or "Name or service not known" in text:
-                return "DNS lookup failed", False, None
-            if "RemoteDisconnected" in text or "Connection aborted" in text:
-                # the request may have reached the server: a read error
-                return "connection dropped", True, urllib3.exceptions.ProtocolError("dropped")
-            return (
-                "connection failed",
-                True,
-                urllib3.exceptions.ConnectTimeoutError("connection failed"),
-            )
-        if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-            return "connection dropped", True, urllib3.exceptions.ProtocolError("dropped")
-        return type(exc).__name__, False, None
-
     def _network_error(
         self,
         exc: Exception,
@@ -725,7 +675,7 @@ class Transport:
         parts = urlsplit(self.url)
         host = parts.netloc
         tries = f" (tried {attempts} times)" if attempts > 1 else ""
-        detail = _short_reason(exc)
+        detail = short_reason(exc)
         low = detail.lower()
         # one line: what is wrong, then what to do; the connection-level failures are
         # about the server, not about the user or channel being looked up
@@ -834,7 +784,7 @@ class Transport:
             cls = NotFoundError
             text = f"{thing} not found on {server}{said}"
         elif status == 429:
-            retry_after = self._wait_hint(response, self.retry)
+            retry_after = wait_hint(response)
             text = f"{server} is rate limiting ({thing}); gave up after the retry budget"
             return RateLimitedError(self.redact(text), retry_after=retry_after, **kwargs)
         elif status >= 500:
@@ -851,6 +801,50 @@ class Transport:
             cls = APIError
             text = f"{server} refused {thing} with {status}{said}"
         return cls(self.redact(text), **kwargs)
+
+
+RETRYABLE = frozenset(
+    {"connect timeout", "read timeout", "connection failed", "connection dropped", "total deadline"}
+)
+
+
+def classify(exc: requests.exceptions.RequestException) -> tuple[str, bool]:
+    """``(what failed, whether the request may have reached the server)``."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS error", False
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect timeout", False
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "read timeout", True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason: Any = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError
+        if isinstance(reason, urllib3.exceptions.NameResolutionError):
+            return "DNS lookup failed", False
+        if isinstance(
+            reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ProxyError)
+        ):
+            return "connection failed", False
+        if isinstance(reason, urllib3.exceptions.ConnectTimeoutError):
+            return "connect timeout", False
+        return "connection dropped", True
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "connection dropped", True
+    return type(exc).__name__, True
+
+
+def wait_hint(response: requests.Response) -> float | None:
+    """Seconds the server asks to wait: ``Retry-After`` (urllib3 parses it), else for a 429
+    ``X-RateLimit-Reset``; None when it says nothing usable."""
+    after = response.headers.get("Retry-After")
+    if after:
+        with contextlib.suppress(urllib3.exceptions.InvalidHeader, ValueError, OverflowError):
+            return max(0.0, Retry().parse_retry_after(after))
+    reset = response.headers.get("X-RateLimit-Reset")
+    if response.status_code == 429 and reset:
+        with contextlib.suppress(ValueError):
+            return max(0.0, *_numbers(reset))
+    return None
 
 
 def _error_id(response: requests.Response) -> str | None:
@@ -919,7 +913,7 @@ def _json_of(
     )
 
 
-def _short_reason(exc: Exception) -> str:
+def short_reason(exc: Exception) -> str:
     """The innermost reason of a requests/urllib3 error, without URLs or objects."""
     reason: Any = exc
     for _ in range(5):

@@ -45,7 +45,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
-import urllib3
 
 from ._checks import check_id, check_message
 from ._version import __version__
@@ -61,6 +60,7 @@ from .errors import (
     RateLimitedError,
     WebhookModeError,
 )
+from .transport import classify, is_loopback, parse_version, short_reason, wait_hint
 
 if TYPE_CHECKING:  # pragma: no cover
     from .hooks import MessageHook
@@ -140,8 +140,6 @@ class WebhookClient(BaseClient):
         timeout: float | tuple[float, float] = (5.0, 30.0),
         allow_insecure: bool = False,
     ) -> None:
-        from .transport import is_loopback
-
         base, key = check_webhook_url(webhook_url, "WebhookClient(webhook_url=...)")
         _register_key(key)
         parts = urlsplit(base)
@@ -334,7 +332,7 @@ class WebhookClient(BaseClient):
                     self._post_url, json=payload, timeout=self.timeout, allow_redirects=False
                 )
             except requests.exceptions.RequestException as exc:
-                reached, kind_text = _classify(exc)
+                kind_text, reached = classify(exc)
                 logger.debug(
                     "POST /hooks/*** failed (%s) after %.0f ms",
                     kind_text,
@@ -347,12 +345,12 @@ class WebhookClient(BaseClient):
                         continue
                     raise NetworkError(
                         f"{kind_text} talking to {self.server_url} ({what}) after {attempt} "
-                        f"attempt(s): {self._redact(_reason(exc))}; nothing was posted"
+                        f"attempt(s): {self._redact(short_reason(exc))}; nothing was posted"
                     ) from None
                 if kind_text == "TLS error":
                     raise NetworkError(
                         f"TLS error talking to {self.server_url} ({what}): "
-                        f"{self._redact(_reason(exc))}; check the certificate, or set verify "
+                        f"{self._redact(short_reason(exc))}; check the certificate, or set verify "
                         "to the path of a CA bundle"
                     ) from None
                 raise DeliveryUnknownError(
@@ -368,7 +366,7 @@ class WebhookClient(BaseClient):
             if 200 <= status < 300:
                 return
             if status == 429:
-                pause = _retry_after(response) or _backoff(attempt)
+                pause = min(wait_hint(response) or _backoff(attempt), RETRY_BUDGET)
                 if attempt < MAX_ATTEMPTS and time.monotonic() + pause - start < RETRY_BUDGET:
                     time.sleep(pause)
                     continue
@@ -453,12 +451,12 @@ class WebhookClient(BaseClient):
                 f"{self.server_url}/api/v4/system/ping", timeout=self.timeout
             )
         except requests.exceptions.RequestException as exc:
-            _, kind_text = _classify(exc)
-            checks.append(Check("server", False, f"{kind_text}: {self.server_url}: {_reason(exc)}"))
+            kind_text, _ = classify(exc)
+            checks.append(
+                Check("server", False, f"{kind_text}: {self.server_url}: {short_reason(exc)}")
+            )
             return report
         version = response.headers.get("X-Version-Id", "")
-        from .transport import parse_version
-
         shown = ".".join(map(str, parse_version(version) or ())) or "?"
         report.server_version = shown if shown != "?" else None
         if response.status_code != 200:
@@ -481,8 +479,10 @@ class WebhookClient(BaseClient):
                 allow_redirects=False,
             )
         except requests.exceptions.RequestException as exc:
-            _, kind_text = _classify(exc)
-            checks.append(Check("webhook", False, f"{kind_text}: {self._redact(_reason(exc))}"))
+            kind_text, _ = classify(exc)
+            checks.append(
+                Check("webhook", False, f"{kind_text}: {self._redact(short_reason(exc))}")
+            )
             return report
         if answer.status_code == 404:
             checks.append(Check("webhook", True, f"{self.where} exists (checked without posting)"))
@@ -531,50 +531,6 @@ def _file_names(files: Any) -> list[str]:
     return [os.path.basename(os.fspath(f)) for f in files]
 
 
-def _classify(exc: requests.exceptions.RequestException) -> tuple[bool, str]:
-    """(the request may have reached the server, a short description)."""
-    if isinstance(exc, requests.exceptions.SSLError):
-        return False, "TLS error"
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return False, "connect timeout"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return True, "read timeout"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason: Any = exc.args[0] if exc.args else None
-        reason = getattr(reason, "reason", reason)
-        if isinstance(reason, urllib3.exceptions.NameResolutionError):
-            return False, "DNS lookup failed"
-        if isinstance(reason, (urllib3.exceptions.NewConnectionError,)):
-            return False, "connection failed"
-        if isinstance(reason, urllib3.exceptions.ConnectTimeoutError):
-            return False, "connect timeout"
-        return True, "connection dropped"
-    return True, type(exc).__name__
-
-
-def _reason(exc: Exception) -> str:
-    from .transport import _short_reason
-
-    return _short_reason(exc)
-
-
 def _backoff(attempt: int) -> float:
     base = min(4.0, 0.25 * 2 ** (attempt - 1))
     return random.uniform(base / 2, base)
-
-
-def _seconds(header: str | None) -> float | None:
-    """A ``Retry-After``-style value in seconds (urllib3 parses it); ``None`` when unusable."""
-    if not header:
-        return None
-    try:
-        return max(0.0, float(urllib3.util.Retry().parse_retry_after(header)))
-    except (urllib3.exceptions.InvalidHeader, ValueError, OverflowError):
-        return None
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = _seconds(response.headers.get("Retry-After"))
-    if value is None:
-        value = _seconds(response.headers.get("X-RateLimit-Reset"))
-    return None if value is None else min(value, RETRY_BUDGET)

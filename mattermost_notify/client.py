@@ -32,7 +32,6 @@ import re
 import threading
 import time
 import types
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -58,7 +57,6 @@ from .errors import (
     FileError,
     HookError,
     MattermostNotifyError,
-    MattermostNotifyWarning,
     MessageError,
     NotFoundError,
     PermissionDeniedError,
@@ -103,15 +101,10 @@ def edit_margin(limit: float) -> float:
 
 def _epoch(iso: str | None) -> float | None:
     """Seconds since the epoch of a hook's ``created_at`` (None when missing or unreadable)."""
-    if not iso:
-        return None
     try:
-        return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+        return datetime.fromisoformat(iso).timestamp() if iso else None
     except ValueError:
-        try:
-            return datetime.fromisoformat(iso).timestamp()
-        except ValueError:
-            return None
+        return None
 
 
 Files = Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None
@@ -172,13 +165,7 @@ def _warn_own_user_once(url: str, user_name: str) -> None:
         if (url, user_name) in _warned_own_user:
             return
         _warned_own_user.add((url, user_name))
-
-    with contextlib.suppress(Exception):  # "-W error" must not stop the send
-        warnings.warn(
-            f"mattermost_notify: {own_user_advice(user_name)}",
-            MattermostNotifyWarning,
-            stacklevel=2,
-        )
+    warn(f"mattermost_notify: {own_user_advice(user_name)}")
 
 
 @dataclass
@@ -457,21 +444,10 @@ class Notify(BaseClient):
             and not url.startswith(("http://", "https://"))
         ):
             token, url = url, token
+        values = {"url": url, "token": token, "team_name": team_name, "mention": mention}
+        values |= {"verify": verify, "timeout": timeout, "allow_insecure": allow_insecure}
         settings = make_settings(
-            {
-                "url": url,
-                "token": token,
-                "team_name": team_name,
-                "verify": verify,
-                "timeout": timeout,
-                "allow_insecure": allow_insecure,
-                "mention": mention,
-            },
-            {
-                "url": "Notify(url=...)",
-                "token": "Notify(token=...)",
-                "mention": "Notify(mention=...)",
-            },
+            values, {k: f"Notify({k}=...)" for k in ("url", "token", "mention")}
         )
         from .transport import Transport
 
@@ -1407,7 +1383,7 @@ class Notify(BaseClient):
         try:
             t.get("/system/ping", what="system/ping", retry=False, keys=())
         except MattermostNotifyError as exc:
-            tls = self.url.startswith("https:") and getattr(exc, "kind", "") == "TLS error"
+            tls = self.url.startswith("https:") and "TLS" in str(exc)
             checks.append(Check("TLS" if tls else "server", False, str(exc)))
             return report
         report.server_version = ".".join(map(str, parse_version(t.version_header) or ())) or None
@@ -1439,17 +1415,9 @@ class Notify(BaseClient):
         report.bot_user_id = me.get("id")
         report.is_bot = bool(me.get("is_bot"))
         checks.append(Check("token", True, "accepted"))
-        if report.is_bot:
-            checks.append(Check("bot", True, f"@{report.bot_name} (a bot account)"))
-        else:
-            checks.append(
-                Check(
-                    "bot",
-                    True,
-                    f"@{report.bot_name} (a personal access token of a user account, not a "
-                    "bot: messages come from that user)",
-                )
-            )
+        user = "a personal access token of a user account, not a bot: messages come from that user"
+        account = "a bot account" if report.is_bot else user
+        checks.append(Check("bot", True, f"@{report.bot_name} ({account})"))
 
         if self.team_name:
             not_member = Check(

@@ -509,6 +509,14 @@ def test_connection_report(sb: Sandbox, client: Notify) -> None:
     assert report.error and "refused the access token" in report.error
 
 
+def test_connection_report_names_tls_when_https_meets_a_plain_http_server(sb: Sandbox) -> None:
+    https_url = sb.url.replace("http://", "https://")
+    with Notify(sb.token, https_url, sb.team) as c:
+        report = c.test_connection()
+    assert [(c.name, c.ok) for c in report.checks] == [("TLS", False)]
+    assert "does not speak https" in report.checks[0].detail
+
+
 def test_connection_report_stops_at_the_first_failure(sb: Sandbox) -> None:
     with Notify(sb.token, sb.url, "no-such-team", default_channel="alerts") as c:
         report = c.test_connection()

@@ -189,15 +189,12 @@ def warn(text: str, category: type[Warning] = MattermostNotifyWarning) -> None:
     redrawn after it. ``-W error`` or a filter that raises never reaches the caller: the
     text then goes to the ``mattermost_notify`` logger.
     """
+    import contextlib
     import sys
 
     try:
-        tqdm_module = sys.modules.get("tqdm")
-        bars = getattr(getattr(tqdm_module, "tqdm", None), "external_write_mode", None)
-        if bars is not None:
-            with bars():
-                warnings.warn_explicit(text, category, "mattermost-notify", 0, "mattermost_notify")
-        else:
+        bars = getattr(getattr(sys.modules.get("tqdm"), "tqdm", None), "external_write_mode", None)
+        with bars() if bars is not None else contextlib.nullcontext():
             warnings.warn_explicit(text, category, "mattermost-notify", 0, "mattermost_notify")
     except Exception:
         import logging

@@ -24,7 +24,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -291,9 +291,6 @@ class HookStore:
 
     def __contains__(self, id: object) -> bool:
         return isinstance(id, str) and id in self._load()
-
-    def __iter__(self) -> Iterator[MessageHook]:
-        return iter(self.list())
 
 
 def move_store(old_key: str, new_key: str) -> int:

@@ -23,14 +23,13 @@ import copy
 import logging
 import threading
 import time
-import warnings
 import weakref
 from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import sender as _sender  # noqa: F401 - its atexit flush must run after ours
-from .errors import ConfigurationError, MattermostNotifyError, MattermostNotifyWarning
+from .errors import ConfigurationError, MattermostNotifyError, warn
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Notify
@@ -310,13 +309,10 @@ class MattermostHandler(logging.Handler):
             return
         self._warned = True
         reason = str(exc) if isinstance(exc, MattermostNotifyError) else repr(exc)
-        with contextlib.suppress(Exception):  # "-W error" must not kill the worker
-            warnings.warn(
-                f"mattermost_notify: MattermostHandler cannot send ({reason}); "
-                f"{count} log record(s) not posted (warned once)",
-                MattermostNotifyWarning,
-                stacklevel=2,
-            )
+        warn(
+            f"mattermost_notify: MattermostHandler cannot send ({reason}); "
+            f"{count} log record(s) not posted (warned once)"
+        )
 
     # ------------------------------------------------------------ flush and close
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.cookiejar
+import itertools
 import logging
 import random
 import threading
@@ -323,9 +324,7 @@ class WebhookClient(BaseClient):
         )
         what = f"the message to {target} through {self.where}"
         start = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
+        for attempt in itertools.count(1):
             t0 = time.monotonic()
             try:
                 response = self._session.post(
@@ -333,49 +332,42 @@ class WebhookClient(BaseClient):
                 )
             except requests.exceptions.RequestException as exc:
                 kind_text, reached = classify(exc)
-                logger.debug(
-                    "POST /hooks/*** failed (%s) after %.0f ms",
-                    kind_text,
-                    (time.monotonic() - t0) * 1000,
-                )
-                if not reached and kind_text != "TLS error":
-                    pause = _backoff(attempt)
-                    if attempt < MAX_ATTEMPTS and time.monotonic() + pause - start < RETRY_BUDGET:
-                        time.sleep(pause)
-                        continue
-                    raise NetworkError(
-                        f"{kind_text} talking to {self.server_url} ({what}) after {attempt} "
-                        f"attempt(s): {self._redact(short_reason(exc))}; nothing was posted"
-                    ) from None
+                ms = (time.monotonic() - t0) * 1000
+                logger.debug("POST /hooks/*** failed (%s) after %.0f ms", kind_text, ms)
+                reason = self._redact(short_reason(exc))
                 if kind_text == "TLS error":
                     raise NetworkError(
-                        f"TLS error talking to {self.server_url} ({what}): "
-                        f"{self._redact(short_reason(exc))}; check the certificate, or set verify "
-                        "to the path of a CA bundle"
+                        f"TLS error talking to {self.server_url} ({what}): {reason}; check the "
+                        "certificate, or set verify to the path of a CA bundle"
                     ) from None
-                raise DeliveryUnknownError(
-                    f"{kind_text} after the request was sent ({what}): it may or may not have "
-                    "been posted. Not repeated, because an incoming webhook cannot tell a "
-                    "repeat from a new message (it could post twice)"
-                ) from None
-            self.request_count += 1
-            logger.debug(
-                "POST /hooks/*** %s %.0f ms", response.status_code, (time.monotonic() - t0) * 1000
-            )
-            status = response.status_code
-            if 200 <= status < 300:
-                return
-            if status == 429:
+                if reached:
+                    raise DeliveryUnknownError(
+                        f"{kind_text} after the request was sent ({what}): it may or may not "
+                        "have been posted. Not repeated, because an incoming webhook cannot "
+                        "tell a repeat from a new message (it could post twice)"
+                    ) from None
+                pause = _backoff(attempt)
+                failure: Exception = NetworkError(
+                    f"{kind_text} talking to {self.server_url} ({what}) after {attempt} "
+                    f"attempt(s): {reason}; nothing was posted"
+                )
+            else:
+                self.request_count += 1
+                ms = (time.monotonic() - t0) * 1000
+                logger.debug("POST /hooks/*** %s %.0f ms", response.status_code, ms)
+                if 200 <= response.status_code < 300:
+                    return
+                if response.status_code != 429:
+                    raise self._error_for(response, what, name, kind)
                 pause = min(wait_hint(response) or _backoff(attempt), RETRY_BUDGET)
-                if attempt < MAX_ATTEMPTS and time.monotonic() + pause - start < RETRY_BUDGET:
-                    time.sleep(pause)
-                    continue
-                raise RateLimitedError(
+                failure = RateLimitedError(
                     f"{self.server_url} is rate limiting ({what}); nothing was posted",
                     retry_after=pause,
                     status_code=429,
                 )
-            raise self._error_for(response, what, name, kind)
+            if attempt >= MAX_ATTEMPTS or time.monotonic() + pause - start >= RETRY_BUDGET:
+                raise failure from None
+            time.sleep(pause)
 
     def _error_for(
         self, response: requests.Response, what: str, name: str | None, kind: str

@@ -138,6 +138,15 @@ def parse_version(header: str | None) -> tuple[int, int, int] | None:
         return None
 
 
+def new_session(verify: bool | str) -> requests.Session:
+    """A session that accepts no cookie and names the library in ``User-Agent``."""
+    session = requests.Session()
+    session.verify = verify
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    session.headers["User-Agent"] = f"mattermost-notify/{__version__}"
+    return session
+
+
 class _BearerAuth(requests.auth.AuthBase):
     """Sets ``Authorization: Bearer``; its repr never shows the token."""
 
@@ -477,11 +486,8 @@ class Transport:
         self.request_count = 0
         self._rate = _RateState()
 
-        session = requests.Session()
+        session = new_session(verify)
         session.auth = _BearerAuth(token)
-        session.verify = verify
-        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        session.headers["User-Agent"] = f"mattermost-notify/{__version__}"
         session.headers["Accept"] = "application/json"
         adapter = _Adapter(
             loopback_only=parts.scheme == "http" and not allow_insecure,

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.cookiejar
 import itertools
 import logging
 import random
@@ -48,9 +47,8 @@ from urllib.parse import urlsplit
 import requests
 
 from ._checks import check_id, check_message
-from ._version import __version__
 from .client import BaseClient, Check, ConnectionReport, SentMessage
-from .config import check_webhook_url, parse_mentions
+from .config import make_settings
 from .errors import (
     APIError,
     ConfigurationError,
@@ -61,7 +59,7 @@ from .errors import (
     RateLimitedError,
     WebhookModeError,
 )
-from .transport import classify, is_loopback, parse_version, short_reason, wait_hint
+from .transport import classify, is_loopback, new_session, parse_version, short_reason, wait_hint
 
 if TYPE_CHECKING:  # pragma: no cover
     from .hooks import MessageHook
@@ -141,10 +139,17 @@ class WebhookClient(BaseClient):
         timeout: float | tuple[float, float] = (5.0, 30.0),
         allow_insecure: bool = False,
     ) -> None:
-        base, key = check_webhook_url(webhook_url, "WebhookClient(webhook_url=...)")
+        values = {"webhook_url": webhook_url, "verify": verify, "timeout": timeout}
+        values |= {"allow_insecure": allow_insecure, "mention": mention}
+        settings = make_settings(values, {k: f"WebhookClient({k}=...)" for k in values})
+        base, key = settings.url, str(settings.webhook_url).rsplit("/", 1)[1]
         _register_key(key)
         parts = urlsplit(base)
-        if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure:
+        if (
+            parts.scheme == "http"
+            and not is_loopback(parts.hostname)
+            and not settings.allow_insecure
+        ):
             raise ConfigurationError(
                 f"refusing to send the webhook URL (a credential) over plain http to "
                 f"{parts.hostname}: use https://, or pass allow_insecure=True if the network "
@@ -159,19 +164,12 @@ class WebhookClient(BaseClient):
         self.team_name: str | None = None
         self.username = username
         self.icon_url = icon_url
-        if isinstance(timeout, (int, float)):
-            timeout = (float(timeout), float(timeout))
-        self.timeout = (float(timeout[0]), float(timeout[1]))
-        mentions = parse_mentions(mention, "WebhookClient(mention=...)")
-        super().__init__(default_channel, default_user, mentions)
+        self.timeout = settings.timeout
+        super().__init__(default_channel, default_user, settings.mention)
         self._targets: dict[str, tuple[str, str | None]] = {}  # id -> (kind, name)
         self.hook_store = None
         self.request_count = 0
-        session = requests.Session()
-        session.verify = verify
-        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        session.headers["User-Agent"] = f"mattermost-notify/{__version__}"
-        self._session = session
+        self._session = new_session(settings.verify)
 
     def __repr__(self) -> str:
         return f"WebhookClient(url='{self.server_url}/hooks/***')"

@@ -900,10 +900,15 @@ class Notify(BaseClient):
                 if self._me is None:
                     self._me = {"id": post["user_id"]}
             self.id_cache.put("bot", str(post["user_id"]))
+        self._note_version()
+        return post
+
+    def _note_version(self) -> tuple[int, int, int] | None:
+        """The server's version as its last answer said, kept in the id cache."""
         version = self._transport.server_version
         if version is not None:
             self.id_cache.put("version", ".".join(map(str, version)))
-        return post
+        return version
 
     def _post_message(
         self,
@@ -1112,9 +1117,7 @@ class Notify(BaseClient):
                 version = self._cached_version()
             if version is None or version < FILES_SINCE:
                 self._transport.get("/system/ping", what="the server (system/ping)", keys=())
-                version = self._transport.server_version
-                if version is not None:
-                    self.id_cache.put("version", ".".join(map(str, version)))
+                version = self._note_version()
             if version is None or version < FILES_SINCE:
                 shown = ".".join(map(str, version)) if version else "an unknown version"
                 raise FileError(
@@ -1150,22 +1153,20 @@ class Notify(BaseClient):
             if not isinstance(exc, PermissionDeniedError):
                 raise
             # the server reports a deleted or unknown post as 403 (API-NOTES 5.5)
-            raise PermissionDeniedError(
+            raise exc.reworded(
                 f"cannot edit message {id!r} (post {hook.post_id} on {self.url}): it was deleted, "
-                f"or it is not the bot's post ({exc.server_message or 'forbidden'})",
-                status_code=exc.status_code,
-                error_id=exc.error_id,
-                request_id=exc.request_id,
-                server_message=exc.server_message,
+                f"or it is not the bot's post ({exc.server_message or 'forbidden'})"
             ) from None
+        return self._edited(id, hook, post, file_ids)
+
+    def _edited(
+        self, id: str, hook: MessageHook, post: Mapping[str, Any], file_ids: Sequence[str]
+    ) -> SentMessage:
+        """The result of an update of message ``id``, whose post is now ``hook.post_id``."""
+        file_ids = tuple(post.get("file_ids") or file_ids)
+        link = self.permalink(hook.post_id)
         return SentMessage(
-            id=id,
-            post_id=hook.post_id,
-            channel_id=hook.channel_id,
-            root_id=hook.root_id,
-            file_ids=tuple(post.get("file_ids") or file_ids),
-            permalink=self.permalink(hook.post_id),
-            post_ids=(hook.post_id,),
+            id, hook.post_id, hook.channel_id, hook.root_id, file_ids, link, (hook.post_id,)
         )
 
     # ------------------------------------------------------------ edit time limit
@@ -1236,25 +1237,17 @@ class Notify(BaseClient):
             pending_post_id=pending,
             what=f"message {id!r} (continued in a new post)",
         )
-        post_id = str(post["id"])
+        moved = replace(hook, post_id=str(post["id"]), root_id=root, created_at=now_iso())
         with self._lock:
-            self._posted_at[post_id] = started
-        self._remember(replace(hook, post_id=post_id, root_id=root, created_at=now_iso()))
+            self._posted_at[moved.post_id] = started
+        self._remember(moved)
         log.info(
             "message %r continues in post %s (post %s can no longer be edited)",
             id,
-            post_id,
+            moved.post_id,
             hook.post_id,
         )
-        return SentMessage(
-            id=id,
-            post_id=post_id,
-            channel_id=hook.channel_id,
-            root_id=root,
-            file_ids=tuple(post.get("file_ids") or file_ids),
-            permalink=self.permalink(post_id),
-            post_ids=(post_id,),
-        )
+        return self._edited(id, moved, post, file_ids)
 
     # ------------------------------------------------------------ hooks
 

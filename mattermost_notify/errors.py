@@ -142,6 +142,11 @@ class APIError(MattermostNotifyError):
         ]
         return f"{text} ({', '.join(details)})" if details else text
 
+    def reworded(self, message: str, cls: type[APIError] | None = None) -> APIError:
+        """The same answer (status, ids, server message) told by ``message``."""
+        details = ("status_code", "error_id", "request_id", "server_message")
+        return (cls or type(self))(message, **{name: getattr(self, name) for name in details})
+
 
 class AuthenticationError(APIError):
     """401: the token is missing, wrong, revoked or its user is deactivated."""

@@ -35,15 +35,6 @@ RESTRICTED_DM = frozenset(
 _CHANNEL_MISSING = "app.channel.get_by_name.missing.app_error"
 
 
-def _details(exc: APIError) -> dict[str, object]:
-    return {
-        "status_code": exc.status_code,
-        "error_id": exc.error_id,
-        "request_id": exc.request_id,
-        "server_message": exc.server_message,
-    }
-
-
 def _bot(bot_name: str | None) -> str:
     return f"the bot @{bot_name}" if bot_name else "the bot"
 
@@ -57,12 +48,12 @@ def restricted_dm(
 ) -> PermissionDeniedError:
     """The DM was refused because the server restricts DMs to users who share a team."""
     who = f"@{user_name}" if user_name else "this user"
-    return PermissionDeniedError(
+    return exc.reworded(  # type: ignore[return-value]
         f"cannot send a direct message to {who}: {server} allows direct messages only between "
         f"users who share a team (RestrictDirectMessage = team; from Mattermost 11.1 bots are "
         f"no longer exempt) and {_bot(bot_name)} shares no team with {who}. Add the bot to a "
         f"team {who} is in, or send to a channel instead",
-        **_details(exc),  # type: ignore[arg-type]
+        PermissionDeniedError,
     )
 
 
@@ -94,7 +85,7 @@ def not_a_channel_member(
             f"without being in it, but only members may post. Add the bot to the channel, "
             f"e.g. type `{invite}`{handle}"
         )
-    return PermissionDeniedError(text, **_details(exc))  # type: ignore[arg-type]
+    return exc.reworded(text, PermissionDeniedError)  # type: ignore[return-value]
 
 
 def channel_not_found(
@@ -105,10 +96,9 @@ def channel_not_found(
     if exc.error_id != _CHANNEL_MISSING:
         return exc
     invite = f"/invite @{bot_name}" if bot_name else "/invite @<the bot's name>"
-    return NotFoundError(
+    return exc.reworded(  # type: ignore[return-value]
         f"channel {channel_name!r} not found in team {team_name!r} on {server}: check the "
         f"name (the channel's URL handle, e.g. town-square, not its display name). If it is a "
         f"private channel, it may exist and the bot not be in it (the server hides private "
-        f"channels from non-members): add the bot, e.g. type `{invite}` in that channel",
-        **_details(exc),  # type: ignore[arg-type]
+        f"channels from non-members): add the bot, e.g. type `{invite}` in that channel"
     )

@@ -1434,21 +1434,16 @@ class Notify(BaseClient):
                 checks.append(
                     Check("team", True, f"@{report.bot_name} is a member of {self.team_name!r}")
                 )
-            except PermissionDeniedError:
-                # an invite-only team is hidden from a bot that is not in it
-                report.team_member = False
+            except PermissionDeniedError:  # an invite-only team hides itself from non-members
                 checks.append(not_member)
             except NotFoundError as exc:
                 if exc.error_id == "app.team.get_member.missing.app_error":
-                    report.team_member = False
                     checks.append(not_member)
                 elif exc.error_id == "api.context.404.app_error" and team is not None:
                     # the team exists but the server has no member route (old or partial)
-                    checks.append(
-                        Check("team", True, f"{self.team_name!r} found (membership not checked)")
-                    )
+                    found = f"{self.team_name!r} found (membership not checked)"
+                    checks.append(Check("team", True, found))
                 elif team is None:
-                    report.team_member = False
                     checks.append(
                         Check(
                             "team",
@@ -1459,46 +1454,28 @@ class Notify(BaseClient):
                         )
                     )
                 else:
-                    report.team_member = False
                     checks.append(Check("team", False, str(exc)))
             except MattermostNotifyError as exc:
-                report.team_member = False
                 checks.append(Check("team", False, str(exc)))
             if checks[-1].ok is False:
+                report.team_member = False
                 return report
         else:
             checks.append(Check("team", None, "no team_name configured (direct messages only)"))
 
         cfg = self.server_config(refresh=True)  # the test command asks the server itself
+        limits = f"files up to {cfg.max_file_size or '?'} bytes, messages up to {cfg.post_runes}"
         if cfg.known:
-            checks.append(
-                Check(
-                    "limits",
-                    True,
-                    f"files up to {cfg.max_file_size or '?'} bytes, messages up to "
-                    f"{cfg.post_runes} characters",
-                )
-            )
+            checks.append(Check("limits", True, f"{limits} characters"))
         else:
             checks.append(Check("limits", None, "the server did not publish its limits"))
-
         if cfg.post_edit_time_limit is not None:
-            checks.append(
-                Check(
-                    "edits",
-                    True,
-                    f"a post can be edited for {cfg.post_edit_time_limit} s (PostEditTimeLimit): "
-                    "a message updated for longer goes on in a new post in its thread",
-                )
-            )
+            edits = f"a post can be edited for {cfg.post_edit_time_limit} s (PostEditTimeLimit)"
+            later = "a message updated for longer goes on in a new post in its thread"
+            checks.append(Check("edits", True, f"{edits}: {later}"))
         if cfg.dms_restricted_to_teams:
-            checks.append(
-                Check(
-                    "direct messages",
-                    True,
-                    "only to users who share a team with the bot (RestrictDirectMessage = team)",
-                )
-            )
+            dms = "only to users who share a team with the bot (RestrictDirectMessage = team)"
+            checks.append(Check("direct messages", True, dms))
         if self.mention:
             checks.append(self._check_mentions())
             if checks[-1].ok is False:
@@ -1510,14 +1487,9 @@ class Notify(BaseClient):
                 if cfg.thread_replies_collapsed
                 else ""
             )
-            checks.append(
-                Check(
-                    "mentions",
-                    True,
-                    f"none set: messages in ~{self._default_channel} alert only people they "
-                    f'mention{threads}; set mention = ["your_username"] to be alerted',
-                )
-            )
+            who = f"messages in ~{self._default_channel} alert only people they mention{threads}"
+            advice = 'set mention = ["your_username"] to be alerted'
+            checks.append(Check("mentions", True, f"none set: {who}; {advice}"))
         if self._default_channel:
             check = self._check_default_channel(report.bot_name)
             checks.append(check)
@@ -1525,15 +1497,9 @@ class Notify(BaseClient):
                 return report
         if self._default_user:
             try:
-                user_id = self._user_id(self._default_user)
-                if user_id == report.bot_user_id:
-                    checks.append(
-                        Check(
-                            "default user", True, own_user_advice(self._default_user), warning=True
-                        )
-                    )
-                else:
-                    checks.append(Check("default user", True, f"@{self._default_user}"))
+                own = self._user_id(self._default_user) == report.bot_user_id
+                detail = own_user_advice(self._default_user) if own else f"@{self._default_user}"
+                checks.append(Check("default user", True, detail, warning=own))
             except MattermostNotifyError as exc:
                 checks.append(Check("default user", False, str(exc)))
         return report

@@ -450,14 +450,9 @@ class WebhookClient(BaseClient):
         shown = ".".join(map(str, parse_version(version) or ())) or "?"
         report.server_version = shown if shown != "?" else None
         if response.status_code != 200:
-            checks.append(
-                Check(
-                    "server",
-                    False,
-                    f"{self.server_url} answered {response.status_code} to system/ping: "
-                    "is it a Mattermost server?",
-                )
-            )
+            status = response.status_code
+            what = f"{self.server_url} answered {status} to system/ping: is it a Mattermost server?"
+            checks.append(Check("server", False, what))
             return report
         checks.append(Check("server", True, f"{self.server_url} answers, Mattermost {shown}"))
         probe = f"mattermost-notify-probe-{random.getrandbits(48):012x}"
@@ -474,37 +469,21 @@ class WebhookClient(BaseClient):
                 Check("webhook", False, f"{kind_text}: {self._redact(short_reason(exc))}")
             )
             return report
-        if answer.status_code == 404:
-            checks.append(Check("webhook", True, f"{self.where} exists (checked without posting)"))
-        elif answer.status_code == 501:
-            checks.append(
-                Check("webhook", False, f"incoming webhooks are disabled on {self.server_url}")
-            )
-        elif answer.status_code == 400:
-            checks.append(
-                Check(
-                    "webhook",
-                    False,
-                    f"{self.server_url} does not know this webhook (deleted, or a wrong URL): "
-                    "copy it again from Integrations > Incoming Webhooks",
-                )
-            )
-        else:
-            checks.append(
-                Check(
-                    "webhook",
-                    None,
-                    f"not checked: the server answered {answer.status_code} to a probe",
-                )
-            )
-        checks.append(
-            Check(
-                "mode",
-                True,
-                "webhook mode: messages and channel/@user targets; no edits, files or threads",
-                warning=True,
-            )
+        ok, detail = {
+            404: (True, f"{self.where} exists (checked without posting)"),
+            501: (False, f"incoming webhooks are disabled on {self.server_url}"),
+            400: (
+                False,
+                f"{self.server_url} does not know this webhook (deleted, or a wrong URL): "
+                "copy it again from Integrations > Incoming Webhooks",
+            ),
+        }.get(
+            answer.status_code,
+            (None, f"not checked: the server answered {answer.status_code} to a probe"),
         )
+        checks.append(Check("webhook", ok, detail))
+        mode = "webhook mode: messages and channel/@user targets; no edits, files or threads"
+        checks.append(Check("mode", True, mode, warning=True))
         return report
 
 

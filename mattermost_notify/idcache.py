@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._files import read_private, write_private
+
 __all__ = [
     "ENV_CACHE_DIR",
     "MAX_ENTRIES",
@@ -106,35 +108,20 @@ class IdCache:
     # ------------------------------------------------------------ reading
 
     def _read_file(self) -> dict[str, list[Any]]:
-        path = self.path
-        try:
-            with open(path, "rb") as fh:
-                raw = fh.read(MAX_FILE_SIZE + 1)
-        except OSError:
-            return {}
-        if len(raw) > MAX_FILE_SIZE:
-            return {}
-        try:
-            data = json.loads(raw)
-        except ValueError:
+        try:  # a regular file only, never through a link (a FIFO would block)
+            data = json.loads(read_private(self.path, MAX_FILE_SIZE)[0])
+        except (OSError, ValueError):
             return {}
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             return {}
-        if data.get("url") != self.url:
-            return {}  # a hash collision or a hand-copied file: not ours
         entries = data.get("entries")
-        if not isinstance(entries, dict):
-            return {}
-        clean: dict[str, list[Any]] = {}
-        for key, item in entries.items():
-            if (
-                isinstance(key, str)
-                and isinstance(item, list)
-                and len(item) == 2
-                and isinstance(item[1], (int, float))
-            ):
-                clean[key] = item
-        return clean
+        if data.get("url") != self.url or not isinstance(entries, dict):
+            return {}  # a hash collision or a hand-copied file: not ours
+        return {
+            key: item
+            for key, item in entries.items()
+            if isinstance(item, list) and len(item) == 2 and isinstance(item[1], (int, float))
+        }
 
     def _loaded(self) -> dict[str, list[Any]]:
         if self._entries is None:
@@ -199,8 +186,6 @@ class IdCache:
 
     def _write(self, changes: dict[str, list[Any]], removed: Any) -> None:
         """Merge ``changes`` into the file under its lock; never raises."""
-        from ._files import write_private
-
         path = self.path
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -623,7 +623,7 @@ class Transport:
             if 200 <= status < 300:
                 return response
             retry_this = status in RETRY_STATUSES or (
-                status == 500 and _error_id(response) == DEDUP_PENDING_ID
+                status == 500 and json_body(response).get("id") == DEDUP_PENDING_ID
             )
             if retry_this:
                 hint = wait_hint(response)
@@ -671,16 +671,12 @@ class Transport:
         self._rate.observe(response.headers)
 
     def _network_error(
-        self,
-        exc: Exception,
-        kind: str,
-        what: str | None,
-        attempts: int,
-        guard: _Deadline | None = None,
+        self, exc: Exception, kind: str, what: str | None, attempts: int, guard: _Deadline
     ) -> NetworkError:
         parts = urlsplit(self.url)
         host = parts.netloc
         tries = f" (tried {attempts} times)" if attempts > 1 else ""
+        about = f" ({what})" if what else ""
         detail = short_reason(exc)
         low = detail.lower()
         # one line: what is wrong, then what to do; the connection-level failures are
@@ -716,17 +712,13 @@ class Transport:
             )
         elif kind == "connection failed":
             text = f"cannot connect to {host}{tries}: {detail}; check the URL and your network"
-        elif kind == "total deadline" and guard is not None:
-            about = f" ({what})" if what else ""
+        elif kind == "total deadline":
             text = (
                 f"{host} took longer than {guard.seconds:g} s (connect + read timeout) to "
                 f"answer{about}{tries}: the connection was closed"
             )
         else:
-            about = f" ({what})" if what else ""
-            hint = ""
-            if kind == "read timeout":
-                hint = f"; timeout (connect, read) = {self.timeout}"
+            hint = f"; timeout (connect, read) = {self.timeout}" if kind == "read timeout" else ""
             text = f"{kind} talking to {host}{about}{tries}: {detail}{hint}"
         error = {"connect timeout": ConnectTimeout, "read timeout": ReadTimeout}.get(
             kind, NetworkError
@@ -743,14 +735,7 @@ class Transport:
     ) -> MattermostNotifyError:
         """The exception for a non-2xx response (token-free, names ``what`` and the server)."""
         status = response.status_code
-        body: Any = None
-        if "json" in response.headers.get("Content-Type", ""):
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-        if not isinstance(body, dict):
-            body = {}
+        body = json_body(response) if "json" in response.headers.get("Content-Type", "") else {}
         error_id = body.get("id") or None
         page = not body and (
             "html" in response.headers.get("Content-Type", "") or response.text.lstrip()[:1] == "<"
@@ -853,12 +838,13 @@ def wait_hint(response: requests.Response) -> float | None:
     return None
 
 
-def _error_id(response: requests.Response) -> str | None:
+def json_body(response: requests.Response) -> dict[str, Any]:
+    """The JSON object an (error) answer carries, or ``{}``."""
     try:
         body = response.json()
     except ValueError:
-        return None
-    return body.get("id") if isinstance(body, dict) else None
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _read_capped(response: requests.Response, transport: Transport, what: str | None) -> None:

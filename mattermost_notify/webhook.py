@@ -32,7 +32,6 @@ DEBUG lines of this module and of urllib3 show ``/hooks/***``), the outbox or a 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import logging
@@ -59,7 +58,15 @@ from .errors import (
     RateLimitedError,
     WebhookModeError,
 )
-from .transport import classify, is_loopback, new_session, parse_version, short_reason, wait_hint
+from .transport import (
+    classify,
+    is_loopback,
+    json_body,
+    new_session,
+    parse_version,
+    short_reason,
+    wait_hint,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .hooks import MessageHook
@@ -371,10 +378,7 @@ class WebhookClient(BaseClient):
         self, response: requests.Response, what: str, name: str | None, kind: str
     ) -> Exception:
         status = response.status_code
-        body: Any = None
-        with contextlib.suppress(ValueError):
-            body = response.json()
-        body = body if isinstance(body, dict) else {}
+        body = json_body(response)
         info = {
             "status_code": status,
             "error_id": body.get("id") or None,

@@ -175,7 +175,6 @@ class ConnectionReport:
     server_url: str
     server_version: str | None = None
     bot_name: str | None = None
-    bot_user_id: str | None = None
     is_bot: bool | None = None
     team_name: str | None = None
     team_member: bool | None = None
@@ -971,10 +970,10 @@ class Notify(BaseClient):
         )
         return result, first_post
 
-    def new_pending_post_id(self) -> str:
-        """A fresh ``pending_post_id`` ("<bot user id>:<32 random hex digits>"); reuse it
-        to retry."""
-        return f"{self._known_bot_id() or 'mattermost-notify'}:{os.urandom(16).hex()}"
+    def new_pending_post_id(self, key: str | None = None) -> str:
+        """A fresh ``pending_post_id`` ("<bot user id>:<32 random hex digits>", or ``key``
+        instead of those); reuse it to retry."""
+        return f"{self._known_bot_id() or 'mattermost-notify'}:{key or os.urandom(16).hex()}"
 
     def permalink(self, post_id: str) -> str:
         team = self.team_name or "_redirect"
@@ -1224,8 +1223,7 @@ class Notify(BaseClient):
         seed = f"{self.url}/posts/{hook.post_id}/continued\n{text}"
         import uuid
 
-        key = uuid.uuid5(uuid.NAMESPACE_URL, seed).hex
-        pending = f"{self._known_bot_id() or 'mattermost-notify'}:{key}"
+        pending = self.new_pending_post_id(uuid.uuid5(uuid.NAMESPACE_URL, seed).hex)
         started = time.time()
         file_ids = list(file_ids) or self._upload(hook.channel_id, specs)
         post = self._create_post(
@@ -1405,7 +1403,7 @@ class Notify(BaseClient):
         with self._lock:
             self._me = me
         report.bot_name = me.get("username")
-        report.bot_user_id = me.get("id")
+        bot_id = str(me["id"])
         report.is_bot = bool(me.get("is_bot"))
         checks.append(Check("token", True, "accepted"))
         user = "a personal access token of a user account, not a bot: messages come from that user"
@@ -1425,7 +1423,7 @@ class Notify(BaseClient):
                     f"/teams/name/{self.team_name}", what=f"team {self.team_name!r}", retry=False
                 )
                 t.get(
-                    f"/teams/{team['id']}/members/{report.bot_user_id}",
+                    f"/teams/{team['id']}/members/{bot_id}",
                     what=f"the bot's membership of team {self.team_name!r}",
                     retry=False,
                     keys=(),
@@ -1497,7 +1495,7 @@ class Notify(BaseClient):
                 return report
         if self._default_user:
             try:
-                own = self._user_id(self._default_user) == report.bot_user_id
+                own = self._user_id(self._default_user) == bot_id
                 detail = own_user_advice(self._default_user) if own else f"@{self._default_user}"
                 checks.append(Check("default user", True, detail, warning=own))
             except MattermostNotifyError as exc:

@@ -194,13 +194,8 @@ class MattermostHandler(logging.Handler):
             _handlers.add(self)
 
     def __repr__(self) -> str:
-        target = (
-            f"user={self.user!r}"
-            if self.user
-            else f"channel={self.channel!r}"
-            if self.channel
-            else "default target"
-        )
+        target = f"user={self.user!r}" if self.user else "default target"
+        target = f"channel={self.channel!r}" if self.channel else target
         return (
             f"<MattermostHandler {logging.getLevelName(self.level)} {target} "
             f"interval={self.interval:g}s>"

@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._checks import check_target
 from .errors import ConfigurationError, NetworkError
 
 if TYPE_CHECKING:
-    from .client import Notify, SentMessage
+    from .client import Files, Notify, SentMessage
     from .hooks import MessageHook
     from .sender import Ticket
 
@@ -40,8 +40,6 @@ _client: Notify | None = None
 
 # how long a blocking notify(id=...) waits for the background post of that id
 _QUEUED_POST_WAIT = 30.0
-
-Files = Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None
 
 
 def wakeup(

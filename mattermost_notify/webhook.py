@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import os
 import random
 import threading
 import time
@@ -499,8 +500,6 @@ def _file_names(files: Any) -> list[str]:
         return []
     if isinstance(files, (str, bytes)) or not isinstance(files, Sequence):
         files = [files]
-    import os
-
     return [os.path.basename(os.fspath(f)) for f in files]
 
 

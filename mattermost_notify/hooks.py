@@ -95,14 +95,7 @@ class MessageHook:
         schema = data.get("schema")
         if schema != HOOK_SCHEMA:
             raise HookError(f"{source} is not a message hook (schema {schema!r})")
-        version = data.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise HookError(f"{source} has an invalid version {version!r}")
-        if version > HOOK_VERSION:
-            raise HookError(
-                f"{source} has hook format version {version}; this mattermost-notify reads "
-                f"version {HOOK_VERSION}: upgrade mattermost-notify"
-            )
+        version = _version(data, source)
         values = {k: v for k, v in data.items() if k not in ("schema", "version")}
         check_fields(values, _FIELDS, HookError, source)
         values = {name: values.get(name) for name in _FIELDS}
@@ -141,6 +134,18 @@ class MessageHook:
                 f"{source} (message {self.id!r}) was sent by the bot user {self.bot_user_id}, "
                 f"but this client's token belongs to the user {bot_user_id}"
             )
+
+
+def _version(data: Mapping[str, Any], source: str) -> int:
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise HookError(f"{source} has an invalid version {version!r}")
+    if version > HOOK_VERSION:
+        raise HookError(
+            f"{source} has format version {version}; this mattermost-notify reads "
+            f"version {HOOK_VERSION}: upgrade mattermost-notify"
+        )
+    return version
 
 
 def _norm(url: str) -> str:
@@ -240,12 +245,7 @@ class HookStore:
             raise HookError(f"{source} is corrupt ({exc.msg}, line {exc.lineno})") from None
         if not isinstance(data, dict) or data.get("schema") != STORE_SCHEMA:
             raise HookError(f"{source} is not a mattermost-notify hook store")
-        version = data.get("version")
-        if not isinstance(version, int) or version > HOOK_VERSION:
-            raise HookError(
-                f"{source} has format version {version!r}; this mattermost-notify reads "
-                f"version {HOOK_VERSION}: upgrade mattermost-notify"
-            )
+        _version(data, source)
         hooks = data.get("hooks")
         if not isinstance(hooks, dict):
             raise HookError(f"{source} is corrupt (no 'hooks' object)")

@@ -51,6 +51,7 @@ from ._checks import (
     cut_message,
     plan_posts,
 )
+from .config import make_settings, parse_mentions
 from .errors import (
     APIError,
     ConfigurationError,
@@ -327,8 +328,6 @@ class BaseClient:
         client's ``mention`` setting, and only when the target is a channel: in a direct
         message the recipient is alerted anyway. ``""`` when nobody is to be mentioned.
         """
-        from .config import parse_mentions
-
         if mention is not None:
             names = parse_mentions(mention, "mention=")
         else:
@@ -433,8 +432,6 @@ class Notify(BaseClient):
         mention: str | Sequence[str] | None = None,
         id_cache: IdCache | bool = True,
     ) -> None:
-        from .config import make_settings
-
         # notify-mattermost 0.1.3 took Notify(url, token, team_name): accept that order too
         if (
             isinstance(token, str)
@@ -1336,8 +1333,6 @@ class Notify(BaseClient):
         hook.check_matches(self.url, self._known_bot_id(), source=source)
         if hook.server_url is None or hook.bot_user_id is None:
             # the original package's format: complete it with what this client knows
-            from dataclasses import replace
-
             hook = replace(
                 hook,
                 server_url=hook.server_url or self.url,

@@ -687,14 +687,9 @@ class Notify(BaseClient):
         PostEditTimeLimit... Asked of the server at most once per client, and only when
         the id cache has no fresh copy, or with ``refresh`` (a cached value refused
         something). Empty (every field None) when the server refuses it."""
-        with self._lock:
-            config = self._server_config
-        if config is not None and not (refresh and not self._limits_fetched):
-            return config
-        if not refresh:
-            known = self._known_server_config()
-            if known is not None:
-                return known
+        known = self._known_server_config()
+        if known is not None and (not refresh or self._limits_fetched):
+            return known
         try:
             data = self._transport.get(
                 "/config/client", params={"format": "old"}, what="the server's limits", keys=()

@@ -377,18 +377,11 @@ class BaseClient:
         )
 
     def send_to_user(
-        self,
-        message: str,
-        user_name: str | None = None,
-        files: Files = None,
-        id: str | None = None,
-        *,
-        root_id: str | None = None,
-        props: Mapping[str, Any] | None = None,
+        self, message: str, user_name: str | None = None, files: Files = None, id: str | None = None
     ) -> SentMessage:
         """Send a direct message to ``user_name`` (or the default user)."""
         _, name = self.resolve_target(user=user_name, only="user")
-        return self.send(message, user=name, files=files, id=id, root_id=root_id, props=props)
+        return self.send(message, user=name, files=files, id=id)
 
     def send_to_channel(
         self,
@@ -396,13 +389,10 @@ class BaseClient:
         channel_name: str | None = None,
         files: Files = None,
         id: str | None = None,
-        *,
-        root_id: str | None = None,
-        props: Mapping[str, Any] | None = None,
     ) -> SentMessage:
         """Send a message to ``channel_name`` (or the default channel)."""
         _, name = self.resolve_target(channel=channel_name, only="channel")
-        return self.send(message, channel=name, files=files, id=id, root_id=root_id, props=props)
+        return self.send(message, channel=name, files=files, id=id)
 
 
 class Notify(BaseClient):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -239,6 +240,28 @@ def test_a_refused_connection_is_retried_and_posts_once(mattermost_server: Sandb
     finally:
         timer.join()
     assert messages(sb) == ["after the restart"]
+
+
+def test_an_unreachable_proxy_is_retried_and_says_nothing_was_posted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the proxy refuses the connection: the request never left this machine, so repeating
+    # it cannot post twice, and the error must not say "may have been posted"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for var in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    failing = pytest.raises(notify.NetworkError, match="connection failed")
+    with (
+        notify.WebhookClient("https://chat.example.invalid/hooks/abc123") as client,
+        failing as failed,
+    ):
+        client.send("through a proxy that is down")
+    assert "after 4 attempt(s)" in str(failed.value)
+    assert "nothing was posted" in str(failed.value)
+    assert not isinstance(failed.value, notify.DeliveryUnknownError)
 
 
 @pytest.mark.parametrize("fault", ["drop_after", "drop_before", "503", "read_timeout"])

@@ -956,6 +956,15 @@ class BackgroundSender:
 
     def _finish(self, item: _Item, result: SentMessage | None, exc: BaseException | None) -> None:
         entry = item.entry
+        # Warned before it leaves the queue: a flush() that returns has shown every failure
+        # (another worker may finish what waited for this item before this one goes on).
+        if isinstance(exc, _AfterFailedPost):
+            log.info("background %s skipped: %s", entry.describe(), exc)  # warned once already
+        elif exc is not None:
+            text = f"mattermost_notify: background {entry.describe()} failed: {exc}"
+            # shown once, as the warning; the log keeps it (and a traceback for a bug)
+            log.info("%s", text, exc_info=not isinstance(exc, MattermostNotifyError))
+            warn(text)
         # Off the disk first, so that a flush() that returns sees no stale entry.
         with self._disk:
             item.done = True
@@ -997,13 +1006,6 @@ class BackgroundSender:
                 self._start_worker()
             tickets = list(item.tickets)
             self._cond.notify_all()
-        if isinstance(exc, _AfterFailedPost):
-            log.info("background %s skipped: %s", entry.describe(), exc)  # warned once already
-        elif exc is not None:
-            text = f"mattermost_notify: background {entry.describe()} failed: {exc}"
-            # shown once, as the warning; the log keeps it (and a traceback for a bug)
-            log.info("%s", text, exc_info=not isinstance(exc, MattermostNotifyError))
-            warn(text)
         for t in tickets:
             t._resolve(result, exc)
 

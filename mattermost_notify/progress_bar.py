@@ -62,6 +62,7 @@ Only rank 0 sends (``RANK``; ``LOCAL_RANK`` with ``NODE_RANK``; ``SLURM_PROCID``
 
 from __future__ import annotations
 
+import atexit
 import dis
 import gc
 import linecache
@@ -387,6 +388,31 @@ def _unwatch_sigint() -> None:
         _sigint_previous = None
 
 
+# ------------------------------------------------------------------ bars open at exit
+_exit_lock = threading.Lock()
+_exit_registered = False
+
+
+def _close_at_exit() -> None:
+    global _exit_registered
+    with _exit_lock:
+        if not _exit_registered:
+            # registered after the sender's own handler, so it runs before it
+            atexit.register(_close_open_bars_at_exit)
+            _exit_registered = True
+
+
+def _close_open_bars_at_exit() -> None:
+    """A program that exits with a bar still open: the bar's message gets its final
+    state (stopped) now, while the background sender can still deliver it."""
+    for bar in list(getattr(tqdm, "_instances", ())):
+        if isinstance(bar, tqdm) and bar._mm is not None:
+            try:
+                bar.close()
+            except Exception as exc:  # pragma: no cover - never break the exit
+                log.debug("progress message: not closed at exit: %s", exc)
+
+
 # --------------------------------------------------------------------------- the bar
 class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
     """``tqdm.auto.tqdm`` that also keeps one Mattermost message up to date.
@@ -458,6 +484,8 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
             self._mm = None
         if self._mm is not None and sys.version_info < (3, 12):
             self._mm_watching_sigint = _watch_sigint()
+        if self._mm is not None:
+            _close_at_exit()
 
     # ---- set-up ----
     def _mm_leaves(self) -> bool:
@@ -577,7 +605,9 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
 
     def close(self) -> None:
         remote = getattr(self, "_mm", None)
-        if remote is None or getattr(self, "_mm_closing", True):
+        if remote is None or getattr(self, "_mm_closing", True) or sys.is_finalizing():
+            # (at interpreter shutdown no thread can start: sending would hang the exit;
+            # the bars still open at exit were closed by _close_open_bars_at_exit)
             super().close()
             return
         self._mm_closing = True

@@ -52,6 +52,23 @@ def test_script_exits_right_after_the_loop(mattermost_env: Sandbox, tmp_path: Pa
     assert len(post.reply_ids) == 1  # type: ignore[attr-defined]
 
 
+def test_script_exits_with_a_bar_still_open(mattermost_env: Sandbox, tmp_path: Path) -> None:
+    """A bar never closed (manual updates, then the script ends): the exit does not hang
+    in the interpreter's shutdown, and the message says where it stopped."""
+    proc = run(
+        """
+        from mattermost_notify import tqdm
+        bar = tqdm(total=10, desc="job", channel="alerts")
+        bar.update(5)
+        raise SystemExit(0)
+        """,
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (post,) = roots(mattermost_env)
+    assert "**job** stopped at 5/10" in post.message  # type: ignore[attr-defined]
+
+
 def test_uncaught_exception_in_a_script(mattermost_env: Sandbox, tmp_path: Path) -> None:
     proc = run(
         """

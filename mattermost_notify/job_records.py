@@ -74,7 +74,8 @@ class JobRecord:
     title: str | None = None
     host: str | None = None
     mention: str = ""
-    state: str | None = None  # progress bars: the last state shown ("60 %")
+    state: str | None = None  # progress bars: the last state shown ("60 % (60/100)")
+    meter: str | None = None  # progress bars: the meter line of that state
 
 
 @dataclass
@@ -154,12 +155,12 @@ class KernelRecorder:
             job.hook = dict(hook)
             self._save()
 
-    def set_state(self, message_id: str, state: str) -> None:
+    def set_state(self, message_id: str, state: str, meter: str | None = None) -> None:
         with self._lock:
             job = self.record.jobs.get(message_id)
-            if job is None or job.state == state:
+            if job is None or (job.state, job.meter) == (state, meter):
                 return
-            job.state = state
+            job.state, job.meter = state, meter
             self._save()
 
     def remove(self, message_id: str) -> None:

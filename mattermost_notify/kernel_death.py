@@ -53,6 +53,35 @@ def _context(job: JobRecord, notebook: str | None) -> report.CellContext:
     )
 
 
+def progress_died_message(
+    ctx: report.CellContext, job: JobRecord, *, elapsed: float, exit_detail: str | None
+) -> str:
+    """The reply when the process died under an open progress bar."""
+    at = f" at {job.state}" if job.state else ""
+    cell = f" in cell [{job.cell_number}]" if job.cell_number else ""
+    who = "kernel" if job.cell_number or job.notebook else "process"  # a plain script
+    lines = [
+        f"{report._ICON['died']} **The {who} died** while the progress bar "
+        f"**{job.title or 'progress'}** was{at}{cell}",
+        f"{ctx.where}, started {report._when(ctx.started_at)}, "
+        f"running for {report.format_elapsed(elapsed)}",
+    ]
+    if exit_detail:
+        lines.append(f"**{exit_detail}**")
+    return "\n".join(lines)
+
+
+def progress_died_edit(job: JobRecord, *, elapsed: float, exit_detail: str | None) -> str:
+    """The bar's message, edited to say the process died: its last meter and a headline."""
+    at = f" at {job.state}" if job.state else ""
+    why = f" ({exit_detail})" if exit_detail else ""
+    headline = (
+        f"{report._ICON['died']} **{job.title or 'progress'}** died{at} "
+        f"after {report.format_elapsed(elapsed)}{why}"
+    )
+    return f"{job.meter}\n{headline}" if job.meter else headline
+
+
 def report_kernel_death(
     client: Any,
     record: KernelRecord,
@@ -69,8 +98,9 @@ def report_kernel_death(
     First hands what dead processes left in the outbox for this server to delivery
     (marked as late), so that a "running" post still queued there is created before the
     reply to it. Then, for every job of the record: a reply in its message's thread
-    (which alerts) and an edit of that message to its final state; a job whose message
-    was never posted gets one message to its target. ``exit_detail`` says how it ended
+    (which alerts) and an edit of that message to its final state (a progress bar's
+    message keeps its last meter); a job whose message was never posted gets one
+    message to its target. ``exit_detail`` says how it ended
     when ``returncode`` is not known.
     """
     died_at = time.time() if died_at is None else died_at
@@ -86,15 +116,19 @@ def report_kernel_death(
         ctx = _context(job, notebook)
         elapsed = max(0.0, died_at - job.started_at)
         alert = _alert(client, job, mention)
-        notes = [f"It was at: {job.state}"] if job.state else []
-        text = report.kernel_died_message(
-            ctx,
-            elapsed=elapsed,
-            cell_number=job.cell_number,
-            exit_detail=exit_detail,
-            stderr_tail=stderr_tail,
-            late_note="\n".join(notes) if notes else None,
-        )
+        if job.kind == "progress":
+            text = progress_died_message(ctx, job, elapsed=elapsed, exit_detail=exit_detail)
+            edit = progress_died_edit(job, elapsed=elapsed, exit_detail=exit_detail)
+        else:
+            text = report.kernel_died_message(
+                ctx,
+                elapsed=elapsed,
+                cell_number=job.cell_number,
+                exit_detail=exit_detail,
+                stderr_tail=stderr_tail,
+            )
+            outcome = report.Outcome("died", elapsed, error=exit_detail or "the kernel died")
+            edit = report.final_edit_message(ctx, outcome)
         text = alert + text
         try:
             if job.hook is not None:
@@ -103,10 +137,7 @@ def report_kernel_death(
                 client.add_hook(MessageHook.from_dict(job.hook), source="the kernel's record")
             if job.hook is not None or sender.knows(job.message_id):
                 tickets.append(sender.post(text, reply_to=job.message_id))
-                outcome = report.Outcome("died", elapsed, error=exit_detail or "the kernel died")
-                tickets.append(
-                    sender.update(job.message_id, report.final_edit_message(ctx, outcome))
-                )
+                tickets.append(sender.update(job.message_id, edit))
             else:
                 tickets.append(sender.post(text, user=job.user, channel=job.channel))
         except Exception as exc:

@@ -26,6 +26,13 @@ How it works
   configuration read) once, when the bar is created, before the loop starts. A failure
   is a :class:`~mattermost_notify.errors.MattermostNotifyWarning`, never an exception in
   the loop.
+* If the process dies under an open bar (SIGKILL from the out-of-memory killer), the
+  bar's message is told so: the bar writes what it is, where its message is and (from
+  the sender's thread, when an edit was delivered) how far it got into this process's
+  job record (:mod:`mattermost_notify.process_record`) when it opens, and removes it
+  when it closes. The Jupyter server extension (a kernel of a Jupyter server) or a
+  watcher process (anywhere else) then replies in the bar's thread and edits the
+  message to say the process died.
 
 Exceptions in the loop body
 ---------------------------
@@ -65,8 +72,10 @@ from __future__ import annotations
 import atexit
 import dis
 import gc
+import getpass
 import linecache
 import logging
+import os
 import signal
 import socket
 import sys
@@ -84,6 +93,8 @@ from tqdm.auto import tqdm as _tqdm_auto
 from tqdm.std import tqdm as _tqdm_std
 
 from .errors import MessageError, warn
+from .job_records import JobRecord
+from .process_record import ProcessRecord, this_process
 from .ranks import process_rank
 from .sender import flush_all
 
@@ -172,9 +183,10 @@ class _Remote:
                 text, user=self.user, channel=self.channel, id=self.msg_id
             )
 
-    def edit(self, text: str) -> None:
+    def edit(self, text: str) -> Ticket | None:
         if self._can_edit() and not self._post_failed():
-            self.sender.update(self.msg_id, text)
+            return self.sender.update(self.msg_id, text)
+        return None
 
     def final(self, text: str, reply: str | None) -> None:
         if not self._can_edit():
@@ -225,6 +237,107 @@ class _Remote:
         if key is not None:
             with _slots_lock:
                 _free_slots.setdefault(self.client, {})[key] = (self.msg_id, self.post_ticket)
+
+
+class _BarRecord:
+    """The bar's entry in this process's job record: a death report needs it.
+
+    Written when the bar opens and removed when it closes (on the loop's thread); its
+    hook and its state are written from the sender's thread when the post and an edit
+    were delivered, so no iteration of the loop touches the disk.
+    """
+
+    def __init__(self, record: ProcessRecord, remote: _Remote) -> None:
+        self.record = record
+        self.remote = remote
+        self.msg_id = remote.msg_id
+        self.loop_thread = threading.get_ident()
+        self._seq = 0
+        self._written = 0
+        self._seq_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, remote: _Remote, name: str, state: str, meter: str) -> _BarRecord | None:
+        """Record the bar (None when no one would report this process's death)."""
+        if not remote._can_edit():
+            return None  # webhook mode: no thread to reply in
+        record = this_process()
+        if record is None:
+            return None
+        mention = remote.mention
+        if mention is not None and not isinstance(mention, str):
+            mention = ",".join(mention)
+        job = JobRecord(
+            message_id=remote.msg_id,
+            kind="progress",
+            started_at=time.time(),
+            user=remote.user,
+            channel=remote.channel,
+            cell_number=_cell_number(),
+            notebook=_notebook(),
+            title=name,
+            host=_user_at_host(),
+            mention=mention or "",
+            state=state,
+            meter=meter,
+        )
+        self = cls(record, remote)
+        record.add(job, remote.client)
+        ticket = remote.post_ticket
+        if ticket is not None:
+            ticket.add_done_callback(self._posted)
+        return self
+
+    def _posted(self, ticket: Ticket) -> None:
+        try:
+            if ticket.exception(0) is None:
+                hook = self.remote.client.hooks.get(self.msg_id)
+                if hook is not None:
+                    self.record.set_hook(self.msg_id, hook.to_dict())
+        except Exception as exc:  # pragma: no cover - defensive
+            log.debug("progress message: hook not recorded: %s", exc)
+
+    def watch_edit(self, ticket: Ticket | None, state: str, meter: str) -> None:
+        """Write ``state`` to the record once the edit showing it was delivered."""
+        if ticket is None:
+            return
+        with self._seq_lock:
+            self._seq += 1
+            seq = self._seq
+        ticket.add_done_callback(lambda t: self._edited(t, seq, state, meter))
+
+    def _edited(self, ticket: Ticket, seq: int, state: str, meter: str) -> None:
+        if threading.get_ident() == self.loop_thread or ticket.exception(0) is not None:
+            return  # not from the loop (the next delivered edit writes it)
+        with self._seq_lock:
+            if seq <= self._written:
+                return
+            self._written = seq
+        self.record.set_state(self.msg_id, state, meter)
+
+    def close(self) -> None:
+        self.record.remove(self.msg_id)
+
+
+def _cell_number() -> int | None:
+    """The number of the running IPython cell (None outside IPython); no IPython import."""
+    ipython = sys.modules.get("IPython")
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+        return max(int(shell.execution_count) - 1, 1) if shell is not None else None
+    except Exception:
+        return None
+
+
+def _notebook() -> str | None:
+    return os.environ.get("JPY_SESSION_NAME") or None
+
+
+def _user_at_host() -> str:
+    try:
+        return f"{getpass.getuser()}@{_HOST}"
+    except Exception:  # no user name (containers): the host alone
+        return _HOST
 
 
 def flush(timeout: float | None = 10.0) -> bool:
@@ -452,6 +565,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         **kwargs: Any,
     ) -> None:
         self._mm: _Remote | None = None
+        self._mm_record: _BarRecord | None = None
         self._mm_state = "running"
         self._mm_closing = False
         self._mm_watching_sigint = False
@@ -486,6 +600,12 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
             self._mm_watching_sigint = _watch_sigint()
         if self._mm is not None:
             _close_at_exit()
+            try:
+                self._mm_record = _BarRecord.open(
+                    self._mm, self._mm_name(), self._mm_state_text(), self._mm_meter_code()
+                )
+            except Exception as exc:  # a death would go unreported; the bar works
+                log.warning("progress message: no job record: %s", exc)
 
     # ---- set-up ----
     def _mm_leaves(self) -> bool:
@@ -547,8 +667,21 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         fd["ascii"] = False
         return self.format_meter(**fd)
 
-    def _mm_running_text(self) -> str:
-        return f"⏳ {_code(self._mm_meter())}"
+    def _mm_meter_code(self) -> str:
+        return _code(self._mm_meter())
+
+    def _mm_running_text(self, meter: str | None = None) -> str:
+        return f"⏳ {meter or self._mm_meter_code()}"
+
+    def _mm_name(self) -> str:
+        return (self.desc or "").rstrip(": ") or "progress"
+
+    def _mm_state_text(self) -> str:
+        """``60 % (60/100)``, or ``60 it`` without a total."""
+        count = _count_text(self.n, self.total, self.unit_scale or False)
+        if self.total:
+            return f"{100 * self.n / self.total:.0f} % ({count})"
+        return f"{count} {self.unit or 'it'}"
 
     def _mm_summary(self) -> tuple[str, float, str, str]:
         fd = self.format_dict
@@ -558,7 +691,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         rate = _rate_text(
             n - (fd.get("initial") or 0), elapsed, fd.get("unit") or "it", fd.get("unit_scale")
         )
-        return count, elapsed, rate, (self.desc or "").rstrip(": ") or "progress"
+        return count, elapsed, rate, self._mm_name()
 
     # ---- tqdm hooks ----
     def display(self, *args: Any, **kwargs: Any) -> Any:
@@ -572,11 +705,14 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
             now = time.monotonic()
             if now - remote.last_edit < remote.min_interval:
                 return result
-            text = self._mm_running_text()
+            meter = self._mm_meter_code()
+            text = self._mm_running_text(meter)
             if text != remote.last_text:
                 remote.last_text = text
                 remote.last_edit = now
-                remote.edit(text)
+                ticket = remote.edit(text)
+                if self._mm_record is not None:
+                    self._mm_record.watch_edit(ticket, self._mm_state_text(), meter)
         except Exception as exc:  # pragma: no cover - formatting bug; keep the loop alive
             log.debug("progress message: display failed: %s", exc)
         return result
@@ -700,6 +836,9 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
             warn(f"progress message: final state not sent ({exc})")
         finally:
             self._mm = None
+            record, self._mm_record = self._mm_record, None
+            if record is not None:
+                record.close()
 
     @property
     def state(self) -> str:

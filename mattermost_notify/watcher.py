@@ -60,9 +60,12 @@ def start_watcher(client: Any, key: str) -> Watcher | None:
     """Start the watcher of this process (record ``key``); None when it cannot start."""
     from .handover import client_settings
 
+    settings = client_settings(client)
+    if settings is None:
+        return None  # not a client the watcher can make again (webhook mode)
     try:
         read_fd, write_fd = os.pipe()  # not inherited by other children (PEP 446)
-        settings = json.dumps({"settings": client_settings(client), "key": key}).encode()
+        payload = json.dumps({"settings": settings, "key": key}).encode()
         proc = subprocess.Popen(
             [sys.executable, "-m", "mattermost_notify.watcher", str(read_fd), str(os.getpid())],
             pass_fds=(read_fd,),
@@ -73,7 +76,7 @@ def start_watcher(client: Any, key: str) -> Watcher | None:
         )
         os.close(read_fd)
         assert proc.stdin is not None
-        proc.stdin.write(settings)  # the token goes through the pipe, not argv or env
+        proc.stdin.write(payload)  # the token goes through the pipe, not argv or env
         proc.stdin.close()
         proc.returncode = 0  # it outlives us on purpose: no ResourceWarning
         return Watcher(key, write_fd, proc)
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             record,
             returncode=None,
             died_at=died_at,
-            exit_detail="the kernel ended without a clean exit: killed (for example by the "
+            exit_detail="it ended without a clean exit: killed (for example by the "
             "out-of-memory killer) or crashed",
         )
         client.sender.flush(REPORT_TIMEOUT)

@@ -101,7 +101,9 @@ class JupyterServer:
         _wait(path.exists, 30, "the connection file")
         kc = BlockingKernelClient(connection_file=str(path))
         kc.load_connection_file()
-        kc.start_channels()
+        # no heartbeat: on a loaded machine a late beat reads as "kernel died" to
+        # wait_for_ready; the server's restarter is what watches the process here
+        kc.start_channels(hb=False)
         kc.wait_for_ready(timeout=60)
         return kc
 
@@ -208,6 +210,65 @@ def test_sigkill_mid_cell_replies_in_the_thread_within_10_s(jupyter, mattermost_
     )
     assert "killed by SIGKILL" in root.message
     assert "watching kernels" in jupyter.log.read_text()
+
+
+_BAR_CELL = """\
+from mattermost_notify import tqdm
+import time
+bar = tqdm(total=100, desc="train", user="alice", min_interval=0.05, mininterval=0)
+for _ in range(60):
+    bar.update(1)
+time.sleep(0.1)
+bar.refresh()  # the edit showing 60 %
+time.sleep(300)
+"""
+
+
+def test_sigkill_under_a_progress_bar_replies_in_the_bars_thread(jupyter, mattermost_env):
+    """No %%notify_on_done, no extension loaded: the bar's own record is enough."""
+    sb = mattermost_env
+    kernel_id = jupyter.start_session("training.ipynb")
+    kc = jupyter.client(kernel_id)
+    kc.execute(_BAR_CELL)
+    record = _wait(
+        lambda: (
+            (r := _record(kernel_id))
+            and r["jobs"]
+            and r["jobs"][0]["hook"]
+            and r["jobs"][0]["state"] == "60 % (60/100)"
+            and r
+        ),
+        30,
+        "the bar's job record at 60 %",
+    )
+    kc.stop_channels()
+    [job] = record["jobs"]
+    assert (job["kind"], job["title"], job["cell_number"]) == ("progress", "train", 1)
+    assert sb.token not in json.dumps(record)
+    [bar_post] = _posts(sb, "alice")
+
+    os.kill(record["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    reply = _wait(
+        lambda: next((p for p in _posts(sb, "alice") if p.root_id == bar_post.id), None),
+        10,
+        "the reply in the bar's thread",
+    )
+    print(f"reply {time.monotonic() - killed:.1f} s after the kill")
+    assert "The kernel died** while the progress bar **train** was at 60 % (60/100)" in (
+        reply.message
+    )
+    assert "in cell [1]" in reply.message
+    assert "training.ipynb" in reply.message
+    assert "killed by SIGKILL: probably out of memory" in reply.message
+    edited = _wait(
+        lambda: (p := sb.view.post(bar_post.id)) and "died" in p.message and p,
+        10,
+        "the bar's message edited",
+    )
+    assert "60/100" in edited.message.splitlines()[0]  # its last meter stays
+    assert "**train** died at 60 % (60/100)" in edited.message
+    assert "killed by SIGKILL" in edited.message
 
 
 def test_a_restart_from_the_api_gives_no_death_message(jupyter, mattermost_env):

@@ -10,6 +10,7 @@ ordering in time it uses a server delay far larger than the loop.
 from __future__ import annotations
 
 import io
+import json
 import re
 import sys
 import threading
@@ -423,7 +424,8 @@ def test_not_configured_is_a_warning(
 
 
 def test_iteration_path_does_no_io(client: Notify, mattermost_server: Sandbox) -> None:
-    """Audit events on the loop's thread: no open(), no socket, no os.* while it runs."""
+    """Audit events on the loop's thread: no open(), no socket, no os.* while it runs
+    (the bar's job record is written when it opens and closes, and by the sender)."""
     main = threading.get_ident()
     events: list[str] = []
     active = [False]
@@ -441,10 +443,16 @@ def test_iteration_path_does_no_io(client: Notify, mattermost_server: Sandbox) -
     sys.addaudithook(hook)  # cannot be removed; inert once active[0] is False
     for _ in plain_tqdm(range(3), file=io.StringIO()):  # warm up tqdm's own lazy imports
         pass
-    active[0] = True
+
+    def items():  # the window: from the first iteration to the last one
+        active[0] = True
+        yield from range(200)
+        active[0] = False  # before the bar closes (and removes its job record)
+
     try:
         for _ in tqdm(
-            range(200),
+            items(),
+            total=200,
             desc="io",
             channel=CHANNEL,
             client=client,
@@ -460,6 +468,55 @@ def test_iteration_path_does_no_io(client: Notify, mattermost_server: Sandbox) -
     (post,) = roots(mattermost_server)
     assert "done: 200/200" in post.message
     assert len(post.edits) >= 2  # it did edit meanwhile (from another thread)
+
+
+# --------------------------------------------------------------------------- job record
+def _bar_job(message_id: str) -> dict[str, Any] | None:
+    from mattermost_notify.process_record import this_process
+
+    record = this_process()
+    assert record is not None
+    try:
+        data = json.loads(record.recorder.path.read_text())
+    except FileNotFoundError:
+        return None
+    return next((j for j in data["jobs"] if j["message_id"] == message_id), None)
+
+
+def test_an_open_bar_keeps_a_job_record_for_a_death_report(
+    client: Notify, mattermost_server: Sandbox
+) -> None:
+    """Open: what it is and where its message is; the state of the last delivered edit
+    (written by the sender's thread); closed: gone."""
+    bar = tqdm(
+        total=10,
+        desc="rec",
+        channel=CHANNEL,
+        client=client,
+        min_interval=0.01,
+        mininterval=0,
+        file=io.StringIO(),
+    )
+    assert bar.message_id is not None
+    job = _bar_job(bar.message_id)
+    assert job is not None
+    assert (job["kind"], job["title"], job["channel"]) == ("progress", "rec", CHANNEL)
+    assert job["state"] == "0 % (0/10)"
+    bar.update(6)
+    time.sleep(0.05)
+    bar.refresh()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        job = _bar_job(bar.message_id) or {}
+        if job.get("hook") and job.get("state") == "60 % (6/10)":
+            break
+        time.sleep(0.05)
+    assert job.get("state") == "60 % (6/10)", job
+    assert "6/10" in job["meter"]
+    assert job["hook"]["post_id"] == roots(mattermost_server)[0].id
+    assert mattermost_server.token not in json.dumps(job)
+    bar.close()
+    assert _bar_job(bar.message_id) is None
 
 
 # --------------------------------------------------------------------------- local bar

@@ -7,6 +7,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -96,3 +98,115 @@ def test_a_clean_shutdown_is_not_reported(console_kernel, mattermost_env):
     replies = [p for p in _posts(sb, "bob") if p.root_id == running.id]
     assert not any("kernel died" in p.message for p in replies), [p.message for p in replies]
     assert _records() == []
+
+
+# ------------------------------------------------------------- a progress bar, no IPython
+_BAR_SCRIPT = """
+import time
+from mattermost_notify import tqdm
+
+bar = tqdm(total=100, desc="train", user="alice", min_interval=0.05, mininterval=0)
+for _ in range(60):
+    bar.update(1)
+time.sleep(0.1)
+bar.refresh()  # the edit showing 60 %
+time.sleep(300)
+"""
+
+
+def test_sigkill_of_a_script_under_a_progress_bar_is_reported_in_its_thread(
+    mattermost_env, tmp_path
+):
+    """A plain script (no IPython, no Jupyter) dies under a bar at 60 %: the watcher the
+    bar started replies in the bar's thread and edits the message to say so."""
+    sb = mattermost_env
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _BAR_SCRIPT],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    try:
+        record = _wait(
+            lambda: next(
+                (
+                    r
+                    for r in _records()
+                    if r["pid"] == proc.pid
+                    and r["jobs"]
+                    and r["jobs"][0]["hook"]
+                    and r["jobs"][0]["state"] == "60 % (60/100)"
+                ),
+                None,
+            ),
+            30,
+            "the bar's record at 60 %",
+        )
+        [job] = record["jobs"]
+        assert job["kind"] == "progress" and job["title"] == "train"
+        assert sb.token not in json.dumps(record)
+        [bar_post] = _posts(sb, "alice")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reply = _wait(
+        lambda: next((p for p in _posts(sb, "alice") if p.root_id == bar_post.id), None),
+        10,
+        "the watcher's reply in the bar's thread",
+    )
+    assert "The process died" in reply.message
+    assert "**train** was at 60 % (60/100)" in reply.message
+    assert "without a clean exit" in reply.message
+    edited = _wait(
+        lambda: (p := sb.view.post(bar_post.id)) and "died" in p.message and p,
+        10,
+        "the bar's message edited",
+    )
+    assert "60/100" in edited.message.splitlines()[0]  # the last meter stays
+    assert "**train** died at 60 % (60/100)" in edited.message
+    assert _records() == []
+
+
+_CLEAN_BAR_SCRIPT = """
+from mattermost_notify import tqdm
+
+bar = tqdm(total=10, desc="short", user="bob", min_interval=0.05)
+bar.update(5)
+raise SystemExit(0)  # exits with the bar open: a clean exit, no death
+"""
+
+
+def test_a_script_that_exits_with_an_open_bar_is_not_reported(mattermost_env, tmp_path):
+    """A clean exit with a bar still open is no death; the bar's final state arrives."""
+    sb = mattermost_env
+    done = subprocess.run(
+        [sys.executable, "-c", _CLEAN_BAR_SCRIPT], capture_output=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    time.sleep(3)
+    messages = [p.message for p in _posts(sb, "bob")]
+    assert not any("died" in m for m in messages), messages
+    # closed at exit (it did not hang in the interpreter's shutdown): stopped at 5/10
+    [post] = [p.message for p in _posts(sb, "bob") if not p.root_id]
+    assert "stopped at 5/10" in post, post
+    assert _records() == []
+
+
+def test_no_watcher_and_no_record_when_turned_off(mattermost_env, tmp_path):
+    """``MATTERMOST_NOTIFY_DEATH_WATCHER=0``: a plain script's bar starts no watcher."""
+    script = (
+        "from mattermost_notify import tqdm\n"
+        "from mattermost_notify.process_record import this_process\n"
+        "bar = tqdm(total=3, user='bob')\n"
+        "print(this_process())\n"
+        "bar.close()\n"
+    )
+    env = dict(os.environ, MATTERMOST_NOTIFY_DEATH_WATCHER="0")
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "None"
+    assert not Path(os.environ["MATTERMOST_NOTIFY_DATA_DIR"], "kernels").exists()

@@ -1,10 +1,11 @@
-"""The kernel side of death reports: record what notified job is running, and where.
+"""The kernel side of death reports: record what notified cell is running, and where.
 
-While a ``%%notify_on_done`` cell runs, its job is kept in this kernel's record file
-(:mod:`mattermost_notify.job_records`, keyed by the Jupyter kernel id): the message id,
-its hook once the "running" post is delivered, the target, the start time, the cell
-number and the notebook. If the kernel is killed, the Jupyter server extension (or the
-watcher process) reads it and replies in that message's thread. No IPython import.
+While a ``%%notify_on_done`` cell runs, its job is kept in this process's record file
+(:mod:`mattermost_notify.process_record`: keyed by the Jupyter kernel id, or read by a
+watcher process elsewhere; progress bars write to the same file): the message id, its
+hook once the "running" post is delivered, the target, the start time, the cell number
+and the notebook. If the kernel is killed, the Jupyter server extension (or the watcher
+process) reads it and replies in that message's thread. No IPython import.
 """
 
 from __future__ import annotations
@@ -12,49 +13,18 @@ from __future__ import annotations
 import contextlib
 import getpass
 import logging
-import os
-import re
-import secrets
 import socket
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from ..job_records import JobRecord, KernelRecorder
+from ..job_records import JobRecord
+from ..process_record import ProcessRecord, connection_file, server_kernel_id, this_process
 
 __all__ = ["CellRecorder", "server_kernel_id"]
 
 log = logging.getLogger("mattermost_notify.ipython")
-
-_SERVER_KERNEL = re.compile(
-    r"^kernel-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.json$"
-)
-
-
-def server_kernel_id() -> str | None:
-    """The Jupyter server's id of this kernel, or None (not a kernel a server started).
-
-    A kernel started by jupyter_server uses the connection file ``kernel-<id>.json``;
-    ``jupyter console`` and VS Code use other names.
-    """
-    if "ipykernel" not in sys.modules:
-        return None
-    path = _connection_file()
-    if path is None:
-        return None
-    m = _SERVER_KERNEL.match(Path(path).name)
-    return m.group(1) if m else None
-
-
-def _connection_file() -> str | None:
-    try:
-        from ipykernel.connect import get_connection_file
-
-        return str(get_connection_file())
-    except Exception:
-        return None
 
 
 def _mention_names(mention: Any) -> str:
@@ -74,30 +44,25 @@ class CellRecorder:
     """Keeps the notified cells of this kernel in its record file.
 
     Under a Jupyter server the record is keyed by the kernel id and the server
-    extension reports a death; elsewhere (``with_watcher``) a watcher process is started
-    at the first notified cell (:mod:`mattermost_notify.watcher`).
+    extension reports a death; elsewhere a watcher process is started at the first
+    notified cell (:mod:`mattermost_notify.watcher`).
     """
 
-    def __init__(self, key: str, *, with_watcher: bool = False) -> None:
-        self.recorder = KernelRecorder(key)
-        self.key = key
-        self.with_watcher = with_watcher
-        self.watcher: Any = None
+    def __init__(self, record: ProcessRecord) -> None:
+        self.record = record
+        self.key = record.key
 
     @classmethod
     def for_this_kernel(cls, shell: Any = None, *, watcher: bool = True) -> CellRecorder | None:
         """The recorder for this process: a Jupyter server's kernel, another kernel (VS
         Code, ``jupyter console``) or terminal IPython; None for other shells (tests)."""
-        key = server_kernel_id()
-        if key is not None:
-            return cls(key)
-        if not watcher:
-            return None
-        in_kernel = "ipykernel" in sys.modules and _connection_file() is not None
-        terminal = type(shell).__name__ == "TerminalInteractiveShell"
-        if not (in_kernel or terminal):
-            return None
-        return cls(f"watch-{os.getpid()}-{secrets.token_hex(4)}", with_watcher=True)
+        if server_kernel_id() is None:
+            in_kernel = "ipykernel" in sys.modules and connection_file() is not None
+            terminal = type(shell).__name__ == "TerminalInteractiveShell"
+            if not (watcher and (in_kernel or terminal)):
+                return None
+        record = this_process(watcher=watcher)
+        return cls(record) if record is not None else None
 
     def start(
         self,
@@ -110,15 +75,10 @@ class CellRecorder:
         ``get_client()`` gives the client: its hooks are read when the "running" post is
         delivered, its settings go to the watcher process.
         """
-        if self.with_watcher and self.watcher is None:
-            with contextlib.suppress(Exception):
-                from ..watcher import start_watcher
-
-                self.watcher = start_watcher(get_client(), self.key) or False
         hooks = lambda: get_client().hooks  # noqa: E731
         try:
             ctx = job.ctx
-            self.recorder.add(
+            self.record.add(
                 JobRecord(
                     message_id=job.message_id,
                     kind="cell",
@@ -131,7 +91,8 @@ class CellRecorder:
                     title=ctx.title,
                     host=_host(),
                     mention=_mention_names(job.mention),
-                )
+                ),
+                get_client() if self.record.with_watcher else None,
             )
             previous = job.on_ticket
 
@@ -149,8 +110,8 @@ class CellRecorder:
         with contextlib.suppress(Exception):
             hook = hooks().get(message_id)
             if hook is not None:
-                self.recorder.set_hook(message_id, hook.to_dict())
+                self.record.set_hook(message_id, hook.to_dict())
 
     def finish(self, job: Any) -> None:
         with contextlib.suppress(Exception):
-            self.recorder.remove(job.message_id)
+            self.record.remove(job.message_id)

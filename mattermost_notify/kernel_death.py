@@ -49,6 +49,7 @@ def _context(job: JobRecord, notebook: str | None) -> report.CellContext:
         notebook=notebook or job.notebook,
         started_at=datetime.fromtimestamp(job.started_at, UTC),
         what="a progress bar" if job.kind == "progress" else "a cell",
+        cell_number=job.cell_number if job.kind == "cell" else None,
         **kwargs,
     )
 

@@ -336,9 +336,12 @@ def kernel_died_message(
     late_note: str | None = None,
 ) -> str:
     """The reply (or message) when the kernel running a notified cell died."""
-    cell = f"cell [{cell_number}]" if cell_number is not None else "a cell"
+    if ctx.cell_number:  # the label names the cell, as the "running" post did
+        what = ctx.label
+    else:
+        what = f"cell [{cell_number}] {ctx.label}" if cell_number is not None else ctx.label
     lines = [
-        f"{_ICON['died']} **The kernel died** while running {cell} {ctx.label}",
+        f"{_ICON['died']} **The kernel died** while running {what}",
         f"{_started(ctx)}, running for {format_elapsed(elapsed)}",
     ]
     if exit_detail:

@@ -127,6 +127,21 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def check_plain_http(url: str, allow_insecure: bool, credential: str) -> bool:
+    """Whether ``url`` names a loopback host; plain http to another host raises
+    :class:`ConfigurationError` unless ``allow_insecure`` (``credential`` would travel in clear)."""
+    parts = urlsplit(url)
+    loopback = is_loopback(parts.hostname)
+    if parts.scheme == "http" and not loopback and not allow_insecure:
+        raise ConfigurationError(
+            f"refusing to send {credential} over plain http to {parts.hostname}: "
+            f"use https://{parts.netloc}{parts.path}; if the network path is trusted, "
+            "allow plain http with allow_insecure = true in the configuration file, "
+            "--allow-insecure on the command line or allow_insecure=True in Python"
+        )
+    return loopback
+
+
 def parse_version(header: str | None) -> tuple[int, int, int] | None:
     """``X-Version-Id`` (``10.6.0.1368...``) -> ``(10, 6, 0)``."""
     if not header:
@@ -456,15 +471,7 @@ class Transport:
         max_retry_time: float = DEFAULT_MAX_RETRY_TIME,
         pool_maxsize: int = 16,
     ) -> None:
-        parts = urlsplit(url)
-        loopback = is_loopback(parts.hostname)
-        if parts.scheme == "http" and not loopback and not allow_insecure:
-            raise ConfigurationError(
-                f"refusing to send the access token over plain http to {parts.hostname}: "
-                f"use https://{parts.netloc}{parts.path}; if the network path is trusted, "
-                "allow plain http with allow_insecure = true in the configuration file, "
-                "--allow-insecure on the command line or allow_insecure=True in Python"
-            )
+        loopback = check_plain_http(url, allow_insecure, "the access token")
         self.url = url.rstrip("/")
         self.api_url = self.url + "/api/v4"
         self._token = token
@@ -490,7 +497,7 @@ class Transport:
         session.auth = _BearerAuth(token)
         session.headers["Accept"] = "application/json"
         adapter = _Adapter(
-            loopback_only=parts.scheme == "http" and not allow_insecure,
+            loopback_only=url.startswith("http:") and not allow_insecure,
             pool_connections=2,
             pool_maxsize=pool_maxsize,
             max_retries=0,

@@ -42,7 +42,6 @@ import time
 import types
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -51,7 +50,6 @@ from .client import BaseClient, Check, ConnectionReport, SentMessage
 from .config import make_settings
 from .errors import (
     APIError,
-    ConfigurationError,
     DeliveryUnknownError,
     NetworkError,
     NotFoundError,
@@ -60,8 +58,8 @@ from .errors import (
     WebhookModeError,
 )
 from .transport import (
+    check_plain_http,
     classify,
-    is_loopback,
     json_body,
     new_session,
     parse_version,
@@ -152,17 +150,7 @@ class WebhookClient(BaseClient):
         settings = make_settings(values, {k: f"WebhookClient({k}=...)" for k in values})
         base, key = settings.url, str(settings.webhook_url).rsplit("/", 1)[1]
         _register_key(key)
-        parts = urlsplit(base)
-        if (
-            parts.scheme == "http"
-            and not is_loopback(parts.hostname)
-            and not settings.allow_insecure
-        ):
-            raise ConfigurationError(
-                f"refusing to send the webhook URL (a credential) over plain http to "
-                f"{parts.hostname}: use https://, or pass allow_insecure=True if the network "
-                "path is trusted"
-            )
+        check_plain_http(base, settings.allow_insecure, "the webhook URL (a credential)")
         self._key = key
         self._post_url = f"{base}/hooks/{key}"
         self.server_url = base

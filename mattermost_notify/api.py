@@ -7,6 +7,7 @@ as in the original package; :func:`export_hook`/:func:`import_hook` carry them a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -162,22 +163,15 @@ def notify(
     """
     client = get_client()
     check_target(user_name, channel_name)
-    if id is None:
-        if not block:
-            return client.sender.post(message, user=user_name, channel=channel_name, files=files)
-        return client.send(message, user=user_name, channel=channel_name, files=files)
     # One decision (post or edit) at a time per id: threads racing on the same id
     # must make one post and edits of it, never a post each.
-    with _lock_for(id):
-        if _known(client, id, block=block):
+    with _lock_for(id) if id is not None else contextlib.nullcontext():
+        if id is not None and _known(client, id, block=block):
             if block:
                 return _update_now(client, id, message, files)
             return client.sender.update(id, message, files=files)
-        if not block:
-            return client.sender.post(
-                message, user=user_name, channel=channel_name, id=id, files=files
-            )
-        return client.send(message, user=user_name, channel=channel_name, files=files, id=id)
+        send = client.send if block else client.sender.post
+        return send(message, user=user_name, channel=channel_name, files=files, id=id)
 
 
 # Reentrant: a signal handler that sends runs on the thread it interrupted, maybe while
@@ -250,9 +244,8 @@ def _notify_one(
 ) -> SentMessage | Ticket | None:
     client = get_client()
     target = dict([client.resolve_target(**{kind: name}, only=kind)])
-    if not block:
-        return client.sender.post(message, id=id, files=files, **target)
-    return client.send(message, files=files, id=id, **target)
+    send = client.send if block else client.sender.post
+    return send(message, files=files, id=id, **target)
 
 
 def send_update(

@@ -20,8 +20,8 @@ owner cannot read: 403; an unknown channel: 404; an unknown user: 400).
 
 **Retries.** The webhook has no ``pending_post_id``: a request repeated after it
 reached the server can post twice. So a request is repeated only when it certainly did
-not reach the server (connection refused, DNS failure, connect timeout, and the 429 of
-the server's rate limiter, which answers before the webhook runs). A timeout or a
+not reach the server (connection refused, also by a proxy, DNS failure, connect timeout,
+and the 429 of the server's rate limiter, which answers before the webhook runs). A timeout or a
 dropped connection *after* the request was sent, and any 5xx, raise
 :class:`~mattermost_notify.errors.DeliveryUnknownError` and are not repeated, not even by
 the background sender.

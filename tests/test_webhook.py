@@ -169,6 +169,20 @@ def test_a_malformed_webhook_url_is_named_without_its_key() -> None:
         notify.WebhookClient("http://chat.example.org/hooks/abc123secret")
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("timeout", 0), ("verify", "/no/such/ca.pem"), ("allow_insecure", "maybe"), ("mention", "A!")],
+)
+def test_a_bad_setting_of_a_webhook_client_is_named_at_construction(
+    setting: str, value: Any
+) -> None:
+    # checked as Notify checks its own, before anything is sent (not at the first request)
+    url = "https://chat.example.org/hooks/abc123secret"
+    with pytest.raises(notify.ConfigurationError, match=rf"WebhookClient\({setting}=") as err:
+        notify.WebhookClient(url, **{setting: value})
+    assert "abc123secret" not in str(err.value)
+
+
 # ------------------------------------------------------------------ what is refused
 
 

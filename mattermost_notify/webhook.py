@@ -193,13 +193,10 @@ class WebhookClient(BaseClient):
         )
 
     def _check_files(self, files: Any) -> list[Any]:
-        if files is None:
+        """No files at all (``None`` or an empty list), or :class:`WebhookModeError`."""
+        if files is None or (isinstance(files, (list, tuple)) and not files):
             return []
-        if isinstance(files, (str, bytes)) or not isinstance(files, Sequence) or files:
-            raise self._refuse(
-                "sending files", "an incoming webhook posts text only and cannot upload"
-            )
-        return []
+        raise self._refuse("sending files", "an incoming webhook posts text only and cannot upload")
 
     # ------------------------------------------------------------ sending
 

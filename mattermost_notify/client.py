@@ -244,9 +244,9 @@ class BaseClient:
         if self._closed:
             return
         self._closed = True
-        if self._sender is not None:
+        if (sender := self._sender) is not None:
             try:
-                self._sender.close(timeout=5.0 if timeout is None else timeout)
+                sender.close(timeout=5.0 if timeout is None else timeout)
             except Exception:
                 log.warning("closing the background sender failed", exc_info=True)
         self._close_session()

@@ -178,8 +178,10 @@ class MattermostHandler(logging.Handler):
         self.flush_timeout = float(flush_timeout)
         self._client = client
         self._default_formatter = logging.Formatter(DEFAULT_FORMAT)
-        # reentrant: a signal handler that logs runs on the thread it interrupted, maybe in emit()
-        self._cond = threading.Condition(threading.RLock())
+        # Reentrant: a signal handler that logs runs on the thread it interrupted, maybe in
+        # emit(). Taken as `with self._lock` (see BackgroundSender._setup for why not _cond).
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._batch: _Batch | None = None
         self._last_post = float("-inf")
         self._closed = False
@@ -211,7 +213,7 @@ class MattermostHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        with self._cond:
+        with self._lock:
             if self._closed:
                 return
             self.records += 1
@@ -259,7 +261,7 @@ class MattermostHandler(logging.Handler):
 
     def _run(self) -> None:
         while True:
-            with self._cond:
+            with self._lock:
                 while True:
                     if self._batch is not None:
                         wait = self._last_post + self.interval - time.monotonic()
@@ -277,7 +279,7 @@ class MattermostHandler(logging.Handler):
             try:
                 self._deliver(batch)
             finally:
-                with self._cond:
+                with self._lock:
                     self._busy = False
                     self._cond.notify_all()
 
@@ -313,7 +315,7 @@ class MattermostHandler(logging.Handler):
 
     def _drain(self) -> None:
         """Hand the waiting batch to the sender now, whatever the interval says."""
-        with self._cond:
+        with self._lock:
             batch, self._batch = self._batch, None
             if batch is not None:
                 self._last_post = time.monotonic()
@@ -323,7 +325,7 @@ class MattermostHandler(logging.Handler):
         """Post what is waiting now and wait (at most ``timeout``, default 5 s) for it."""
         self._drain()
         limit = self.flush_timeout if timeout is None else timeout
-        with self._cond:  # a batch the worker took just now must reach the sender first
+        with self._lock:  # a batch the worker took just now must reach the sender first
             self._cond.wait_for(lambda: not self._busy, limit)
         client = self._client
         sender = getattr(client, "_sender", None) if client is not None else None
@@ -332,13 +334,13 @@ class MattermostHandler(logging.Handler):
 
     def close(self) -> None:
         """Post what is waiting, stop the worker thread (called by ``logging.shutdown``)."""
-        with self._cond:
+        with self._lock:
             if self._closed:
                 super().close()
                 return
         with contextlib.suppress(Exception):  # never break interpreter exit
             self.flush()
-        with self._cond:
+        with self._lock:
             self._closed = True
             self._cond.notify_all()
         with _handlers_lock:

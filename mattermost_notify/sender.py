@@ -328,10 +328,13 @@ class BackgroundSender:
     # state that a forked child must rebuild
     def _setup(self) -> None:
         self._pid = os.getpid()
-        # reentrant: a signal handler that sends runs on the thread it interrupted, maybe
-        # inside this very lock (a plain Lock would deadlock the process)
-        self._cond = threading.Condition(threading.RLock())
-        self._disk = threading.Lock()  # the spool and entry files; never taken under _cond
+        # Reentrant: a signal handler that sends runs on the thread it interrupted, maybe
+        # inside this very lock. Taken as `with self._lock`, never `with self._cond`:
+        # Condition.__enter__ is Python code, and a handler that raises (Ctrl-C, sys.exit)
+        # between its acquire and the with block leaves the lock held for good.
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._disk = threading.Lock()  # the spool and entry files; never taken under _lock
         self._queue: deque[_Item] = deque()
         self._waiting_updates: dict[str, _Item] = {}  # id -> queued update not on the wire
         self._inflight: set[_Item] = set()  # on the wire now
@@ -355,7 +358,7 @@ class BackgroundSender:
         self.delivered = 0
         self.failed = 0
         if self._use_spool:
-            with self._cond:
+            with self._lock:
                 self._start_outbox_thread()
 
     def _open_spool(self) -> Spool | None:
@@ -444,14 +447,17 @@ class BackgroundSender:
         """
         self._check_fork()
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
+        with self._lock:
             if not self._cond.wait_for(lambda: self._prepared, timeout):
                 return False
             target = self._seq
             if self._queue:
                 self._start_worker()
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            return self._cond.wait_for(lambda: all(item.seq > target for item in self._queue), left)
+            # (a snapshot: a signal handler that sends may append while this iterates)
+            return self._cond.wait_for(
+                lambda: all(item.seq > target for item in tuple(self._queue)), left
+            )
 
     def close(self, timeout: float | None = DEFAULT_EXIT_TIMEOUT) -> bool:
         """Flush for at most ``timeout`` s, then stop the worker.
@@ -462,7 +468,7 @@ class BackgroundSender:
         if os.getpid() != self._pid:
             return True
         ok = self.flush(timeout)
-        with self._cond:
+        with self._lock:
             self._closed = True
             self._cond.notify_all()
             workers = [w for w in self._workers if w is not threading.current_thread()]
@@ -472,7 +478,7 @@ class BackgroundSender:
         if not any(w.is_alive() for w in workers):
             self._close_spool()
         if not ok:
-            with self._cond:
+            with self._lock:
                 left = len(self._queue)
             where = "kept in the outbox" if self._spool is not None else "lost (no outbox)"
             log.warning("%d background message(s) not delivered on close: %s", left, where)
@@ -481,7 +487,7 @@ class BackgroundSender:
     def adopt_client(self, client: Notify) -> None:
         """Deliver what is queued, and what comes next, through ``client`` (same server):
         a second ``wakeup()`` hands the queue on instead of stranding it."""
-        with self._cond:
+        with self._lock:
             if client is not self._client:
                 self._previous_clients.append(self._client)
                 self._client = client
@@ -499,7 +505,7 @@ class BackgroundSender:
         settings = client_settings(self._client)
         if settings is None or os.environ.get(ENV_DETACHED):
             return False
-        with self._cond:
+        with self._lock:
             self._closed = True
             self._cond.notify_all()
             left = len(self._queue)
@@ -512,12 +518,12 @@ class BackgroundSender:
 
     def pending(self) -> int:
         """Messages queued and not yet delivered or failed."""
-        with self._cond:
+        with self._lock:
             return len(self._queue)
 
     def knows(self, id: str) -> bool:
         """True while a new message with ``id`` is queued or on the wire (not yet sent)."""
-        with self._cond:
+        with self._lock:
             items = list(self._queue)  # messages on the wire are still in the queue
         return any(i.kind == "post" and i.entry.id == id for i in items)
 
@@ -532,7 +538,7 @@ class BackgroundSender:
         is late).
         """
         self._adopt(mark_late)
-        with self._cond:
+        with self._lock:
             tickets, self._unclaimed = self._unclaimed, []
         return tickets
 
@@ -557,7 +563,7 @@ class BackgroundSender:
             except Exception as exc:
                 log.warning("cannot read the outbox: %s", exc)
                 adopted = []
-            with self._cond:
+            with self._lock:
                 # Older than anything queued now: they go first in their lanes, behind the
                 # messages on the wire.
                 self._front -= len(adopted)
@@ -592,7 +598,7 @@ class BackgroundSender:
     def _enqueue(self, entry: OutboxEntry, ticket: Ticket) -> Ticket:
         """Queue ``entry`` in memory; the outbox thread writes it to disk."""
         self._check_fork()
-        with self._cond:
+        with self._lock:
             if entry.kind == "update" and self._coalesce(entry, ticket):
                 return ticket
             self._seq += 1
@@ -747,7 +753,7 @@ class BackgroundSender:
                 self._adopt()
             while True:
                 self._save()
-                with self._cond:
+                with self._lock:
                     if not self._cond.wait_for(
                         lambda: self._unsaved or self._closed, self.idle_timeout
                     ) or (self._closed and not self._unsaved):
@@ -756,7 +762,7 @@ class BackgroundSender:
                         return
         except BaseException:  # pragma: no cover - a bug; keep the user's program alive
             log.exception("the background sender's outbox thread stopped after an internal error")
-            with self._cond:
+            with self._lock:
                 self._prepared = True
                 self._cond.notify_all()
 
@@ -768,9 +774,11 @@ class BackgroundSender:
 
     def _save(self) -> None:
         """Write every queued entry that is new or changed since it was last written."""
-        with self._cond:
+        with self._lock:
             self._unsaved = False
-            todo = [(i, replace(i.entry), i.version) for i in self._queue if i.saved < i.version]
+            todo = [
+                (i, replace(i.entry), i.version) for i in tuple(self._queue) if i.saved < i.version
+            ]
         if not todo:
             return
         with self._disk:
@@ -789,7 +797,7 @@ class BackgroundSender:
                         snapshot.describe(),
                     )
                     continue
-                with self._cond:
+                with self._lock:
                     item.entry.path = snapshot.path
                     item.saved = max(item.saved, version)
 
@@ -854,7 +862,7 @@ class BackgroundSender:
         item: _Item | None = None
         try:
             while True:
-                with self._cond:
+                with self._lock:
                     item = self._take(me)
                     if item is None:
                         return
@@ -868,7 +876,7 @@ class BackgroundSender:
         except BaseException:  # pragma: no cover - a bug; keep the user's program alive
             log.exception("the background sender stopped after an internal error")
         finally:
-            with self._cond:
+            with self._lock:
                 if item is not None:  # pragma: no cover - after an internal error
                     item.inflight = False
                     self._inflight.discard(item)
@@ -940,7 +948,7 @@ class BackgroundSender:
             exc,
             delay,
         )
-        with self._cond:
+        with self._lock:
             item.inflight = False
             self._inflight.discard(item)
             # its lanes wait; the workers go on with the other lanes
@@ -970,7 +978,7 @@ class BackgroundSender:
             item.done = True
             if self._spool is not None:
                 self._spool.remove(entry)
-        with self._cond:
+        with self._lock:
             if self._queue and self._queue[0] is item:
                 self._queue.popleft()
             else:

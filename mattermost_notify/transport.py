@@ -180,7 +180,7 @@ class _RateState:
     """What the server's rate limiter told us last, to wait before the bucket is empty."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # a signal handler's request may come in reserve()
         self.limit: int | None = None
         self.remaining: float | None = None
         self.rate: float | None = None  # tokens per second
@@ -240,15 +240,19 @@ class _Watchdog:
         self._reinit()
 
     def _reinit(self) -> None:
-        # also after fork: the thread does not exist in the child, and its lock may be held
-        self._cond = threading.Condition()
+        # also after fork: the thread does not exist in the child, and its lock may be held.
+        # Taken as `with self._lock` (a C-level context manager): Ctrl-C inside the Python
+        # code of Condition.__enter__ would leave it held, and the next request would hang.
+        # Reentrant: a signal handler's request runs on the thread it interrupted.
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._heap: list[list[Any]] = []
         self._seq = itertools.count()
         self._started = False
 
     def schedule(self, delay: float, fn: Callable[[], None]) -> list[Any]:
         entry = [time.monotonic() + delay, next(self._seq), fn]
-        with self._cond:
+        with self._lock:
             if not self._started:
                 self._started = True
                 threading.Thread(
@@ -267,7 +271,7 @@ class _Watchdog:
         cond, heap = self._cond, self._heap
         while True:
             due = []
-            with cond:
+            with self._lock:
                 while not due:
                     now = time.monotonic()
                     while heap and (heap[0][2] is None or heap[0][0] <= now):
@@ -510,7 +514,7 @@ class Transport:
     def _after_fork(self) -> None:
         """In a forked child: never touch the parent's pooled connections (their bytes
         would interleave with the parent's on the same socket) or its locks."""
-        self._rate.lock = threading.Lock()
+        self._rate.lock = threading.RLock()
         for adapter in self.session.adapters.values():
             if isinstance(adapter, HTTPAdapter):
                 # fresh pools; the parent's sockets are left to the parent
@@ -581,6 +585,7 @@ class Transport:
             t0 = time.monotonic()
             # the whole attempt (connect, request, headers, body) ends by this deadline
             guard = _Deadline(timeout[0] + timeout[1])
+            outer = getattr(_current, "deadline", None)  # a request a signal handler interrupted
             _current.deadline = guard
             try:
                 response = self.session.request(
@@ -619,7 +624,7 @@ class Transport:
                 raise self._network_error(exc, kind, what, attempt, guard) from None
             finally:
                 guard.cancel()
-                _current.deadline = None
+                _current.deadline = outer
                 if data is not None and hasattr(data, "close"):
                     data.close()
             ms = (time.monotonic() - t0) * 1000

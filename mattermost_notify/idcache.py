@@ -92,7 +92,7 @@ class IdCache:
         self._key = cache_key(url, token)
         self._directory = Path(directory).expanduser() if directory is not None else None
         self._entries: dict[str, list[Any]] | None = None  # key -> [value, unix time]
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a signal handler's send may come in put()
         self._filelock: Any = None
 
     def __repr__(self) -> str:

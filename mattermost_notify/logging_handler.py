@@ -43,7 +43,7 @@ _OWN_LOGGER = "mattermost_notify"
 _OWN_THREAD = "mattermost-notify"
 
 _handlers: weakref.WeakSet[MattermostHandler] = weakref.WeakSet()
-_handlers_lock = threading.Lock()
+_handlers_lock = threading.RLock()  # (reentrant: a signal handler may log)
 _local = threading.local()  # .sending: this thread is inside a handler's delivery
 
 

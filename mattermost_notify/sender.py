@@ -245,7 +245,7 @@ def _normalize_files(files: FileArg) -> list[str] | None:
 # ---------------------------------------------------------------- the sender
 
 _senders: weakref.WeakSet[BackgroundSender] = weakref.WeakSet()
-_senders_lock = threading.Lock()
+_senders_lock = threading.RLock()  # (reentrant: a signal handler may flush)
 _exiting = False
 _exit_deadline = 0.0
 
@@ -334,8 +334,11 @@ class BackgroundSender:
         # between its acquire and the with block leaves the lock held for good.
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
-        self._disk = threading.Lock()  # the spool and entry files; never taken under _lock
+        # the spool and entry files; never taken under _lock; reentrant: a handler that
+        # sends at exit may hand over while the interrupted exit writes the outbox
+        self._disk = threading.RLock()
         self._queue: deque[_Item] = deque()
+        self._deferred: deque[tuple[OutboxEntry, Ticket]] = deque()  # from signal handlers
         self._waiting_updates: dict[str, _Item] = {}  # id -> queued update not on the wire
         self._inflight: set[_Item] = set()  # on the wire now
         self._ready: list[tuple[int, int, _Item]] = []  # heap: items free to go, by rank
@@ -450,6 +453,7 @@ class BackgroundSender:
         with self._lock:
             if not self._cond.wait_for(lambda: self._prepared, timeout):
                 return False
+            self._queue_deferred()
             target = self._seq
             if self._queue:
                 self._start_worker()
@@ -519,13 +523,14 @@ class BackgroundSender:
     def pending(self) -> int:
         """Messages queued and not yet delivered or failed."""
         with self._lock:
-            return len(self._queue)
+            return len(self._queue) + len(self._deferred)
 
     def knows(self, id: str) -> bool:
         """True while a new message with ``id`` is queued or on the wire (not yet sent)."""
         with self._lock:
-            items = list(self._queue)  # messages on the wire are still in the queue
-        return any(i.kind == "post" and i.entry.id == id for i in items)
+            # messages on the wire are still in the queue
+            entries = [i.entry for i in tuple(self._queue)] + [e for e, _ in tuple(self._deferred)]
+        return any(e.kind == "post" and e.id == id for e in entries)
 
     def resume_outbox(
         self, *, mark_late: Callable[[OutboxEntry], str | None] | None = None
@@ -598,32 +603,59 @@ class BackgroundSender:
     def _enqueue(self, entry: OutboxEntry, ticket: Ticket) -> Ticket:
         """Queue ``entry`` in memory; the outbox thread writes it to disk."""
         self._check_fork()
-        with self._lock:
-            if entry.kind == "update" and self._coalesce(entry, ticket):
-                return ticket
-            self._seq += 1
-            item = _Item(entry, self._seq, ticket)
-            self._fill_hook(entry)
-            late = False
-            if self._closed:
-                # After close. At exit (an atexit handler that runs after ours): deliver it
-                # within what is left of the exit budget, the rest stays in the outbox.
-                # Without a spool: keep it for the next process instead of losing it.
-                if not self._use_spool and not _exiting:
-                    self._spill_after_close(item)
-                    return ticket
-                late = _exiting
-                self._closed = False  # reopened by use
-            self._queue.append(item)
-            self._link(item)
-            if entry.kind == "update" and entry.id is not None:
-                self._waiting_updates[entry.id] = item
-            self._changed()
-            self._start_worker()
+        if self._lock._is_owned():  # type: ignore[attr-defined]
+            # This thread is inside the sender already: a signal handler (or a callback)
+            # interrupted it, maybe half-way through linking an item into its lanes.
+            # Set this one aside (deque.append is atomic); it is queued as soon as the
+            # interrupted code is done, or by a worker.
+            self._deferred.append((entry, ticket))
             self._cond.notify_all()
+            return ticket
+        with self._lock:
+            self._queue_deferred()
+            late = self._add(entry, ticket)
+            self._queue_deferred()  # what a signal handler set aside meanwhile
         if late and (self.flush(EXIT_GRACE) or not self._hand_over()):
             self.close(timeout=max(0.5, _exit_deadline - time.monotonic()))
         return ticket
+
+    def _queue_deferred(self) -> None:
+        """Queue what signal handlers set aside (caller holds the lock)."""
+        while self._deferred:
+            entry, ticket = self._deferred.popleft()
+            self._add(entry, ticket)
+
+    def _add(self, entry: OutboxEntry, ticket: Ticket) -> bool:
+        """Queue ``entry`` (caller holds the lock); True when it came after close at exit."""
+        if entry.kind == "update" and self._coalesce(entry, ticket):
+            return False
+        self._seq += 1
+        item = _Item(entry, self._seq, ticket)
+        self._fill_hook(entry)
+        late = False
+        if self._closed:
+            # After close. At exit (an atexit handler that runs after ours): deliver it
+            # within what is left of the exit budget, the rest stays in the outbox.
+            # Without a spool: keep it for the next process instead of losing it.
+            if not self._use_spool and not _exiting:
+                self._spill_after_close(item)
+                return False
+            late = _exiting
+            self._closed = False  # reopened by use
+        try:
+            self._queue.append(item)
+            self._link(item)
+        except BaseException:
+            # Interrupted half-way (Ctrl-C, a signal handler's exception): the item is
+            # queued but maybe not linked, and its lanes would wait for it forever.
+            self._relink()
+            raise
+        if entry.kind == "update" and entry.id is not None:
+            self._waiting_updates[entry.id] = item
+        self._changed()
+        self._start_worker()
+        self._cond.notify_all()
+        return late
 
     # ------------------------------------------------------------ lanes
     def _lanes_of(self, entry: OutboxEntry) -> tuple[Lane, ...]:
@@ -786,8 +818,10 @@ class BackgroundSender:
             if spool is None:
                 return
             for item, snapshot, version in todo:
-                if item.done:
-                    continue  # delivered meanwhile: no file for it
+                if item.done or item.saved >= version:
+                    continue  # delivered, or written by another _save (close()'s) meanwhile
+                # written meanwhile at an older version: rewrite that file, never a second one
+                snapshot.path = item.entry.path
                 try:
                     spool.write(snapshot)
                 except OSError as exc:
@@ -834,6 +868,7 @@ class BackgroundSender:
         (closed, or idle for ``idle_timeout``) (caller holds the lock)."""
         idle_since = time.monotonic()
         while not self._closed:
+            self._queue_deferred()
             now = time.monotonic()
             item, wait = self._next_ready(now) if self._prepared else (None, None)
             if item is not None:

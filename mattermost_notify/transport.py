@@ -36,6 +36,7 @@ import ipaddress
 import itertools
 import logging
 import os
+import queue
 import re
 import socket
 import threading
@@ -411,16 +412,41 @@ class _HTTPSConnection(_ConnectionMixin, HTTPSConnection):
     pass
 
 
+class _InterruptSafeCondition(threading.Condition):
+    """A condition whose ``with`` enters through its lock's own (C) methods: no Python
+    code runs between the acquire and the block, where an interrupt (Ctrl-C, a signal
+    handler's exception) would leave the lock held (``Condition.__enter__`` is Python)."""
+
+    __enter__ = property(lambda self: self._lock.__enter__)  # type: ignore[assignment]
+    __exit__ = property(lambda self: self._lock.__exit__)  # type: ignore[assignment]
+
+
+class _PoolQueue(queue.LifoQueue):  # type: ignore[type-arg]
+    """urllib3's queue of pooled connections, with an interrupt-safe, reentrant lock:
+    urllib3 puts a connection back in a ``finally``, so a Ctrl-C that left the plain
+    lock held there would hang the process at once."""
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        self.mutex = threading.RLock()  # type: ignore[assignment]
+        self.not_empty = _InterruptSafeCondition(self.mutex)
+        self.not_full = _InterruptSafeCondition(self.mutex)
+        self.all_tasks_done = _InterruptSafeCondition(self.mutex)
+
+
 class _HTTPPool(HTTPConnectionPool):
     ConnectionCls = _HTTPConnection
+    QueueCls = _PoolQueue
 
 
 class _LoopbackHTTPPool(HTTPConnectionPool):
     ConnectionCls = _LoopbackHTTPConnection
+    QueueCls = _PoolQueue
 
 
 class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
+    QueueCls = _PoolQueue
 
 
 class _Adapter(HTTPAdapter):
@@ -515,13 +541,33 @@ class Transport:
         """In a forked child: never touch the parent's pooled connections (their bytes
         would interleave with the parent's on the same socket) or its locks."""
         self._rate.lock = threading.RLock()
+        self._fresh_pools()
+
+    def _fresh_pools(self) -> None:
+        """New connection pools; the old ones' sockets are left to whoever holds them.
+        Also after an interrupt (Ctrl-C, a signal handler's exception) inside a request:
+        urllib3's pool enters its plain lock through ``with condition:``, so an interrupt
+        there can leave it held, and the next request of this thread would wait forever."""
         for adapter in self.session.adapters.values():
             if isinstance(adapter, HTTPAdapter):
-                # fresh pools; the parent's sockets are left to the parent
                 adapter.init_poolmanager(
                     adapter._pool_connections, adapter._pool_maxsize, block=adapter._pool_block
                 )
                 adapter.proxy_manager = {}
+
+    def _private_session(self) -> requests.Session:
+        """A session with pools of its own, for a request made inside another request
+        of the same thread (a signal handler that interrupted it): the interrupted
+        request may hold a lock of the shared pools."""
+        session = requests.Session()
+        session.auth, session.verify = self.session.auth, self.session.verify
+        session.headers = self.session.headers.copy()
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        for prefix, adapter in self.session.adapters.items():
+            if isinstance(adapter, _Adapter):
+                loopback_only = adapter._loopback_only
+                session.mount(prefix, _Adapter(loopback_only=loopback_only, max_retries=0))
+        return session
 
     def __repr__(self) -> str:
         return f"Transport({self.url!r}, token='***')"
@@ -587,8 +633,9 @@ class Transport:
             guard = _Deadline(timeout[0] + timeout[1])
             outer = getattr(_current, "deadline", None)  # a request a signal handler interrupted
             _current.deadline = guard
+            session = self.session if outer is None else self._private_session()
             try:
-                response = self.session.request(
+                response = session.request(
                     method,
                     url,
                     params=params,
@@ -622,9 +669,15 @@ class Transport:
                             time.sleep(backoff)
                             continue
                 raise self._network_error(exc, kind, what, attempt, guard) from None
+            except BaseException as exc:
+                if not isinstance(exc, Exception) and session is self.session:
+                    self._fresh_pools()  # interrupted: a pool's lock may be left held
+                raise
             finally:
                 guard.cancel()
                 _current.deadline = outer
+                if session is not self.session:
+                    session.close()
                 if data is not None and hasattr(data, "close"):
                     data.close()
             ms = (time.monotonic() - t0) * 1000

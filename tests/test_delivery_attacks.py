@@ -911,8 +911,11 @@ def _sigterm_handler_sends(ctx: Ctx) -> str:
 # Condition.__enter__) shows when another thread must take it; a half-done change the
 # handler broke shows as an exception, or as a queue that does not drain.
 _SEND_AT_EVERY_BYTECODE = """
-import dis, os, sys, threading
+import dis, faulthandler, os, sys, threading
 import mattermost_notify as notify
+
+faulthandler.dump_traceback_later(480, exit=True)  # a hang shows its stacks
+BLOCK = {block}
 
 notify.wakeup(always_send_to_channel="alerts")
 notify.notify("warm up", block=False)
@@ -922,8 +925,8 @@ class Interrupt(BaseException):
     pass
 
 def handler_sends():
-    notify.notify("from a signal handler", block=False)
-    notify.notify("from a signal handler", id="job", block=False)
+    notify.notify("from a signal handler", block=BLOCK)
+    notify.notify("from a signal handler", id="job", block=BLOCK)
 
 CALLS = {"CALL", "CALL_KW", "CALL_FUNCTION_EX"}
 
@@ -951,26 +954,29 @@ def on_call(frame, event, arg):
 
     return on_opcode
 
-def another_thread_can_use_the_sender():
+def probe():
+    notify.get_client().sender.pending()
+    if BLOCK:
+        notify.notify("probe")
+
+def another_thread_can_send():
     done = []
-    probe = threading.Thread(
-        target=lambda: done.append(notify.get_client().sender.pending()), daemon=True
-    )
-    probe.start()
-    probe.join(20)
+    probe_thread = threading.Thread(target=lambda: done.append(probe()), daemon=True)
+    probe_thread.start()
+    probe_thread.join(30)
     return bool(done)
 
 def interrupted_send(at, then_raise):
     state["count"], state["at"], state["raise"] = 0, at, then_raise
     sys.settrace(on_call)
     try:
-        notify.notify(f"send {at}", block=False)
-        notify.notify(f"send {at}", id="job", block=False)
+        notify.notify(f"send {at}", block=BLOCK)
+        notify.notify(f"send {at}", id="job", block=BLOCK)
     except Interrupt:
         pass
     finally:
         sys.settrace(None)
-    if not another_thread_can_use_the_sender():
+    if not another_thread_can_send():
         print(f"a lock stayed held after an interrupt at {state['where']}", file=sys.stderr)
         os._exit(1)  # (exiting normally would hang on that lock)
     return state["count"]
@@ -987,8 +993,10 @@ print(total)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # block=True: about 550 points, 2 interrupts each, 2-3 min loaded
+@pytest.mark.parametrize("block", [False, True], ids=["block=False", "block=True"])
 def test_a_send_from_a_signal_handler_at_any_point_of_a_send_returns(
-    mattermost_env: Sandbox, tmp_path: Path
+    block: bool, mattermost_env: Sandbox, tmp_path: Path
 ) -> None:
     import subprocess
     import sys
@@ -997,12 +1005,12 @@ def test_a_send_from_a_signal_handler_at_any_point_of_a_send_returns(
     env = ctx.env()
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _SEND_AT_EVERY_BYTECODE],
+            [sys.executable, "-c", _SEND_AT_EVERY_BYTECODE.replace("{block}", str(block))],
             env={**os.environ, **env},
             cwd=ctx.tmp / "cwd",
             capture_output=True,
             text=True,
-            timeout=250,
+            timeout=540,
         )
     except subprocess.TimeoutExpired:
         raise AssertionError("a send from a signal handler hung (deadlock)") from None

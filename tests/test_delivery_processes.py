@@ -242,3 +242,25 @@ def test_4_processes_share_one_notebook_hook_store(mattermost_env: Sandbox, tmp_
             assert [e.message for e in post.edits] == [f"hook {k}-{i}"]
     alerts = [p.message for p in sb.view.posts("alerts") if p.message.startswith("hook ")]
     assert len(alerts) == 4 * n  # nothing sent twice
+
+
+def test_close_while_the_outbox_thread_writes_leaves_one_file_per_message(
+    mattermost_env: Sandbox,
+) -> None:
+    # close() writes what the outbox thread has not written yet; both once wrote a
+    # message that neither had written when they looked, under two names: the next
+    # process then delivered it twice.
+    sb = mattermost_env
+    sb.stop()
+    try:
+        for round_ in range(5):
+            client = mn.Notify(sb.token, sb.url, sb.team)
+            client.sender.hand_over_at_exit = False
+            for i in range(200):
+                client.sender.post(f"dup-{round_}-{i}", channel="alerts")
+            client.sender.close(timeout=0)  # at once: the outbox thread is still writing
+            prefix = f"dup-{round_}-"
+            messages = [e.message for e in outbox.list_entries() if e.message.startswith(prefix)]
+            assert sorted(messages) == sorted(f"{prefix}{i}" for i in range(200))
+    finally:
+        sb.start()

@@ -541,8 +541,9 @@ class Sandbox:
             fault_name = fault.mode if fault.mode != "status" else f"status:{fault.status}"
         if fault is not None and fault.mode == "drop_before":
             body.drain()
-            handler.drop()
+            # logged before hanging up, as an answer is: a client that saw the drop finds it
             self._record(ctx, route, fault_name, started, arrived, _DROPPED)
+            handler.drop()
             return
         if fault is not None and fault.mode == "status":
             body.drain()
@@ -573,8 +574,8 @@ class Sandbox:
         if not body.done and not body.drain(limit=self.max_file_size + MiB):
             handler.close_connection = True
         if fault is not None and fault.mode == "drop_after":
-            handler.drop()
             self._record(ctx, route, fault_name, started, arrived, _DROPPED)
+            handler.drop()
             return
         if response.api:
             extra["X-Request-Id"] = request_id

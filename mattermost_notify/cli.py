@@ -509,8 +509,8 @@ def _flush_outbox(settings: Settings, timeout: float) -> int:
     level = library_log.level
     client = _client(settings)
     tickets: list[Any] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         # this command reports every failure itself, once: no log line or warning twice
         library_log.setLevel(logging.CRITICAL)
         try:
@@ -544,7 +544,6 @@ def _flush_outbox(settings: Settings, timeout: float) -> int:
     if busy:
         summary += f" {busy} more were being sent by another process."
     _out(summary)
-    del caught  # reported above through the tickets
     if left:
         print(
             f"{PROG}: {left} message(s) for {url} could not be delivered within {timeout:g} s; "

@@ -697,15 +697,13 @@ class NotifyMagics(Magics):
         if client is not None:
             with contextlib.suppress(Exception):
                 hooks.update(dict(client.hooks))
-        if store is not None:
-            for hook in store.list():
-                hooks[hook.id] = hook
+        stored = {hook.id: hook for hook in store.list()} if store is not None else {}
+        hooks.update(stored)
         key = self._key
         where = f"store of {key.key} ({key.source})" if key else "memory only"
         if not hooks:
             print(f"no message ids yet ({where})")
             return
-        stored = {h.id for h in store.list()} if store is not None else set()
         print(f"{len(hooks)} message id(s), {where}:")
         width = max(len(h) for h in hooks)
         for mid in sorted(hooks):

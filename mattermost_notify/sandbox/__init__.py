@@ -14,17 +14,6 @@ if TYPE_CHECKING:
     from .server import Sandbox, add_response_observer
     from .view import EditView, FileView, PostView, RequestRecord, View
 
-__all__ = [
-    "EditView",
-    "Faults",
-    "FileView",
-    "PostView",
-    "RequestRecord",
-    "Sandbox",
-    "View",
-    "add_response_observer",
-]
-
 _LAZY = {
     "Sandbox": "server",
     "add_response_observer": "server",
@@ -35,6 +24,7 @@ _LAZY = {
     "EditView": "view",
     "RequestRecord": "view",
 }
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:

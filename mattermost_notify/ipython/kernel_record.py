@@ -11,9 +11,7 @@ process) reads it and replies in that message's thread. No IPython import.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import logging
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -31,13 +29,6 @@ def _mention_names(mention: Any) -> str:
     if mention is None:
         return ""
     return mention if isinstance(mention, str) else ",".join(mention)
-
-
-def _host() -> str:
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
-    except Exception:
-        return socket.gethostname()
 
 
 class CellRecorder:
@@ -89,7 +80,7 @@ class CellRecorder:
                     notebook=ctx.notebook,
                     first_line=ctx.first_line,
                     title=ctx.title,
-                    host=_host(),
+                    host=ctx.host,
                     mention=_mention_names(job.mention),
                 ),
                 get_client() if self.record.with_watcher else None,

@@ -83,12 +83,9 @@ def detect_notebook_key(
 
 
 def _kernel_id() -> str | None:
-    try:
-        from ipykernel import get_connection_file  # type: ignore[attr-defined]
+    from ..process_record import connection_file
 
-        stem = Path(get_connection_file()).stem
-    except Exception:  # not in an ipykernel
-        return None
+    stem = Path(connection_file() or "").stem
     return stem.split("-", 1)[1] if "-" in stem else None
 
 

@@ -206,11 +206,7 @@ class NotifyMagics(Magics):
         self._our_stores: list[Any] = []
         self._warned: set[str] = set()
         self._stack: list[_Armed] = []
-        self._auto_on = False
-        self._auto_after: float | None = None
-        self._auto_mode = "all"
-        self._auto_target: dict[str, str | None] = {"user": None, "channel": None}
-        self._auto_mention: str | None = None
+        self._auto: Any = None  # the options of %autonotify while it is on
         self._skip_auto: set[int] = set()  # id(info) of cells notified by %%notify_on_done
         self._tmpdirs: list[tuple[list[Any], str]] = []
         self._recorder: Any = None  # CellRecorder of this kernel (server-started kernels)
@@ -356,7 +352,7 @@ class NotifyMagics(Magics):
 
     def close(self) -> None:
         """Called at unload: stop auto-notify, drop temporary files already sent."""
-        self._auto_on = False
+        self._auto = None
         self._stack.clear()
         self._cleanup_tmp()
 
@@ -554,7 +550,7 @@ class NotifyMagics(Magics):
     @argument(
         "--on",
         choices=_AUTO_MODES,
-        default=None,
+        default="all",
         help="done: cells longer than --after; error: failed cells; all: both (default)",
     )
     @argument("--off", action="store_true", help="stop notifying")
@@ -564,32 +560,29 @@ class NotifyMagics(Magics):
         """Notify after every cell that ran longer than a threshold, or failed."""
         args = _parse(self.autonotify, line)
         if args.off:
-            self._auto_on = False
+            self._auto = None
             print("autonotify: off")
             return
         if args.after is not None and args.after < 0:
             raise UsageError("%autonotify: --after must be >= 0")
         _check_options(args, "%autonotify")
-        if self._stack and not self._auto_on:
+        if self._stack and self._auto is None:
             # the cell that turns it on is not a job to report
             self._skip_auto.add(id(self._stack[0].info))
-        self._auto_on = True
-        self._auto_after = args.after
-        self._auto_mode = args.on or "all"
-        self._auto_target = self._target(args.user, args.channel)
-        self._auto_mention = args.mention
+        args.target = self._target(args.user, args.channel)
+        self._auto = args
         print(f"autonotify: on ({self._describe_auto()})")
 
     def _describe_auto(self) -> str:
         after = self._effective_after()
-        if self._auto_mode == "done":
+        if self._auto.on == "done":
             return f"cells that run longer than {after:g} s"
-        if self._auto_mode == "error":
+        if self._auto.on == "error":
             return "cells that fail"
         return f"cells that run longer than {after:g} s, or fail"
 
     def _effective_after(self) -> float:
-        return self.auto_after if self._auto_after is None else self._auto_after
+        return self.auto_after if self._auto.after is None else float(self._auto.after)
 
     def pre_run_cell(self, info: Any) -> None:
         """Event ``pre_run_cell(info)``: remember when the (outermost) cell started."""
@@ -621,13 +614,13 @@ class NotifyMagics(Magics):
             return  # a nested run_cell: only the outermost cell counts
         skip = id(info) in self._skip_auto
         self._skip_auto.clear()
-        if skip or not self._auto_on or not self.enabled:
+        if skip or self._auto is None or not self.enabled:
             return
         elapsed = time.perf_counter() - armed.started
         exc = getattr(result, "error_in_exec", None)
         failed = exc is not None and not isinstance(exc, KeyboardInterrupt)
         long = elapsed >= self._effective_after()
-        mode = self._auto_mode
+        mode = self._auto.on
         if not ((mode in ("done", "all") and long) or (mode in ("error", "all") and failed)):
             return
         cell = getattr(info, "raw_cell", "") or ""
@@ -639,9 +632,9 @@ class NotifyMagics(Magics):
             self._context(cell, None, number),
             started_at=outcome.finished_at - timedelta(seconds=elapsed),
         )
-        alert = mention_text(self.client, self._auto_target, self._auto_mention)
+        alert = mention_text(self.client, self._auto.target, self._auto.mention)
         message = alert + report.standalone_message(ctx, outcome)
-        queue_on_sender(self.client, [], "post", message, **self._auto_target)
+        queue_on_sender(self.client, [], "post", message, **self._auto.target)
 
     # ------------------------------------------------------------------ %notify_hooks
     @magic_arguments()

@@ -322,11 +322,7 @@ class Sandbox:
         """Create an incoming webhook posting (as the bot) to ``channel``; returns its key."""
         store = self._store
         with store.lock:
-            team = store.team_by_name(self.team) if hasattr(self, "team") else None
-            target = None
-            for ch in store.channels.values():
-                if ch["name"] == channel and (team is None or ch["team_id"] == team["id"]):
-                    target = ch
+            target = store.channel_by_name(self._team_obj()["id"], channel)
             if target is None:
                 raise KeyError(f"no channel {channel!r}")
             key = new_id()

@@ -306,8 +306,6 @@ class NotifyMagics(Magics):
         """
         if not self.enabled:
             return
-        from .. import api
-
         client = api.current_client()
         if client is None:
             key = self.notebook(query_server=False)

@@ -530,12 +530,9 @@ def _flush_outbox(settings: Settings, timeout: float) -> int:
     left = len(tickets) - len(done)
     if not left:
         client.close()  # else a request is still on the wire: its entry stays on disk
-    seen: set[str] = set()
-    for ticket in failed:
-        reason = _one_line(ticket.exception(timeout=0))  # type: ignore[arg-type]
-        if reason not in seen:
-            seen.add(reason)
-            print(f"{PROG}: refused for good, removed from the outbox: {reason}", file=sys.stderr)
+    reasons = [_one_line(t.exception(timeout=0)) for t in failed]  # type: ignore[arg-type]
+    for reason in dict.fromkeys(reasons):  # each once
+        print(f"{PROG}: refused for good, removed from the outbox: {reason}", file=sys.stderr)
     summary = (
         f"{len(tickets)} message(s) were waiting for {url}; {sent} sent, "
         + (f"{len(failed)} refused for good, " if failed else "")

@@ -105,8 +105,7 @@ class _Output:
             return bytes(self._buf[-_KEEP_BYTES:]).decode("utf-8", "replace")
 
     def last(self) -> str:
-        tail = report.output_tail(self.text(), 1)
-        return tail or ""
+        return report.output_tail(self.text(), 1) or ""
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 if TYPE_CHECKING:
-    from ..client import ConnectionReport
     from ..sender import Ticket
 
 __all__ = ["MessageStatus", "SetupForm"]
@@ -87,21 +86,23 @@ class SetupForm:
         values = self._values()
         if values is None:
             return False
+        url, team, token = values
         self.test_button.disabled = True
         self.status.value = _status_html(None, "testing…")
         try:
-            report = _test_connection(*values)
+            from ..client import Notify
+
+            with Notify(token, url, team or None) as client:
+                report = client.test_connection()
             if report.ok:
                 bot = f" as {report.bot_name}" if report.bot_name else ""
-                text = f"connected to {values[0]}{bot}"
+                text = f"connected to {url}{bot}"
             else:
                 text = f"connection failed: {report.error or 'see mattermost-notify test'}"
-            self.status.value = _status_html(report.ok, _scrub(text, values[2]))
+            self.status.value = _status_html(report.ok, _scrub(text, token))
             return report.ok
         except Exception as exc:
-            self.status.value = _status_html(
-                False, _scrub(f"{type(exc).__name__}: {exc}", values[2])
-            )
+            self.status.value = _status_html(False, _scrub(f"{type(exc).__name__}: {exc}", token))
             return False
         finally:
             self.test_button.disabled = False
@@ -131,13 +132,6 @@ class SetupForm:
 
 def _scrub(text: str, token: str) -> str:
     return text.replace(token, "***") if token else text
-
-
-def _test_connection(url: str, team: str, token: str) -> ConnectionReport:
-    from ..client import Notify
-
-    with Notify(token, url, team or None) as client:
-        return client.test_connection()
 
 
 class MessageStatus:

@@ -150,12 +150,9 @@ class Body:
         self.done = False
         self.received = 0
         if not self.chunked:
-            raw = headers.get("Content-Length")
             try:
-                self.length = int(raw) if raw is not None else 0
+                self.length = max(0, int(headers.get("Content-Length") or 0))
             except ValueError:
-                self.length = 0
-            if self.length < 0:
                 self.length = 0
             self._left = self.length
             self.done = self._left == 0

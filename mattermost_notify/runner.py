@@ -137,7 +137,7 @@ def _pipe_for(stream_fd: int) -> tuple[int, int]:
 def run_command(
     command: list[str],
     *,
-    job: Job | None,
+    job: Job,
     tail: int = DEFAULT_TAIL,
     progress_interval: float | None = None,
 ) -> int:
@@ -176,8 +176,7 @@ def run_command(
         ]
         for t in readers:
             t.start()
-        if job is not None:
-            job.start()
+        job.start()
         if proc is not None:
             forward.attach(proc)
             returncode = _wait(proc, job, output, started, progress_interval)
@@ -189,8 +188,7 @@ def run_command(
     elapsed = time.perf_counter() - started
     if error is not None:
         print(f"mattermost-notify: run: {error}", file=sys.stderr, flush=True)
-    if job is not None:
-        job.finish(_outcome(returncode, elapsed, output.text(), tail, error))
+    job.finish(_outcome(returncode, elapsed, output.text(), tail, error))
     return returncode if returncode >= 0 else 128 - returncode
 
 
@@ -220,12 +218,12 @@ class _Forwarder:
 
 def _wait(
     proc: subprocess.Popen[bytes],
-    job: Job | None,
+    job: Job,
     output: _Output,
     started: float,
     interval: float | None,
 ) -> int:
-    if job is None or interval is None:
+    if interval is None:
         return proc.wait()
     while True:
         try:

@@ -225,7 +225,7 @@ class NotifyMagics(Magics):
 
     @observe("reuse_ids_within")
     def _reuse_ids_within_changed(self, change: Any) -> None:
-        if self._store is not None and hasattr(self._store, "set_reuse_within"):
+        if self._store is not None:
             self._store.set_reuse_within(change["new"])
 
     @observe("notebook_key")

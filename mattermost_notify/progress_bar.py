@@ -49,10 +49,13 @@ itself is not visible from there: ``sys.exc_info()`` in ``close()`` shows the
   frame that was running the loop: when a traceback object for that frame at its
   current instruction exists, the loop was left by an exception and the bar is
   reported *failed* with where it was raised (file, line, function, source line).
-  The exception object is attached to that traceback only from Python 3.12 on; on
-  3.11 the type and message are therefore not known (use the ``with`` form to get
-  them), and a Ctrl-C is recognised by a SIGINT handler that notes the time of each
-  Ctrl-C while a bar is open in the main thread, then chains to the previous handler.
+  From Python 3.12 on the exception object is attached to that traceback. On 3.11 it
+  is not: a Ctrl-C is recognised by a SIGINT handler, installed while a bar is open in
+  the main thread, that notes what the previous handler raised (and chains to it);
+  any other exception is learnt a moment later, when it is caught or reaches
+  ``sys.excepthook`` (:mod:`mattermost_notify.loop_exception`, which watches the frames
+  above the loop with a trace function until then). With a debugger or coverage tool
+  tracing, the report says failed and where, without the exception's name.
 * A ``break`` or ``return`` reads as *stopped*.
 
 Nested bars and distributed runs
@@ -94,6 +97,7 @@ from tqdm.std import tqdm as _tqdm_std
 
 from .errors import MessageError, warn
 from .job_records import JobRecord
+from .loop_exception import catch_later
 from .process_record import ProcessRecord, this_process
 from .ranks import process_rank
 from .sender import flush_all
@@ -376,10 +380,10 @@ def _count_text(n: float, total: float | None, unit_scale: bool | float) -> str:
     return f"{fmt(n)}/{fmt(total)}" if total else fmt(n)
 
 
-def _exception_text(exc: BaseException | None, where: str | None) -> str:
+def _exception_text(exc: BaseException | None, where: str | None, text: str = "") -> str:
     if exc is not None:
         text = f"{type(exc).__qualname__}: {exc}" if str(exc) else type(exc).__qualname__
-    else:
+    elif not text:
         text = "an exception was raised in the loop body"
     if where:
         text += f"\n{where}"
@@ -452,18 +456,30 @@ def _loop_left_by_exception(
 _sigint_lock = threading.Lock()
 _sigint_users = 0
 _sigint_previous: Any = None
-_last_sigint = 0.0
+_sigint_raised: tuple[type[BaseException], str] | None = None
 
 
 def _note_sigint(signum: int, frame: FrameType | None) -> None:
-    global _last_sigint
-    _last_sigint = time.monotonic()
+    global _sigint_raised
     previous = _sigint_previous
-    if callable(previous):
-        previous(signum, frame)
-    elif previous == signal.SIG_DFL:
-        raise KeyboardInterrupt
-    # SIG_IGN: ignored, as before
+    try:
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
+        # SIG_IGN: ignored, as before
+    except BaseException as exc:
+        _sigint_raised = (type(exc), str(exc))
+        raise
+
+
+def _raised_by_sigint(tb: TracebackType | None) -> tuple[type[BaseException], str] | None:
+    """What a Ctrl-C raised, when the exception of ``tb`` came out of our SIGINT handler."""
+    while tb is not None:
+        if tb.tb_frame.f_code is _note_sigint.__code__:
+            return _sigint_raised
+        tb = tb.tb_next
+    return None
 
 
 def _watch_sigint() -> bool:
@@ -569,7 +585,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         self._mm_state = "running"
         self._mm_closing = False
         self._mm_watching_sigint = False
-        self._mm_opened_at = time.monotonic()
+        self._mm_unseen: TracebackType | None = None
         self._mm_in_with = False
         self._mm_deferred: tuple[str, str, str | None] | None = None
         self._mm_reply = reply
@@ -736,7 +752,7 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
             outcome, self._mm_deferred = self._mm_deferred, None
             if outcome is not None:
                 if exc is not None:
-                    outcome = self._mm_classify_exception(exc, tb)
+                    outcome = self._mm_classify_exception(exc, _where(tb))
                 self._mm_finish(*outcome)
 
     def close(self) -> None:
@@ -754,14 +770,27 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         if self._mm_watching_sigint:
             self._mm_watching_sigint = False
             _unwatch_sigint()
+        unseen, self._mm_unseen = self._mm_unseen, None
         try:
             super().close()
         finally:
             if self._mm_in_with:
                 # `with` form: __exit__ knows the exception exactly; it sends the final.
                 self._mm_deferred = outcome
-            else:
+            elif unseen is None or not self._mm_finish_when_caught(unseen, outcome):
                 self._mm_finish(*outcome)
+
+    def _mm_finish_when_caught(
+        self, tb: TracebackType, outcome: tuple[str, str, str | None]
+    ) -> bool:
+        """Send the final state once the exception that left the loop is caught (Python
+        3.11 hides it from close()); ``outcome`` if it is gone unseen."""
+        where = _where(tb)
+
+        def settle(exc: BaseException | None) -> None:
+            self._mm_finish(*(outcome if exc is None else self._mm_classify_exception(exc, where)))
+
+        return catch_later(tb, settle)
 
     # ---- the final state ----
     def _mm_classify_close(self, caller: FrameType | None) -> tuple[str, str, str | None]:
@@ -776,13 +805,19 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
                 # the for loop over this bar was left before the end: break or exception?
                 user = _user_frame(caller)
                 raised, found, tb = _loop_left_by_exception(user)
-                if raised and found is None and _last_sigint >= self._mm_opened_at:
-                    # Python 3.11 hides the exception; a Ctrl-C came while the bar was open
-                    return "interrupted", "KeyboardInterrupt", None
-                if raised:
-                    return self._mm_classify_exception(found, tb)
-                return self._mm_normal_end()
-            return self._mm_classify_exception(exc, exc.__traceback__)
+                if not raised:
+                    return self._mm_normal_end()
+                if found is None:  # Python 3.11 hides the exception
+                    by_sigint = _raised_by_sigint(tb)
+                    if by_sigint is not None:  # a Ctrl-C: we noted what it raised
+                        kind, text = by_sigint
+                        if issubclass(kind, KeyboardInterrupt):
+                            return "interrupted", "KeyboardInterrupt", None
+                        error = f"{kind.__qualname__}: {text}" if text else kind.__qualname__
+                        return "failed", "", _exception_text(None, _where(tb), error)
+                    self._mm_unseen = tb  # close() learns it when it is caught
+                return self._mm_classify_exception(found, _where(tb))
+            return self._mm_classify_exception(exc, _where(exc.__traceback__))
         return self._mm_normal_end()
 
     def _mm_normal_end(self) -> tuple[str, str, str | None]:
@@ -791,18 +826,16 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         return "done", "", None
 
     def _mm_classify_exception(
-        self, exc: BaseException | None, tb: TracebackType | None
+        self, exc: BaseException | None, where: str | None
     ) -> tuple[str, str, str | None]:
-        if exc is None and tb is None:
-            return self._mm_normal_end()
+        """The final state for a loop left by ``exc`` (None: an exception not known)."""
         if isinstance(exc, KeyboardInterrupt):
             return "interrupted", "KeyboardInterrupt", None
         if isinstance(exc, SystemExit) and exc.code in (None, 0):
             return "stopped", "SystemExit", None
         if isinstance(exc, (GeneratorExit, StopIteration, StopAsyncIteration)):
             return self._mm_normal_end()
-        tb = tb if tb is not None else (exc.__traceback__ if exc is not None else None)
-        return "failed", "", _exception_text(exc, _where(tb))
+        return "failed", "", _exception_text(exc, where)
 
     def _mm_finish(self, state: str, detail: str, error: str | None) -> None:
         remote = self._mm

@@ -529,3 +529,22 @@ def test_notify_without_target_advises_the_magic_options(shell: InteractiveShell
     [warning] = [str(w.message) for w in record]
     assert "-u USER or -c CHANNEL" in warning
     assert "user_name=" not in warning
+
+
+def test_plain_tqdm_loop_in_a_cell_names_the_exception(ip: InteractiveShell, sb: Any) -> None:
+    """``for x in tqdm(...)`` in a cell whose body raises: the message names the exception
+    (on Python 3.11 it is learnt when IPython catches it)."""
+    cell = (
+        "from mattermost_notify import tqdm\n"
+        f"for i in tqdm(range(5), desc='fit', channel='{CHANNEL}', local=False):\n"
+        "    if i == 2:\n"
+        "        raise ValueError('loss is nan')\n"
+    )
+    result, _ = run(ip, cell)
+    assert isinstance(result.error_in_exec, ValueError)
+    flush()
+    [post] = [p for p in roots(sb) if "**fit**" in p.message]
+    assert "❌ **fit** failed at 2/5" in post.message, post.message
+    assert "ValueError: loss is nan" in post.message, post.message
+    [reply] = replies(sb, post)
+    assert "ValueError: loss is nan" in reply.message

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -121,41 +122,189 @@ def test_notebook_flavour(mattermost_env: Sandbox, tmp_path: Path) -> None:
     assert "⏹️ **nb-break** stopped at 1/4" in by["nb-break"]
 
 
-def test_ctrl_c_in_a_plain_loop_reads_interrupted(mattermost_env: Sandbox, tmp_path: Path) -> None:
-    """The README's form, ``for x in tqdm(...)``: Ctrl-C is not a failure (Python 3.11
-    too, where the exception leaving the loop is not visible when the bar closes)."""
-    import signal
-
+def start(code: str, tmp_path: Path) -> subprocess.Popen[str]:
+    """The script in a child process whose SIGINT acts as in a terminal (a background
+    job inherits it ignored)."""
     script = tmp_path / "job.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import os, signal, time
-            from mattermost_notify import tqdm
-            for i in tqdm(range(100), desc="job", channel="alerts"):
-                time.sleep(0.01)
-                if i == 3:
-                    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
-                    time.sleep(5)
-            """
-        ),
-        encoding="utf-8",
-    )
-    proc = subprocess.run(
+    script.write_text(textwrap.dedent(code), encoding="utf-8")
+    return subprocess.Popen(
         [sys.executable, str(script)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=90,
-        # a background job inherits SIGINT ignored; a terminal's Ctrl-C is not
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def ctrl_c_at_ready(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """Wait for the child's ``ready`` line, send it SIGINT, collect its output."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.strip() == "ready", line + proc.communicate(timeout=60)[1]
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return line + out, err
+
+
+def test_ctrl_c_in_a_plain_loop_reads_interrupted(mattermost_env: Sandbox, tmp_path: Path) -> None:
+    """The README's form, ``for x in tqdm(...)``, sent SIGINT from outside: interrupted, not
+    failed, no alerting reply (Python 3.11 too, where the exception leaving the loop is not
+    visible when the bar closes)."""
+    proc = start(
+        """
+        import time
+        from mattermost_notify import tqdm
+        for i in tqdm(range(100), desc="job", channel="alerts"):
+            if i == 3:
+                print("ready", flush=True)
+                time.sleep(60)
+        """,
+        tmp_path,
+    )
+    _, err = ctrl_c_at_ready(proc)
     assert proc.returncode != 0
-    assert "KeyboardInterrupt" in proc.stderr  # Python's own handling is untouched
+    assert "KeyboardInterrupt" in err  # Python's own handling is untouched
     (post,) = roots(mattermost_env)
     text = post.message  # type: ignore[attr-defined]
     assert "⏹️ **job** interrupted at 3/100" in text, text
     assert "failed" not in text
     assert not post.reply_ids  # type: ignore[attr-defined]  # no alerting reply
+
+
+def test_ctrl_c_handled_in_the_body_then_a_value_error(
+    mattermost_env: Sandbox, tmp_path: Path
+) -> None:
+    """A Ctrl-C the loop body caught does not make a later ValueError read interrupted."""
+    proc = start(
+        """
+        import time
+        from mattermost_notify import tqdm
+        for i in tqdm(range(100), desc="job", channel="alerts"):
+            if i == 3:
+                try:
+                    print("ready", flush=True)
+                    time.sleep(60)
+                except KeyboardInterrupt:
+                    print("skipped", flush=True)
+            if i == 5:
+                raise ValueError("loss is nan")
+        """,
+        tmp_path,
+    )
+    out, err = ctrl_c_at_ready(proc)
+    assert "skipped" in out
+    assert proc.returncode == 1
+    assert "ValueError: loss is nan" in err
+    (post,) = roots(mattermost_env)
+    text = post.message  # type: ignore[attr-defined]
+    assert "❌ **job** failed at 5/100" in text, text
+    assert "ValueError: loss is nan" in text
+    (reply,) = [p for p in mattermost_env.view.posts(channel="alerts") if p.root_id]
+    assert "ValueError: loss is nan" in reply.message
+
+
+@pytest.mark.parametrize(
+    ("where", "code"),
+    [
+        (
+            "uncaught",
+            """
+            for i in tqdm(range(9), desc="job", channel="alerts"):
+                if i == 4:
+                    raise ValueError(f"bad batch {i}")
+            """,
+        ),
+        (
+            "caught by the caller",
+            """
+            def train():
+                for i in tqdm(range(9), desc="job", channel="alerts"):
+                    if i == 4:
+                        raise ValueError(f"bad batch {i}")
+            try:
+                train()
+            except ValueError:
+                print("caught")
+            """,
+        ),
+        (
+            "caught in the same frame",
+            """
+            try:
+                for i in tqdm(range(9), desc="job", channel="alerts"):
+                    if i == 4:
+                        raise ValueError(f"bad batch {i}")
+            except ValueError:
+                print("caught")
+            """,
+        ),
+        (
+            "in a with block that lets it through",
+            """
+            import contextlib
+            with contextlib.suppress(KeyError):
+                for i in tqdm(range(9), desc="job", channel="alerts"):
+                    if i == 4:
+                        raise ValueError(f"bad batch {i}")
+            """,
+        ),
+        (
+            "in a thread",
+            """
+            import threading
+            def train():
+                for i in tqdm(range(9), desc="job", channel="alerts"):
+                    if i == 4:
+                        raise ValueError(f"bad batch {i}")
+            t = threading.Thread(target=train)
+            t.start()
+            t.join()
+            """,
+        ),
+    ],
+)
+def test_value_error_in_a_plain_loop_is_named(
+    mattermost_env: Sandbox, tmp_path: Path, where: str, code: str
+) -> None:
+    """``for x in tqdm(...)`` whose body raises: the report names the exception (Python
+    3.11 too), wherever it is caught."""
+    proc = run("from mattermost_notify import tqdm\n" + textwrap.dedent(code), tmp_path)
+    assert "ValueError: bad batch 4" in proc.stderr or "caught" in proc.stdout, proc.stderr
+    (post,) = roots(mattermost_env)
+    text = post.message  # type: ignore[attr-defined]
+    assert "❌ **job** failed at 4/9" in text, text
+    assert "ValueError: bad batch 4" in text, text
+    assert 'raise ValueError(f"bad batch {i}")' in text
+    (reply,) = [p for p in mattermost_env.view.posts(channel="alerts") if p.root_id]
+    assert "ValueError: bad batch 4" in reply.message
+
+
+def test_a_debugger_s_trace_function_is_left_alone(mattermost_env: Sandbox, tmp_path: Path) -> None:
+    """With a trace function set (a debugger, coverage) the bar does not replace it; the
+    report still says failed, with where."""
+    proc = run(
+        """
+        import sys
+        from mattermost_notify import tqdm
+        def tracer(frame, event, arg):
+            return None
+        sys.settrace(tracer)
+        try:
+            for i in tqdm(range(9), desc="job", channel="alerts"):
+                if i == 4:
+                    raise ValueError("bad batch")
+        except ValueError:
+            pass
+        assert sys.gettrace() is tracer
+        print("tracer kept")
+        """,
+        tmp_path,
+    )
+    assert "tracer kept" in proc.stdout, proc.stderr
+    (post,) = roots(mattermost_env)
+    text = post.message  # type: ignore[attr-defined]
+    assert "❌ **job** failed at 4/9" in text, text
+    assert 'raise ValueError("bad batch")' in text
 
 
 def test_sigint_handler_is_restored_after_the_bar(mattermost_env: Sandbox, tmp_path: Path) -> None:

@@ -1,0 +1,145 @@
+"""The exception that left a ``for`` loop, learnt a moment after the loop's iterator closed.
+
+On Python 3.11 a generator closed while an exception unwinds the frame that iterates it
+sees only ``GeneratorExit``: the interpreter holds the exception itself until something
+catches it. :func:`catch_later` learns it then. Until the exception is caught (or reaches
+``sys.excepthook``), a trace function watches the frames from the loop's frame up, the
+way a debugger does, and hands the exception to a callback. It is switched off as soon as
+the exception is known or gone, and nothing is done while another trace function (a
+debugger, a coverage tool) is set.
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+from types import FrameType, TracebackType
+from typing import Any
+
+__all__ = ["catch_later"]
+
+Done = Callable[[BaseException | None], None]
+# trace events without an answer before giving up (the exception is usually caught
+# within a few events: the frames between the loop and the handler)
+_MAX_EVENTS = 10_000
+
+
+class _Catch:
+    __slots__ = ("done", "tb", "thread")
+
+    def __init__(self, tb: TracebackType, done: Done) -> None:
+        self.tb = tb  # the loop frame's traceback entry: in the exception's chain
+        self.done = done
+        self.thread = threading.get_ident()
+
+
+_lock = threading.RLock()
+_catches: list[_Catch] = []
+_traced: dict[int, list[FrameType]] = {}  # thread -> frames given our f_trace
+_events: dict[int, int] = {}
+_previous_excepthook: Any = None
+
+
+def catch_later(tb: TracebackType, done: Done) -> bool:
+    """Call ``done(exception)`` once the exception whose traceback holds ``tb`` is caught,
+    or ``done(None)`` when it is gone unseen. False (``done`` never called) when it cannot
+    watch: another trace function is set."""
+    global _previous_excepthook
+    if sys.gettrace() not in (None, _on_call):
+        return False
+    me = threading.get_ident()
+    with _lock:
+        _catches.append(_Catch(tb, done))
+        frames = _traced.setdefault(me, [])
+        frame: FrameType | None = tb.tb_frame
+        while frame is not None:
+            if frame.f_trace is None:
+                frame.f_trace = _on_event
+                frames.append(frame)
+            frame = frame.f_back
+        _events[me] = 0
+        if _previous_excepthook is None:
+            _previous_excepthook = sys.excepthook
+            sys.excepthook = _excepthook
+    sys.settrace(_on_call)
+    return True
+
+
+def _holds(head: TracebackType | None, tb: TracebackType) -> bool:
+    while head is not None:
+        if head is tb:
+            return True
+        head = head.tb_next
+    return False
+
+
+def _check(head: TracebackType | None = None, exc: BaseException | None = None) -> None:
+    """Settle this thread's catches with what is known now: the exception on its way
+    (``head``, ``exc``) or the one being handled (``sys.exc_info()``)."""
+    me = threading.get_ident()
+    _, handled, handled_tb = sys.exc_info()
+    settled: list[tuple[_Catch, BaseException | None]] = []
+    with _lock:
+        _events[me] = count = _events.get(me, 0) + 1
+        for catch in [c for c in _catches if c.thread == me]:
+            if exc is not None and _holds(head, catch.tb):
+                settled.append((catch, exc))
+            elif handled is not None and _holds(handled_tb, catch.tb):
+                settled.append((catch, handled))
+            elif sys.getrefcount(catch.tb) <= 2 or count > _MAX_EVENTS:
+                settled.append((catch, None))  # nothing holds it any more: gone unseen
+        for catch, _ in settled:
+            _catches.remove(catch)
+        if not any(c.thread == me for c in _catches):
+            _stop_watching(me)
+    for catch, found in settled:
+        with suppress(Exception):  # the callback never breaks the user's code
+            catch.done(found)
+
+
+def _stop_watching(me: int) -> None:
+    global _previous_excepthook
+    for frame in _traced.pop(me, []):
+        if frame.f_trace is _on_event:
+            frame.f_trace = None
+    _events.pop(me, None)
+    if sys.gettrace() is _on_call:
+        sys.settrace(None)
+    if not _catches and _previous_excepthook is not None and sys.excepthook is _excepthook:
+        sys.excepthook = _previous_excepthook
+        _previous_excepthook = None
+
+
+def _on_call(frame: FrameType, event: str, arg: Any) -> None:
+    """The global trace function: a new frame (``__exit__`` sees the exception)."""
+    with suppress(Exception):  # a trace function must never raise
+        _check()
+
+
+def _on_event(frame: FrameType, event: str, arg: Any) -> Any:
+    """The trace function of the frames from the loop up."""
+    with suppress(Exception):
+        _check(*((arg[2], arg[1]) if event == "exception" else ()))
+    return _on_event if frame.f_trace is _on_event else None
+
+
+def _excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> Any:
+    """Uncaught: the exception reaches the top of the program."""
+    previous = _previous_excepthook or sys.__excepthook__
+    with suppress(Exception):
+        _check(tb, exc)
+    return previous(kind, exc, tb)
+
+
+@atexit.register
+def _settle_all_at_exit() -> None:
+    """Registered after the sender's exit flush, so it runs first (atexit is LIFO)."""
+    with _lock:
+        left = list(_catches)
+        _catches.clear()
+    for catch in left:
+        with suppress(Exception):
+            catch.done(None)

@@ -41,13 +41,14 @@ _catches: list[_Catch] = []
 _traced: dict[int, list[FrameType]] = {}  # thread -> frames given our f_trace
 _events: dict[int, int] = {}
 _previous_excepthook: Any = None
+_at_exit_registered = False
 
 
 def catch_later(tb: TracebackType, done: Done) -> bool:
     """Call ``done(exception)`` once the exception whose traceback holds ``tb`` is caught,
     or ``done(None)`` when it is gone unseen. False (``done`` never called) when it cannot
     watch: another trace function is set."""
-    global _previous_excepthook
+    global _previous_excepthook, _at_exit_registered
     if sys.gettrace() not in (None, _on_call):
         return False
     me = threading.get_ident()
@@ -64,6 +65,9 @@ def catch_later(tb: TracebackType, done: Done) -> bool:
         if _previous_excepthook is None:
             _previous_excepthook = sys.excepthook
             sys.excepthook = _excepthook
+        if not _at_exit_registered:  # after the sender's exit flush, so it runs first
+            atexit.register(_settle_all_at_exit)
+            _at_exit_registered = True
     sys.settrace(_on_call)
     return True
 
@@ -134,9 +138,8 @@ def _excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType
     return previous(kind, exc, tb)
 
 
-@atexit.register
 def _settle_all_at_exit() -> None:
-    """Registered after the sender's exit flush, so it runs first (atexit is LIFO)."""
+    """At exit, what was not caught yet is reported without its name."""
     with _lock:
         left = list(_catches)
         _catches.clear()

@@ -32,6 +32,9 @@ def mention_text(
     target is a channel (see ``Notify.mention_text``); a problem is a warning and ``""``."""
     try:
         client = get_client()
+    except Exception:  # no client: the message itself cannot go either, and says why
+        return ""
+    try:
         return str(client.mention_text(target.get("user"), target.get("channel"), mention=mention))
     except Exception as exc:
         warn(f"mattermost_notify: no mention ({exc})")
@@ -84,17 +87,19 @@ class Job:
     on_ticket: Callable[[Any, str], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     posted: bool = False
+    unsent: bool = False  # the start could not be queued (the send warned why): nothing more
     finished: bool = False
     timer: threading.Timer | None = None
     tickets: list[Any] = field(default_factory=list)
 
-    def _send(self, state: str, kind: str, message: str, **kwargs: Any) -> None:
+    def _send(self, state: str, kind: str, message: str, **kwargs: Any) -> Any:
         ticket = queue_on_sender(self.client, self.tickets, kind, message, **kwargs)
         if ticket is not None and self.on_ticket is not None:
             try:
                 self.on_ticket(ticket, state)
             except Exception as exc:
                 log.warning("on_ticket failed: %s", exc)
+        return ticket
 
     def start(self) -> None:
         if not self.announce:
@@ -114,7 +119,8 @@ class Job:
                 return
             self.posted = True
             message = report.running_message(self.ctx)
-            self._send("running", "post", message, id=self.message_id, **self.target)
+            if self._send("running", "post", message, id=self.message_id, **self.target) is None:
+                self.posted, self.unsent = False, True  # the reply and edit would fail alike
 
     def _edits(self) -> bool:
         try:
@@ -140,6 +146,10 @@ class Job:
     def finish(
         self, outcome: report.Outcome, files: Iterable[str] = (), notes: Iterable[str] = ()
     ) -> None:
+        if self.unsent:
+            with self.lock:
+                self.finished = True
+            return
         files = list(files)
         notes = list(notes)
         edits = self._edits()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import textwrap
 import time
 import warnings
 
@@ -154,6 +158,46 @@ def test_unconfigured_is_a_warning_not_an_error(monkeypatch, tmp_path):
 
     with pytest.warns(MattermostNotifyWarning, match="not sent"):
         assert ok() == 5
+
+
+def test_unconfigured_says_it_once_per_job(tmp_path):
+    """No configuration and no target: one warning per job (not "no mention" and "not
+    sent" for the start, the reply and the edit), as a user's script shows it."""
+    script = tmp_path / "job.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import time
+            import mattermost_notify as notify
+
+            @notify.on_done
+            def train():
+                return 1
+
+            train()
+            with notify.on_done(channel="alerts", mention="alice"):
+                pass
+            with notify.on_done(after=0.01):  # its start is posted from a timer
+                time.sleep(0.2)
+            """
+        ),
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MATTERMOST_", "XDG_", "HOME"))}
+    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "MattermostNotifyWarning" in line]
+    assert len(lines) == 3, proc.stderr
+    assert all("not sent: no Mattermost server URL configured" in line for line in lines)
+    assert "no mention" not in proc.stderr
 
 
 @pytest.mark.parametrize(

@@ -363,16 +363,24 @@ def test_user_id_for_the_start_message(ip: InteractiveShell, sb: Any) -> None:
 # ------------------------------------------------------------------ %autonotify
 
 
+# "Quick" and "long" without racing the clock on a busy machine: a quick cell runs under
+# a threshold of 60 s, a long one under a threshold of 0 s (every cell lasts >= 0 s).
+QUICK, LONG = "--after 60", "--after 0"
+
+
 def test_autonotify_on_and_off(ip: InteractiveShell, sb: Any) -> None:
     with capture_output() as out:
-        ip.run_line_magic("autonotify", "--after 0.3")
+        ip.run_line_magic("autonotify", QUICK)
     assert "autonotify: on" in out.stdout
     run(ip, "1 + 1")  # quick: nothing
-    run(ip, "import time\ntime.sleep(0.4)\n'slow'")  # long: one message
+    ip.run_line_magic("autonotify", LONG)
+    run(ip, "'slow'")  # long: one message
+    ip.run_line_magic("autonotify", QUICK)
     run(ip, "1/0")  # failed: one message
     run(ip, "")  # an empty cell: post_run_cell without pre_run_cell
-    run(ip, "get_ipython().run_cell('import time; time.sleep(0.4)')")  # nested: one message
-    run(ip, "%%notify_on_done\nimport time\ntime.sleep(0.4)")  # its own message, not two
+    ip.run_line_magic("autonotify", LONG)
+    run(ip, "get_ipython().run_cell('1 + 1')")  # nested: one message
+    run(ip, "%%notify_on_done\n1 + 1")  # its own message, not two
     flush()
     messages = [p.message for p in roots(sb)]
     assert len(messages) == 4, messages
@@ -383,20 +391,22 @@ def test_autonotify_on_and_off(ip: InteractiveShell, sb: Any) -> None:
     assert len(replies(sb, roots(sb)[3])) == 1
 
     ip.run_line_magic("autonotify", "--off")
-    run(ip, "import time\ntime.sleep(0.4)")
+    run(ip, "1 + 1")
     run(ip, "1/0")
     flush()
     assert len(roots(sb)) == 4
 
 
 def test_autonotify_modes(ip: InteractiveShell, sb: Any) -> None:
-    ip.run_line_magic("autonotify", "--after 0.3 --on done")
+    ip.run_line_magic("autonotify", f"{QUICK} --on done")
     run(ip, "1/0")  # quick failure: not in "done" mode
-    run(ip, "import time\ntime.sleep(0.4)")
-    ip.run_line_magic("autonotify", "--on error")
-    run(ip, "import time\ntime.sleep(0.4)")  # long success: not in "error" mode
+    ip.run_line_magic("autonotify", f"{LONG} --on done")
+    run(ip, "1 + 1")  # long success: reported
+    ip.run_line_magic("autonotify", f"{LONG} --on error")
+    run(ip, "1 + 1")  # long success: not in "error" mode
     run(ip, "raise KeyboardInterrupt")  # you pressed it: no message
-    run(ip, "[][0]")
+    ip.run_line_magic("autonotify", f"{QUICK} --on error")
+    run(ip, "[][0]")  # quick failure: reported
     flush()
     messages = [p.message for p in roots(sb)]
     assert len(messages) == 2, messages
@@ -404,8 +414,8 @@ def test_autonotify_modes(ip: InteractiveShell, sb: Any) -> None:
 
 
 def test_autonotify_cell_that_turns_it_on_is_not_reported(ip: InteractiveShell, sb: Any) -> None:
-    run(ip, "%autonotify --after 0.2\nimport time\ntime.sleep(0.3)")
-    run(ip, "import time\ntime.sleep(0.3)\n'reported'")
+    run(ip, f"%autonotify {LONG}\n1 + 1")  # long, but it turned autonotify on
+    run(ip, "'reported'")
     flush()
     messages = [p.message for p in roots(sb)]
     assert len(messages) == 1 and "'reported'" in messages[0], messages

@@ -123,15 +123,18 @@ def test_a_burst_of_1000_records_gives_at_most_3_posts_that_count_them_all(
         logger.error("step %d failed", i)
         if i % 100 == 99:
             time.sleep(0.15)  # spread over about 1.5 s, as a real burst would be
-    assert time.monotonic() - start < 2.0
     handler.flush()
+    lasted = time.monotonic() - start
     messages = _messages(mattermost_env)
-    assert 2 <= len(messages) <= 3
+    # at most one post per interval: the first record at once, then at most one a second
+    # while the burst lasts, and flush() sends what is left (2 or 3 posts when the burst
+    # lasts under 2 s; a busy machine stretches it, never the rule)
+    assert 2 <= len(messages) <= 2 + int(lasted / 1.0), (lasted, messages)
     assert sum(_records_in(m) for m in messages) == 1000
     assert messages[0].startswith(f"ERROR {logger.name}: step 0 failed")
     assert messages[-1].endswith(f"ERROR {logger.name}: step 999 failed")
     assert handler.records == 1000
-    time.sleep(1.2)  # nothing else trickles in later
+    handler.close()  # its thread is done: nothing else trickles in later
     assert len(_messages(mattermost_env)) == len(messages)
 
 

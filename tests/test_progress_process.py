@@ -13,7 +13,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,8 +35,17 @@ def run(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def roots(sb: Sandbox) -> list[object]:
-    return [p for p in sb.view.posts(channel="alerts") if not p.root_id]
+def roots(sb: Sandbox, count: int = 1, replies: int = 0, timeout: float = 60.0) -> list[Any]:
+    """The root posts, once ``count`` of them show a final state and ``replies`` replies
+    arrived: an exiting child may leave its last messages to a detached sender."""
+    deadline = time.monotonic() + timeout
+    while True:
+        posts = sb.view.posts(channel="alerts")
+        tops = [p for p in posts if not p.root_id]
+        final = len(tops) >= count and not any(p.message.startswith("⏳") for p in tops)
+        if (final and len(posts) - len(tops) >= replies) or time.monotonic() > deadline:
+            return tops
+        time.sleep(0.05)
 
 
 def test_script_exits_right_after_the_loop(mattermost_env: Sandbox, tmp_path: Path) -> None:
@@ -48,7 +59,7 @@ def test_script_exits_right_after_the_loop(mattermost_env: Sandbox, tmp_path: Pa
     )
     assert proc.returncode == 0, proc.stderr
     assert mattermost_env.token not in proc.stderr + proc.stdout
-    (post,) = roots(mattermost_env)
+    (post,) = roots(mattermost_env, replies=1)
     assert "✅ **job** done: 5/5" in post.message  # type: ignore[attr-defined]
     assert len(post.reply_ids) == 1  # type: ignore[attr-defined]
 
@@ -82,7 +93,7 @@ def test_uncaught_exception_in_a_script(mattermost_env: Sandbox, tmp_path: Path)
     )
     assert proc.returncode == 1
     assert "RuntimeError: out of memory" in proc.stderr  # the user's traceback is intact
-    (post,) = roots(mattermost_env)
+    (post,) = roots(mattermost_env, replies=1)
     text = post.message  # type: ignore[attr-defined]
     assert "❌ **job** failed at 3/5" in text
     assert 'at job.py:5 in <module>(): raise RuntimeError("out of memory")' in text
@@ -113,7 +124,7 @@ def test_notebook_flavour(mattermost_env: Sandbox, tmp_path: Path) -> None:
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    texts = sorted(p.message for p in roots(mattermost_env))  # type: ignore[attr-defined]
+    texts = sorted(p.message for p in roots(mattermost_env, count=3))  # type: ignore[attr-defined]
     assert len(texts) == 3, texts
     by = {name: next(t for t in texts if name in t) for name in ("nb-done", "nb-fail", "nb-break")}
     assert "✅ **nb-done** done: 4/4" in by["nb-done"]
@@ -195,7 +206,7 @@ def test_ctrl_c_handled_in_the_body_then_a_value_error(
     assert "skipped" in out
     assert proc.returncode == 1
     assert "ValueError: loss is nan" in err
-    (post,) = roots(mattermost_env)
+    (post,) = roots(mattermost_env, replies=1)
     text = post.message  # type: ignore[attr-defined]
     assert "❌ **job** failed at 5/100" in text, text
     assert "ValueError: loss is nan" in text
@@ -270,7 +281,7 @@ def test_value_error_in_a_plain_loop_is_named(
     3.11 too), wherever it is caught."""
     proc = run("from mattermost_notify import tqdm\n" + textwrap.dedent(code), tmp_path)
     assert "ValueError: bad batch 4" in proc.stderr or "caught" in proc.stdout, proc.stderr
-    (post,) = roots(mattermost_env)
+    (post,) = roots(mattermost_env, replies=1)
     text = post.message  # type: ignore[attr-defined]
     assert "❌ **job** failed at 4/9" in text, text
     assert "ValueError: bad batch 4" in text, text
@@ -301,7 +312,7 @@ def test_a_debugger_s_trace_function_is_left_alone(mattermost_env: Sandbox, tmp_
         tmp_path,
     )
     assert "tracer kept" in proc.stdout, proc.stderr
-    (post,) = roots(mattermost_env)
+    (post,) = roots(mattermost_env, replies=1)
     text = post.message  # type: ignore[attr-defined]
     assert "❌ **job** failed at 4/9" in text, text
     assert 'raise ValueError("bad batch")' in text
@@ -323,5 +334,5 @@ def test_sigint_handler_is_restored_after_the_bar(mattermost_env: Sandbox, tmp_p
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("my handler ran") == 3
-    (post,) = roots(mattermost_env)
+    (post,) = roots(mattermost_env, replies=1)
     assert "done: 3/3" in post.message  # type: ignore[attr-defined]

@@ -373,12 +373,18 @@ def test_oversized_cache_file_is_ignored(sb: Sandbox, cache: Path) -> None:
 
 def test_cache_is_bounded(sb: Sandbox, cache: Path) -> None:
     store = IdCache(sb.url, sb.token)
-    for i in range(MAX_ENTRIES + 50):
+    # a full cache in one write (u0 the oldest), then 50 more through put()
+    now = time.time()
+    store._write({f"user:u{i}": [f"id{i}", now - MAX_ENTRIES + i] for i in range(MAX_ENTRIES)}, ())
+    assert len(json.loads(store.path.read_text())["entries"]) == MAX_ENTRIES
+    for i in range(MAX_ENTRIES, MAX_ENTRIES + 50):
         store._entries = None  # force the merge path through the file
         store.put(f"user:u{i}", f"id{i}")
     entries = json.loads(store.path.read_text())["entries"]
     assert len(entries) == MAX_ENTRIES
     assert f"user:u{MAX_ENTRIES + 49}" in entries
+    assert "user:u0" not in entries and "user:u49" not in entries  # the oldest went first
+    assert "user:u50" in entries
 
 
 CONCURRENT = """

@@ -35,14 +35,18 @@ def test_setup_form_tests_saves_and_forgets_the_token(
     form = SetupForm(config_path=path)
     form.url.value = sb.url
     form.team.value = sb.team
+    # the browser sends the field's value when it is left (not per keystroke)...
+    assert form.token.continuous_update is False
     form.token.value = sb.token
-    assert sb.token in _all_state(form.widget)  # the Password value *is* model state
+    # ...and it is out of the synced value at once (a notebook saved now, or autosaved,
+    # does not keep it), still known to the form, so Test and Save need no retyping
+    assert form.token.value == ""
+    assert sb.token not in _all_state(form.widget)
+    assert "entered" in form.token.placeholder
 
     form.test_button.click()
     assert form.status.value.startswith("&#x2705;"), form.status.value
     assert sb.bot_username in form.status.value
-    # used: out of the synced value at once (a notebook saved now does not keep it),
-    # and still known to the form, so Save works without typing it again
     assert form.token.value == ""
     assert sb.token not in _all_state(form.widget)
 

@@ -38,8 +38,13 @@ class SetupForm:
         self.config_path = Path(config_path) if config_path else user_config_dir() / "config.toml"
         self.url = w.Text(description="Server URL", placeholder="https://chat.example.org")
         self.team = w.Text(description="Team", placeholder="your team's name")
-        self.token = w.Password(description="Token", placeholder="a bot's access token")
-        self._token = ""  # the token once used: kept here, not in the synced widget value
+        # sent by the browser only when the field is left (not per keystroke), then moved
+        # out of the synced value at once: a saved notebook's widget state never has it
+        self.token = w.Password(
+            description="Token", placeholder="a bot's access token", continuous_update=False
+        )
+        self._token = ""  # the token once entered: kept here, not in the synced widget value
+        self.token.observe(lambda _change: self._take_token(), names="value")
         self.test_button = w.Button(description="Test connection", icon="plug")
         self.save_button = w.Button(description="Save", icon="save", button_style="primary")
         self.status = w.HTML(value="")
@@ -65,7 +70,7 @@ class SetupForm:
         display(self.widget)
 
     def _take_token(self) -> str:
-        """Move a typed token out of the widget (whose value a saved notebook may keep)."""
+        """Move an entered token out of the widget (whose value a saved notebook may keep)."""
         typed = self.token.value.strip()
         if typed:
             self._token = typed

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from mattermost_notify.sandbox import Sandbox
 
 
@@ -26,6 +28,7 @@ def run(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[st
     )
 
 
+@pytest.mark.slow
 def test_a_failed_background_send_is_one_line_once(mattermost_env: Sandbox, tmp_path: Path) -> None:
     proc = run(
         """

@@ -795,6 +795,7 @@ def test_outbox_list_flush_drop(run, configfile, mattermost_server, cli_env):
     assert "empty" in run("outbox", "list").out
 
 
+@pytest.mark.slow
 def test_outbox_flush_with_the_server_down_keeps_its_timeout_and_says_what_is_left(
     script, configfile, mattermost_server, cli_env
 ):

@@ -198,6 +198,7 @@ def test_notify_on_done_running_message_past_the_limit(
     assert _refused_edits(sb) == 0
 
 
+@pytest.mark.slow
 def test_cli_update_past_the_limit_continues_and_updates_the_hook_file(
     mattermost_env: Sandbox, tmp_path: Path
 ) -> None:

@@ -128,6 +128,7 @@ def _writer(path: str, worker: int, n: int) -> None:
         store.put(_hook(f"w{worker}-{i}"))
 
 
+@pytest.mark.slow
 def test_store_concurrent_processes_lose_nothing(tmp_path: Path) -> None:
     path = str(tmp_path / "hooks.json")
     ctx = multiprocessing.get_context("spawn")

@@ -118,6 +118,7 @@ def test_cold_process_without_cache_looks_up_then_one_request(
     assert not cache.exists()
 
 
+@pytest.mark.slow
 def test_cli_send_update_and_files_with_a_warm_cache(
     sb: Sandbox, cache: Path, tmp_path: Path
 ) -> None:

@@ -1095,10 +1095,12 @@ ATTACKS: list[Attack] = [
     Attack("12.6", "uploads answered 501 forever", _permanent_failure(501, 4)),
     Attack("18.2", "uploads answered 500 forever", _permanent_failure(500, 4)),
     Attack("18.2", "200 HTML page for one message, forever", _firewall_page_for_one_message),
-    Attack("18.3", "a second wakeup() while messages are queued", _second_wakeup),
+    Attack("18.3", "a second wakeup() while messages are queued", _second_wakeup, slow=True),
     Attack("18.4", "a message from a late atexit handler", _late_atexit_handler),
-    Attack("18.5", "outbox flush while the worker is inside a request", _outbox_flush_counts),
-    Attack("18.5", "two outbox flushes at once", _two_concurrent_flushes),
+    Attack(
+        "18.5", "outbox flush while the worker is inside a request", _outbox_flush_counts, slow=True
+    ),
+    Attack("18.5", "two outbox flushes at once", _two_concurrent_flushes, slow=True),
     Attack("18.6", "8 threads notify(id=same) at once", _threads_on_one_id),
     Attack("18.7", "forked workers share the parent's client", _forked_workers),
     Attack("18.8", "send --save-hook DIRECTORY posts nothing", _save_hook_directory),
@@ -1106,7 +1108,7 @@ ATTACKS: list[Attack] = [
     Attack("18.9", "server trickles the headers", _trickle_headers),
     Attack("18.10", "429 with Retry-After: 3600", _retry_after_3600),
     Attack("18.10", "429 with Retry-After: 2 is honoured", _retry_after_short_is_honoured),
-    Attack("18.11", "a SIGTERM handler that sends", _sigterm_handler_sends),
+    Attack("18.11", "a SIGTERM handler that sends", _sigterm_handler_sends, slow=True),
     Attack("18.12", "a FIFO named like an outbox entry", _fifo_in_outbox),
     Attack("18.12", "import_hook(FIFO) and import_hook('/dev/zero')", _fifo_hook),
     Attack("18.12", "MATTERMOST_NOTIFY_CONFIG=/dev/zero", _dev_zero_config),
@@ -1126,6 +1128,10 @@ ATTACKS: list[Attack] = [
 ]
 
 
-@pytest.mark.parametrize("attack", ATTACKS, ids=[f"{a.item} {a.name}" for a in ATTACKS])
+@pytest.mark.parametrize(
+    "attack",
+    [pytest.param(a, marks=[pytest.mark.slow] if a.slow else []) for a in ATTACKS],
+    ids=[f"{a.item} {a.name}" for a in ATTACKS],
+)
 def test_attack(attack: Attack, mattermost_env: Sandbox, tmp_path: Path) -> None:
     attack.run(Ctx(mattermost_env, tmp_path))

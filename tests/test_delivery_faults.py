@@ -315,6 +315,7 @@ def run_threads_scenario(sb: Sandbox, *, background: bool) -> dict[str, Any]:
         client.close(timeout=5)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("background", [False, True], ids=["send", "sender"])
 def test_8_threads_x_200_messages_through_one_client(

@@ -18,6 +18,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import mattermost_notify as mn
 from mattermost_notify import outbox
 from mattermost_notify.hooks import HookStore
@@ -155,6 +157,7 @@ def test_replay_inside_the_window_of_posts_applied_but_unanswered_is_not_doubled
     assert outbox.list_entries() == []
 
 
+@pytest.mark.slow
 def test_cli_outbox_list_flush_drop(mattermost_env: Sandbox) -> None:
     sb = mattermost_env
     leave_messages_in_outbox(sb, "cli-")
@@ -214,6 +217,7 @@ HOOK_WORKER = """
 """
 
 
+@pytest.mark.slow
 def test_4_processes_share_one_notebook_hook_store(mattermost_env: Sandbox, tmp_path: Path) -> None:
     sb = mattermost_env
     n = 25

@@ -158,6 +158,7 @@ def count_secrets(texts: dict[str, str], *secrets: str) -> dict[str, int]:
     return {k: sum(v.count(s) for s in secrets) for k, v in texts.items()}
 
 
+@pytest.mark.slow
 def test_the_token_is_nowhere(
     mattermost_env: Sandbox, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

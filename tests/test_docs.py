@@ -115,6 +115,7 @@ def test_every_page_is_in_a_toctree():
             assert f"   {page[:-4]}\n" in index, f"{page} is not in the index's toctree"
 
 
+@pytest.mark.slow
 def test_cli_page_examples(user):
     sb, work, env, values = user
     train = work / "train.sh"

@@ -92,6 +92,7 @@ def test_quickstart(sb: Any) -> None:
     assert_no_token(sb, nb)
 
 
+@pytest.mark.slow
 def test_long_loop(sb: Any) -> None:
     pytest.importorskip("matplotlib")
     nb = execute(load("02-long-loop.ipynb"))
@@ -355,6 +356,7 @@ def test_first_message_of_the_plain_api_survives_a_restart(
     assert post.message == "run 1: done"
 
 
+@pytest.mark.slow
 def test_restart_in_the_middle_edits_a_fresh_run_the_next_day_posts(
     sb: Any,
     notebook: str,
@@ -384,6 +386,7 @@ def test_restart_in_the_middle_edits_a_fresh_run_the_next_day_posts(
     assert (first.message, second.message) == ("epoch 2", "day 2: done")
 
 
+@pytest.mark.slow
 def test_send_update_finds_an_old_id_and_made_up_ids_are_pruned(
     sb: Any,
     notebook: str,

@@ -362,6 +362,7 @@ def test_inner_failure_reaches_outer(client: Notify, mattermost_server: Sandbox)
 
 
 # --------------------------------------------------------------------------- never block
+@pytest.mark.slow
 def test_delayed_server_does_not_hold_the_loop(client: Notify, mattermost_server: Sandbox) -> None:
     """With every request stalled 2 s, a 0.3 s loop ends before the server has a post."""
     mattermost_server.faults.delay(2.0)

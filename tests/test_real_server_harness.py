@@ -65,6 +65,7 @@ def run_pytest(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_not_asked_for_the_suite_is_left_out_with_one_line(tmp_path: Path) -> None:
     proc = run_pytest("tests/real_server", cache=tmp_path)
     lines = [line for line in proc.stdout.splitlines() if "real-server tests not run" in line]
@@ -74,6 +75,7 @@ def test_not_asked_for_the_suite_is_left_out_with_one_line(tmp_path: Path) -> No
     assert "passed" not in proc.stdout and "error" not in proc.stdout.lower()
 
 
+@pytest.mark.slow
 def test_asked_for_without_a_built_server_is_an_error_not_a_skip(tmp_path: Path) -> None:
     proc = run_pytest(
         "-m", "real_server", "tests/real_server/test_real_errors.py", cache=tmp_path / "empty"

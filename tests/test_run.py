@@ -151,6 +151,7 @@ def test_a_failed_notification_keeps_the_command_status(mattermost_env):
     assert "notification not sent" in lines[0] and "nobody-here" in lines[0]
 
 
+@pytest.mark.slow
 def test_server_down_does_not_hold_the_command(mattermost_env):
     mattermost_env.stop()
     started = time.monotonic()

@@ -50,12 +50,12 @@ itself is not visible from there: ``sys.exc_info()`` in ``close()`` shows the
   current instruction exists, the loop was left by an exception and the bar is
   reported *failed* with where it was raised (file, line, function, source line).
   From Python 3.12 on the exception object is attached to that traceback. On 3.11 it
-  is not: a Ctrl-C is recognised by a SIGINT handler, installed while a bar is open in
-  the main thread, that notes what the previous handler raised (and chains to it);
-  any other exception is learnt a moment later, when it is caught or reaches
-  ``sys.excepthook`` (:mod:`mattermost_notify.loop_exception`, which watches the frames
-  above the loop with a trace function until then). With a debugger or coverage tool
-  tracing, the report says failed and where, without the exception's name.
+  is not: it is learnt a moment later, when it is caught or reaches ``sys.excepthook``
+  (:mod:`mattermost_notify.loop_exception`, which watches the frames above the loop
+  with a trace function until then). With a debugger or coverage tool tracing, that
+  cannot be done: a Ctrl-C is then recognised by a SIGINT handler, installed while a
+  bar is open in the main thread, that notes what the previous handler raised (and
+  chains to it); any other exception is reported failed and where, without its name.
 * A ``break`` or ``return`` reads as *stopped*.
 
 Nested bars and distributed runs
@@ -450,9 +450,10 @@ def _loop_left_by_exception(
 
 # ------------------------------------------------------------------ Ctrl-C watch
 # On Python 3.11 the exception that leaves a plain ``for x in bar`` loop is not visible
-# when the bar closes. While a bar with a message is open, a SIGINT handler in the main
-# thread notes the time of each Ctrl-C and then hands the signal on to the handler that
-# was there before (Python's KeyboardInterrupt, IPython's, the user's own).
+# when the bar closes; loop_exception learns it later, except under another trace
+# function (a debugger, coverage). Then, while a bar with a message is open, a SIGINT
+# handler in the main thread notes what the handler that was there before (Python's
+# KeyboardInterrupt, IPython's, the user's own) raised, and hands the signal on to it.
 _sigint_lock = threading.Lock()
 _sigint_users = 0
 _sigint_previous: Any = None
@@ -461,6 +462,7 @@ _sigint_raised: tuple[type[BaseException], str] | None = None
 
 def _note_sigint(signum: int, frame: FrameType | None) -> None:
     global _sigint_raised
+    __tracebackhide__ = True  # IPython and pytest leave this frame out of tracebacks
     previous = _sigint_previous
     try:
         if callable(previous):
@@ -612,7 +614,8 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         except Exception as exc:  # never break the user's loop
             warn(f"progress message not started: {exc}")
             self._mm = None
-        if self._mm is not None and sys.version_info < (3, 12):
+        if self._mm is not None and sys.version_info < (3, 12) and sys.gettrace() is not None:
+            # a debugger or coverage tracing: close() cannot learn the exception later
             self._mm_watching_sigint = _watch_sigint()
         if self._mm is not None:
             _close_at_exit()

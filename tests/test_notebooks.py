@@ -229,6 +229,28 @@ def test_interrupt_in_a_real_kernel(sb: Any, kernels: list[Kernel]) -> None:
     assert root.message.startswith(":warning: **Interrupted**")
 
 
+def test_interrupting_a_plain_tqdm_loop_in_a_real_kernel(sb: Any, kernels: list[Kernel]) -> None:
+    """The kernel's interrupt (SIGINT) in ``for x in tqdm(...)``: interrupted, no alerting
+    reply, and the user's traceback shows no frame of ours (Python 3.11 too)."""
+    k = Kernel()
+    kernels.append(k)
+    loop = (
+        "import time\nfrom mattermost_notify import tqdm\n"
+        "for i in tqdm(range(100_000), desc='job', channel='alerts'):\n"
+        "    time.sleep(0.01)"
+    )
+    msg_id = k.send(loop, stop_on_error=False)
+    assert wait_for(lambda: roots(sb), timeout=60)  # the bar's message is there: it runs
+    k.km.interrupt_kernel()
+    reply = k.reply(msg_id, timeout=30)
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+    assert "_note_sigint" not in "\n".join(reply["traceback"])
+    assert k.value("import mattermost_notify as notify; notify.flush(timeout=30)") == "True"
+    [root] = roots(sb)
+    assert "⏹️ **job** interrupted at " in root.message, root.message
+    assert not replies(sb, root)
+
+
 def test_two_kernels_write_one_store(sb: Any, kernels: list[Kernel]) -> None:
     kernels.extend([Kernel(), Kernel()])
     setup = (

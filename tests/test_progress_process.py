@@ -291,11 +291,12 @@ def test_value_error_in_a_plain_loop_is_named(
 
 
 def test_a_debugger_s_trace_function_is_left_alone(mattermost_env: Sandbox, tmp_path: Path) -> None:
-    """With a trace function set (a debugger, coverage) the bar does not replace it; the
-    report still says failed, with where."""
+    """With a trace function set (a debugger, coverage) the bar does not replace it: a
+    failure still says failed, with where; a Ctrl-C still reads interrupted (a SIGINT
+    handler chained to the previous one, then put back)."""
     proc = run(
         """
-        import sys
+        import signal, sys
         from mattermost_notify import tqdm
         def tracer(frame, event, arg):
             return None
@@ -306,27 +307,39 @@ def test_a_debugger_s_trace_function_is_left_alone(mattermost_env: Sandbox, tmp_
                     raise ValueError("bad batch")
         except ValueError:
             pass
+        try:
+            for i in tqdm(range(9), desc="fit", channel="alerts"):
+                if i == 2:
+                    signal.raise_signal(signal.SIGINT)  # Ctrl-C
+        except KeyboardInterrupt:
+            print("interrupted")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         assert sys.gettrace() is tracer
         print("tracer kept")
         """,
         tmp_path,
     )
-    assert "tracer kept" in proc.stdout, proc.stderr
-    (post,) = roots(mattermost_env, replies=1)
-    text = post.message  # type: ignore[attr-defined]
-    assert "❌ **job** failed at 4/9" in text, text
-    assert 'raise ValueError("bad batch")' in text
+    assert "tracer kept" in proc.stdout and "interrupted" in proc.stdout, proc.stderr
+    job, fit = sorted(roots(mattermost_env, count=2, replies=1), key=lambda p: "fit" in p.message)
+    assert "❌ **job** failed at 4/9" in job.message, job.message
+    assert 'raise ValueError("bad batch")' in job.message
+    assert "⏹️ **fit** interrupted at 2/9" in fit.message, fit.message
+    assert not fit.reply_ids
 
 
 def test_sigint_handler_is_restored_after_the_bar(mattermost_env: Sandbox, tmp_path: Path) -> None:
+    """Under a tracer (where the bar watches SIGINT itself) the user's own SIGINT handler
+    is called for each Ctrl-C and is back in place after the bar."""
     proc = run(
         """
-        import signal
+        import signal, sys
         from mattermost_notify import tqdm
+        sys.settrace(lambda frame, event, arg: None)
         def mine(signum, frame):
             print("my handler ran")
         signal.signal(signal.SIGINT, mine)
         for i in tqdm(range(3), desc="job", channel="alerts"):
+            assert signal.getsignal(signal.SIGINT) is not mine  # the bar's, chained
             signal.raise_signal(signal.SIGINT)  # chained to the user's handler
         assert signal.getsignal(signal.SIGINT) is mine
         """,
@@ -336,3 +349,26 @@ def test_sigint_handler_is_restored_after_the_bar(mattermost_env: Sandbox, tmp_p
     assert proc.stdout.count("my handler ran") == 3
     (post,) = roots(mattermost_env, replies=1)
     assert "done: 3/3" in post.message  # type: ignore[attr-defined]
+
+
+def test_no_sigint_handler_of_ours_without_a_tracer(
+    mattermost_env: Sandbox, tmp_path: Path
+) -> None:
+    """Without a tracer the bar leaves SIGINT alone: a Ctrl-C's traceback has no frame
+    of ours."""
+    proc = start(
+        """
+        import signal, time
+        from mattermost_notify import tqdm
+        for i in tqdm(range(100), desc="job", channel="alerts"):
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            if i == 3:
+                print("ready", flush=True)
+                time.sleep(60)
+        """,
+        tmp_path,
+    )
+    _, err = ctrl_c_at_ready(proc)
+    assert "KeyboardInterrupt" in err and "progress_bar.py" not in err, err
+    (post,) = roots(mattermost_env)
+    assert "⏹️ **job** interrupted at 3/100" in post.message, post.message

@@ -333,7 +333,8 @@ def _restart(started: list[Kernel], k: Kernel) -> None:
 
 
 def _error(k: Kernel, code: str) -> str:
-    reply = k.run(code)
+    # stop_on_error=False: else ipykernel 7 may abort the next request (a race in its queue)
+    reply = k.reply(k.send(code, stop_on_error=False))
     assert reply["status"] == "error", reply
     return f"{reply['ename']}: {reply['evalue']}"
 

@@ -42,32 +42,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from bench_library import ORIGINAL, ensure_original  # noqa: E402
 from latency_proxy import LatencyProxy  # noqa: E402
 
-CACHE = HERE / ".cache"
-ORIGINAL = CACHE / "original"
 REPO = HERE.parent
 BIN = Path(sys.executable).parent
-
-
-def ensure_original() -> Path:
-    if not (ORIGINAL / "mattermost_notify" / "client.py").exists():
-        ORIGINAL.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--no-deps",
-                "--target",
-                str(ORIGINAL),
-                "notify-mattermost==0.1.3",
-            ],
-            check=True,
-        )
-    return ORIGINAL
 
 
 class Env:
@@ -118,30 +97,29 @@ class Env:
 
 # ------------------------------------------------------------------ 1. requests per op
 
+# the operations of ours and of the original: the same API, so the same calls
+_SAME_OPS = """
+def op(i):
+    if OP == "dm": c.send_to_user(f"dm {i}", "alice")
+    elif OP == "channel": c.send_to_channel(f"channel {i}", "alerts")
+    elif OP == "files": c.send_to_channel(f"files {i}", "alerts", files=FILES)
+    elif OP == "update":
+        c.read_message_hook_from_file(HOOK)
+        c.send_update(f"update {i}", id="bench-hook")
+"""
+
 # one script per library; OP and PHASE are filled in; "warm" does the op once first
 SCRIPTS = {
     "ours": """
 import mattermost_notify as m
 c = m.Notify(token=TOKEN, url=URL, team_name=TEAM, id_cache=CACHE_ON)
-def op(i):
-    if OP == "dm": c.send_to_user(f"dm {i}", "alice")
-    elif OP == "channel": c.send_to_channel(f"channel {i}", "alerts")
-    elif OP == "files": c.send_to_channel(f"files {i}", "alerts", files=FILES)
-    elif OP == "update":
-        c.read_message_hook_from_file(HOOK)
-        c.send_update(f"update {i}", id="bench-hook")
-""",
+"""
+    + _SAME_OPS,
     "original": """
 from mattermost_notify.client import Notify
 c = Notify(url=URL, token=TOKEN, team_name=TEAM)
-def op(i):
-    if OP == "dm": c.send_to_user(f"dm {i}", "alice")
-    elif OP == "channel": c.send_to_channel(f"channel {i}", "alerts")
-    elif OP == "files": c.send_to_channel(f"files {i}", "alerts", files=FILES)
-    elif OP == "update":
-        c.read_message_hook_from_file(HOOK)
-        c.send_update(f"update {i}", id="bench-hook")
-""",
+"""
+    + _SAME_OPS,
     "driver": """
 import os
 from urllib.parse import urlsplit

@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+from polling import wait_until
 
 from mattermost_notify.sender import DEFAULT_EXIT_TIMEOUT
 
@@ -28,15 +29,6 @@ def _dm(sb, user="alice"):
         return [p.message for p in sb.view.posts(dm_with=user)]
     except KeyError:
         return []
-
-
-def _wait(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.slow
@@ -56,12 +48,12 @@ def test_exit_under_a_slow_server_hands_over_and_delivers_once(mattermost_env):
     # bench/bench_exit.py (a loaded test machine makes timings unreliable)
     assert at_exit < 3
     assert took < DEFAULT_EXIT_TIMEOUT, f"the script took {took:.2f} s to exit"
-    _wait(lambda: len(_dm(sb)) >= 3, 60, "the 3 messages")
+    wait_until(lambda: len(_dm(sb)) >= 3, 60, "the 3 messages")
     time.sleep(3)  # a late duplicate would show up now
     assert sorted(_dm(sb)) == ["message 0", "message 1", "message 2"]
     from mattermost_notify.outbox import list_entries
 
-    _wait(lambda: not list_entries(), 30, "the outbox to be empty")
+    wait_until(lambda: not list_entries(), 30, "the outbox to be empty")
 
 
 @pytest.mark.slow
@@ -76,7 +68,7 @@ def test_exit_with_the_server_down_leaves_the_messages_to_the_detached_sender(ma
     assert time.monotonic() - started < DEFAULT_EXIT_TIMEOUT
     time.sleep(1)
     sb.start()  # the server comes back while the detached sender retries
-    _wait(lambda: len(_dm(sb)) >= 3, 60, "the 3 messages")
+    wait_until(lambda: len(_dm(sb)) >= 3, 60, "the 3 messages")
     time.sleep(2)
     assert sorted(_dm(sb)) == ["message 0", "message 1", "message 2"]
 
@@ -86,6 +78,6 @@ def test_a_healthy_server_gets_everything_once(mattermost_env):
         [sys.executable, "-c", SCRIPT], env=dict(os.environ), capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
-    _wait(lambda: len(_dm(mattermost_env)) >= 3, 30, "the 3 messages")
+    wait_until(lambda: len(_dm(mattermost_env)) >= 3, 30, "the 3 messages")
     time.sleep(1)
     assert sorted(_dm(mattermost_env)) == ["message 0", "message 1", "message 2"]

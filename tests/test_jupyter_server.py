@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from polling import wait_until
 
 pytest.importorskip("jupyter_server")
 from jupyter_client import BlockingKernelClient
@@ -38,16 +39,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _wait(predicate, timeout: float, what: str, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class JupyterServer:
@@ -74,7 +65,7 @@ class JupyterServer:
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
         )
-        _wait(self._up, 60, "the Jupyter server")
+        wait_until(self._up, 60, "the Jupyter server")
 
     def _up(self) -> bool:
         assert self.proc.poll() is None, self.log.read_text()
@@ -98,7 +89,7 @@ class JupyterServer:
 
     def client(self, kernel_id: str) -> BlockingKernelClient:
         path = self.runtime / f"kernel-{kernel_id}.json"
-        _wait(path.exists, 30, "the connection file")
+        wait_until(path.exists, 30, "the connection file")
         kc = BlockingKernelClient(connection_file=str(path))
         kc.load_connection_file()
         # no heartbeat: on a loaded machine a late beat reads as "kernel died" to
@@ -159,8 +150,8 @@ def _start_notified_cell(jupyter, sb, kernel_id: str, user: str) -> tuple[dict, 
     kc = jupyter.client(kernel_id)
     _execute(kc, "%load_ext mattermost_notify")
     kc.execute(f"%%notify_on_done -u {user}\nimport time\ntime.sleep(300)")
-    [running] = _wait(lambda: _posts(sb, user), 30, "the running post")
-    record = _wait(
+    [running] = wait_until(lambda: _posts(sb, user), 30, "the running post")
+    record = wait_until(
         lambda: (r := _record(kernel_id)) and r["jobs"] and r["jobs"][0]["hook"] and r,
         30,
         "the job record with the message's hook",
@@ -191,7 +182,7 @@ def test_sigkill_mid_cell_replies_in_the_thread_within_10_s(jupyter, mattermost_
 
     os.kill(record["pid"], signal.SIGKILL)
     killed = time.monotonic()
-    reply = _wait(
+    reply = wait_until(
         lambda: next((p for p in _posts(sb, "alice") if p.root_id == running.id), None),
         10,
         "the reply saying the kernel died",
@@ -203,7 +194,7 @@ def test_sigkill_mid_cell_replies_in_the_thread_within_10_s(jupyter, mattermost_
     assert "analysis.ipynb" in reply.message
     print(f"reply {took:.1f} s after the kill")
     # the running post is edited to its final state
-    root = _wait(
+    root = wait_until(
         lambda: (p := sb.view.post(running.id)) and "Died" in p.message and p,
         10,
         "the final edit",
@@ -230,7 +221,7 @@ def test_sigkill_under_a_progress_bar_replies_in_the_bars_thread(jupyter, matter
     kernel_id = jupyter.start_session("training.ipynb")
     kc = jupyter.client(kernel_id)
     kc.execute(_BAR_CELL)
-    record = _wait(
+    record = wait_until(
         lambda: (
             (r := _record(kernel_id))
             and r["jobs"]
@@ -249,7 +240,7 @@ def test_sigkill_under_a_progress_bar_replies_in_the_bars_thread(jupyter, matter
 
     os.kill(record["pid"], signal.SIGKILL)
     killed = time.monotonic()
-    reply = _wait(
+    reply = wait_until(
         lambda: next((p for p in _posts(sb, "alice") if p.root_id == bar_post.id), None),
         10,
         "the reply in the bar's thread",
@@ -261,7 +252,7 @@ def test_sigkill_under_a_progress_bar_replies_in_the_bars_thread(jupyter, matter
     assert "in cell [1]" in reply.message
     assert "training.ipynb" in reply.message
     assert "killed by SIGKILL: probably out of memory" in reply.message
-    edited = _wait(
+    edited = wait_until(
         lambda: (p := sb.view.post(bar_post.id)) and "died" in p.message and p,
         10,
         "the bar's message edited",
@@ -311,7 +302,7 @@ def test_renames_move_the_notebooks_hooks(jupyter, mattermost_env):
     assert r.ok, r.text
 
     new_store = HookStore.for_key(os.path.realpath(root / "new.ipynb"))
-    _wait(lambda: new_store.get("loss"), 10, "the hooks of the renamed notebook")
+    wait_until(lambda: new_store.get("loss"), 10, "the hooks of the renamed notebook")
     assert not HookStore.for_key(os.path.realpath(root / "old.ipynb")).path.exists()
     inner = HookStore.for_key(os.path.realpath(root / "projB" / "inner.ipynb"))
-    _wait(lambda: inner.get("acc"), 10, "the hooks of the notebook in the moved folder")
+    wait_until(lambda: inner.get("acc"), 10, "the hooks of the notebook in the moved folder")

@@ -14,18 +14,9 @@ from pathlib import Path
 
 import pytest
 from jupyter_client import KernelManager
+from polling import wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _posts(sb, user):
@@ -64,8 +55,8 @@ def console_kernel(mattermost_env, tmp_path, monkeypatch):
 
 def _start_cell(sb, kc, user):
     kc.execute(f"%%notify_on_done -u {user}\nimport time\ntime.sleep(300)")
-    [running] = _wait(lambda: _posts(sb, user), 30, "the running post")
-    record = _wait(
+    [running] = wait_until(lambda: _posts(sb, user), 30, "the running post")
+    record = wait_until(
         lambda: next((r for r in _records() if r["jobs"] and r["jobs"][0]["hook"]), None),
         30,
         "the job record",
@@ -79,7 +70,7 @@ def test_sigkill_of_a_console_kernel_is_reported_by_its_watcher(console_kernel, 
     running, record = _start_cell(sb, kc, "alice")
     assert record["jobs"][0]["cell_number"] == 2
     os.kill(record["pid"], signal.SIGKILL)
-    reply = _wait(
+    reply = wait_until(
         lambda: next((p for p in _posts(sb, "alice") if p.root_id == running.id), None),
         10,
         "the watcher's reply",
@@ -127,7 +118,7 @@ def test_sigkill_of_a_script_under_a_progress_bar_is_reported_in_its_thread(
         cwd=tmp_path,
     )
     try:
-        record = _wait(
+        record = wait_until(
             lambda: next(
                 (
                     r
@@ -151,7 +142,7 @@ def test_sigkill_of_a_script_under_a_progress_bar_is_reported_in_its_thread(
     finally:
         if proc.poll() is None:
             proc.kill()
-    reply = _wait(
+    reply = wait_until(
         lambda: next((p for p in _posts(sb, "alice") if p.root_id == bar_post.id), None),
         10,
         "the watcher's reply in the bar's thread",
@@ -159,7 +150,7 @@ def test_sigkill_of_a_script_under_a_progress_bar_is_reported_in_its_thread(
     assert "The process died" in reply.message
     assert "**train** was at 60 % (60/100)" in reply.message
     assert "without a clean exit" in reply.message
-    edited = _wait(
+    edited = wait_until(
         lambda: (p := sb.view.post(bar_post.id)) and "died" in p.message and p,
         10,
         "the bar's message edited",

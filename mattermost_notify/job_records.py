@@ -1,8 +1,9 @@
 """Records of running jobs, so that someone else can report a job whose process died.
 
-While a notified cell or a progress bar runs in a Jupyter kernel, the IPython
-extension keeps a small record of it here: what runs, where its message is (the
-message's hook, once posted), the target, the start time, the cell number, the
+While a notified cell (``%%notify_on_done``, or any cell while ``%autonotify`` is on)
+or a progress bar runs in a Jupyter kernel, the IPython extension keeps a small record
+of it here: what runs, where its message is (the message's hook, once posted; a cell
+under ``%autonotify`` has none), the target, the start time, the cell number, the
 notebook. A kernel killed by SIGKILL cannot say anything; the Jupyter server
 extension (or the watcher process) reads the record of that kernel and replies in the
 message's thread.
@@ -63,7 +64,7 @@ class JobRecord:
     """One running job of a kernel."""
 
     message_id: str
-    kind: str  # "cell" or "progress"
+    kind: str  # "cell" (%%notify_on_done), "autonotify" (a cell under %autonotify), "progress"
     started_at: float  # time.time()
     user: str | None = None
     channel: str | None = None
@@ -76,6 +77,8 @@ class JobRecord:
     mention: str = ""
     state: str | None = None  # progress bars: the last state shown ("60 % (60/100)")
     meter: str | None = None  # progress bars: the meter line of that state
+    after: float | None = None  # autonotify: its threshold (seconds)
+    on: str | None = None  # autonotify: what it reports ("done", "error" or "all")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 from . import report
 from .job_records import JobRecord, KernelRecord
 
-__all__ = ["late_note", "report_kernel_death"]
+__all__ = ["autonotify_reports", "late_note", "report_kernel_death"]
 
 log = logging.getLogger("mattermost_notify.kernel_death")
 
@@ -49,9 +49,21 @@ def _context(job: JobRecord, notebook: str | None) -> report.CellContext:
         notebook=notebook or job.notebook,
         started_at=datetime.fromtimestamp(job.started_at, UTC),
         what="a progress bar" if job.kind == "progress" else "a cell",
-        cell_number=job.cell_number if job.kind == "cell" else None,
+        cell_number=job.cell_number if job.kind != "progress" else None,
         **kwargs,
     )
+
+
+def autonotify_reports(job: JobRecord, elapsed: float) -> bool:
+    """Whether ``%autonotify`` reports the death of its cell ``job`` after ``elapsed`` s.
+
+    A death is a failure, and ``%autonotify`` reports failures as it does at a cell's
+    end: always with ``--on all`` (the default) or ``--on error``; with ``--on done``
+    (long cells only) when the cell ran at least the threshold.
+    """
+    if job.on == "done":
+        return job.after is None or elapsed >= job.after
+    return True
 
 
 def progress_died_message(
@@ -101,8 +113,9 @@ def report_kernel_death(
     reply to it. Then, for every job of the record: a reply in its message's thread
     (which alerts) and an edit of that message to its final state (a progress bar's
     message keeps its last meter); a job whose message was never posted gets one
-    message to its target. ``exit_detail`` says how it ended
-    when ``returncode`` is not known.
+    message to its target, and so does a cell under ``%autonotify`` (which posts nothing
+    before its cell ends), when :func:`autonotify_reports` says so. ``exit_detail``
+    says how it ended when ``returncode`` is not known.
     """
     died_at = time.time() if died_at is None else died_at
     sender = client.sender
@@ -116,6 +129,8 @@ def report_kernel_death(
     for job in record.jobs.values():
         ctx = _context(job, notebook)
         elapsed = max(0.0, died_at - job.started_at)
+        if job.kind == "autonotify" and not autonotify_reports(job, elapsed):
+            continue
         alert = _alert(client, job, mention)
         if job.kind == "progress":
             text = progress_died_message(ctx, job, elapsed=elapsed, exit_detail=exit_detail)
@@ -136,7 +151,7 @@ def report_kernel_death(
                 from .hooks import MessageHook
 
                 client.add_hook(MessageHook.from_dict(job.hook), source="the kernel's record")
-            if job.hook is not None or sender.knows(job.message_id):
+            if job.kind != "autonotify" and (job.hook is not None or sender.knows(job.message_id)):
                 tickets.append(sender.post(text, reply_to=job.message_id))
                 tickets.append(sender.update(job.message_id, edit))
             else:

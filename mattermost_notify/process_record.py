@@ -78,20 +78,24 @@ class ProcessRecord:
         self.watcher: Any = None  # a watcher.Watcher, or False once it could not start
         self._lock = threading.Lock()
 
+    def start_watcher(self, client: Any) -> bool:
+        """Start the watcher (with ``client``'s settings) unless it runs or could not
+        start; True when there is one. Without a watcher, nobody reads the record."""
+        with self._lock:
+            if self.watcher is None:
+                try:
+                    from .watcher import start_watcher
+
+                    self.watcher = start_watcher(client, self.key) or False
+                except Exception as exc:
+                    log.warning("cannot start the watcher process: %s", exc)
+                    self.watcher = False
+            return self.watcher is not False
+
     def add(self, job: JobRecord, client: Any) -> None:
         """Record ``job``; first start the watcher (with ``client``'s settings) if needed."""
-        if self.with_watcher:
-            with self._lock:
-                if self.watcher is None:
-                    try:
-                        from .watcher import start_watcher
-
-                        self.watcher = start_watcher(client, self.key) or False
-                    except Exception as exc:
-                        log.warning("cannot start the watcher process: %s", exc)
-                        self.watcher = False
-            if self.watcher is False:
-                return  # nobody would read the record
+        if self.with_watcher and not self.start_watcher(client):
+            return  # nobody would read the record
         self.recorder.add(job)
 
     def set_hook(self, message_id: str, hook: Any) -> None:

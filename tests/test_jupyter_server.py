@@ -274,6 +274,75 @@ def test_a_restart_from_the_api_gives_no_death_message(jupyter, mattermost_env):
     assert "died" not in sb.view.post(running.id).message
 
 
+# ------------------------------------------------------------------ %autonotify
+def _start_autonotify_cell(jupyter, kernel_id: str, options: str) -> dict:
+    """``%autonotify OPTIONS``, a quick cell (its record is gone when it ends), then a
+    cell that sleeps: returns its job record."""
+    kc = jupyter.client(kernel_id)
+    _execute(kc, "%load_ext mattermost_notify")
+    _execute(kc, f"%autonotify {options}")
+    _execute(kc, "x = 1 + 1")
+    assert _record(kernel_id) is None, "a finished cell left its record behind"
+    kc.execute("import time\ntime.sleep(300)")
+    record = wait_until(
+        lambda: (r := _record(kernel_id)) and r["jobs"] and r,
+        30,
+        "the job record of the cell under %autonotify",
+    )
+    kc.stop_channels()
+    return record
+
+
+def test_sigkill_mid_cell_under_autonotify_sends_a_new_alerting_message(jupyter, mattermost_env):
+    """%autonotify posts nothing while a cell runs: the death is a new message (a DM
+    here, so it alerts), naming the cell, even though the cell ran less than --after."""
+    sb = mattermost_env
+    kernel_id = jupyter.start_session("autonotified.ipynb")
+    record = _start_autonotify_cell(jupyter, kernel_id, "-u alice --after 600")
+    [job] = record["jobs"]
+    assert (job["kind"], job["cell_number"], job["user"]) == ("autonotify", 4, "alice")
+    assert (job["after"], job["on"], job["first_line"]) == (600, "all", "import time")
+    path = Path(os.environ["MATTERMOST_NOTIFY_DATA_DIR"], "kernels", f"{kernel_id}.json")
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert sb.token not in path.read_text()
+    assert _posts(sb, "alice") == []  # nothing is posted when a cell starts
+
+    os.kill(record["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    [message] = wait_until(lambda: _posts(sb, "alice"), 10, "the message saying the kernel died")
+    print(f"message {time.monotonic() - killed:.1f} s after the kill")
+    assert message.root_id in ("", None)
+    assert "The kernel died** while running `autonotified.ipynb` cell [4]" in message.message
+    assert "`import time`" in message.message
+    assert "killed by SIGKILL: probably out of memory" in message.message
+    assert "running for" in message.message
+    time.sleep(1)
+    assert len(_posts(sb, "alice")) == 1  # one message, no second report
+
+
+def test_autonotify_death_in_a_channel_mentions(jupyter, mattermost_env):
+    sb = mattermost_env
+    kernel_id = jupyter.start_session("channel.ipynb")
+    record = _start_autonotify_cell(jupyter, kernel_id, "-c alerts --mention bob")
+    os.kill(record["pid"], signal.SIGKILL)
+    [message] = wait_until(
+        lambda: sb.view.posts(channel="alerts"), 10, "the death message in the channel"
+    )
+    assert message.message.startswith("@bob ")
+    assert "The kernel died" in message.message and "cell [4]" in message.message
+
+
+def test_a_restart_from_the_api_under_autonotify_gives_no_message(jupyter, mattermost_env):
+    sb = mattermost_env
+    kernel_id = jupyter.start_session("restart-auto.ipynb")
+    _start_autonotify_cell(jupyter, kernel_id, "-u bob --after 600")
+    r = jupyter.api("POST", f"/api/kernels/{kernel_id}/restart")
+    assert r.ok, r.text
+    time.sleep(8)  # longer than the restarter's 3 s poll
+    assert _posts(sb, "bob") == []
+    assert _record(kernel_id) is None
+
+
 def _hook(hook_id: str, sb) -> MessageHook:
     return MessageHook(
         id=hook_id,

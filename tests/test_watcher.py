@@ -91,6 +91,49 @@ def test_a_clean_shutdown_is_not_reported(console_kernel, mattermost_env):
     assert _records() == []
 
 
+# ------------------------------------------------------------------ %autonotify
+def _start_autonotify_cell(kc, options):
+    """``%autonotify OPTIONS`` (it starts the watcher), then a cell that sleeps."""
+    reply = kc.execute_interactive(f"%autonotify {options}", timeout=60)
+    assert reply["content"]["status"] == "ok"
+    kc.execute("import time\ntime.sleep(300)")
+    return wait_until(
+        lambda: next((r for r in _records() if r["jobs"]), None),
+        30,
+        "the job record of the cell under %autonotify",
+    )
+
+
+def test_sigkill_of_a_console_kernel_under_autonotify_is_reported(console_kernel, mattermost_env):
+    """No post while the cell runs; its watcher sends the death as a new message in the
+    channel, with the mention, though the cell ran less than --after."""
+    sb = mattermost_env
+    _km, kc = console_kernel
+    record = _start_autonotify_cell(kc, "-c alerts --mention bob --after 600")
+    [job] = record["jobs"]
+    assert (job["kind"], job["cell_number"], job["channel"]) == ("autonotify", 3, "alerts")
+    assert sb.token not in json.dumps(record)
+    assert sb.view.posts(channel="alerts") == []
+    os.kill(record["pid"], signal.SIGKILL)
+    [message] = wait_until(
+        lambda: sb.view.posts(channel="alerts"), 10, "the watcher's message in the channel"
+    )
+    assert message.message.startswith("@bob ")
+    assert "The kernel died** while running cell [3] `import time`" in message.message
+    assert "without a clean exit" in message.message
+    assert _records() == []
+
+
+def test_a_clean_shutdown_under_autonotify_is_not_reported(console_kernel, mattermost_env):
+    sb = mattermost_env
+    km, kc = console_kernel
+    _start_autonotify_cell(kc, "-u bob --after 600")
+    km.shutdown_kernel(now=False)
+    time.sleep(4)
+    assert _posts(sb, "bob") == []
+    assert _records() == []
+
+
 # ------------------------------------------------------------- a progress bar, no IPython
 _BAR_SCRIPT = """
 import time

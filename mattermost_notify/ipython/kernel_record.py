@@ -1,11 +1,13 @@
 """The kernel side of death reports: record what notified cell is running, and where.
 
-While a ``%%notify_on_done`` cell runs, its job is kept in this process's record file
+While a ``%%notify_on_done`` cell runs (or any cell while ``%autonotify`` is on), its
+job is kept in this process's record file
 (:mod:`mattermost_notify.process_record`: keyed by the Jupyter kernel id, or read by a
 watcher process elsewhere; progress bars write to the same file): the message id, its
 hook once the "running" post is delivered, the target, the start time, the cell number
 and the notebook. If the kernel is killed, the Jupyter server extension (or the watcher
-process) reads it and replies in that message's thread. No IPython import.
+process) reads it and replies in that message's thread (a cell under ``%autonotify``
+has no message yet: it gets a new one). No IPython import.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import contextlib
 import logging
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from ..job_records import JobRecord
 from ..process_record import ProcessRecord, connection_file, server_kernel_id, this_process
+from ..report import _user_at_host
 
 __all__ = ["CellRecorder", "server_kernel_id"]
 
@@ -102,6 +106,63 @@ class CellRecorder:
             hook = hooks().get(message_id)
             if hook is not None:
                 self.record.set_hook(message_id, hook.to_dict())
+
+    def start_auto(
+        self,
+        *,
+        cell_number: int | None,
+        first_line: str,
+        notebook: str | None,
+        target: dict[str, str | None],
+        mention: Any,
+        after: float,
+        on: str,
+        client: Any,
+    ) -> str | None:
+        """Record a cell that runs under ``%autonotify``; returns its record id (None when
+        not recorded). Never raises, sends nothing: one small file write.
+
+        ``client`` (None when there is none yet) names the target when the magic left it
+        to the defaults, and gives the watcher process its settings; without a client no
+        watcher can start, and the cell is recorded only for a Jupyter server.
+        """
+        try:
+            user, channel = target.get("user"), target.get("channel")
+            names = _mention_names(mention)
+            if client is not None:
+                with contextlib.suppress(Exception):  # no default: the reporter's defaults
+                    kind, name = client.resolve_target(user, channel)
+                    user, channel = (name, None) if kind == "user" else (None, name)
+                if mention is None and channel is not None:
+                    names = ",".join(getattr(client, "mention", ()) or ())
+            elif self.record.with_watcher:
+                return None  # nobody would read it
+            message_id = f"auto-{uuid.uuid4().hex[:12]}"
+            self.record.add(
+                JobRecord(
+                    message_id=message_id,
+                    kind="autonotify",
+                    started_at=time.time(),
+                    user=user,
+                    channel=channel,
+                    cell_number=cell_number,
+                    notebook=notebook,
+                    first_line=first_line,
+                    host=_user_at_host(),
+                    mention=names,
+                    after=after,
+                    on=on,
+                ),
+                client,
+            )
+            return message_id
+        except Exception as exc:
+            log.warning("cannot record the running cell: %s", exc)
+            return None
+
+    def finish_auto(self, message_id: str) -> None:
+        with contextlib.suppress(Exception):
+            self.record.remove(message_id)
 
     def finish(self, job: Any) -> None:
         with contextlib.suppress(Exception):

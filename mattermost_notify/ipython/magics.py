@@ -151,6 +151,7 @@ class _Armed:
     info: Any
     started: float
     context: report.CellContext | None = None
+    record_id: str | None = None  # the cell's job record under %autonotify
 
 
 def _optional_text(help: str) -> Any:
@@ -351,6 +352,8 @@ class NotifyMagics(Magics):
     def close(self) -> None:
         """Called at unload: stop auto-notify, drop temporary files already sent."""
         self._auto = None
+        for armed in self._stack:
+            self._forget_auto_record(armed)
         self._stack.clear()
         self._cleanup_tmp()
 
@@ -451,6 +454,7 @@ class NotifyMagics(Magics):
             return None
         if self._stack:  # %autonotify must not send a second message for this cell
             self._skip_auto.add(id(self._stack[0].info))
+            self._forget_auto_record(self._stack[0])  # nor a second death report
         with _quietly("notification not started"):
             self._cleanup_tmp()
             job = Job(
@@ -570,6 +574,7 @@ class NotifyMagics(Magics):
         args.target = self._target(args.user, args.channel)
         self._auto = args
         print(f"autonotify: on ({self._describe_auto()})")
+        self._prepare_auto_records()
 
     def _describe_auto(self) -> str:
         after = self._effective_after()
@@ -582,14 +587,61 @@ class NotifyMagics(Magics):
     def _effective_after(self) -> float:
         return self.auto_after if self._auto.after is None else float(self._auto.after)
 
+    def _prepare_auto_records(self) -> None:
+        """When %autonotify is turned on: what its cells' job records need, found now
+        (the notebook's path, which may ask the Jupyter server; the client; outside a
+        Jupyter server the watcher process), so that a cell's start only writes a file."""
+        if not self.enabled:
+            return
+        with contextlib.suppress(Exception):
+            self.notebook()
+        recorder = self._cell_recorder()
+        if recorder is None:
+            return
+        with contextlib.suppress(Exception):  # not configured yet: the cells will say so
+            client = self.client()
+            if recorder.record.with_watcher:
+                recorder.record.start_watcher(client)
+
+    def _record_auto_cell(self, armed: _Armed) -> None:
+        """At a cell's start under %autonotify: its job record, so that the kernel's
+        death during the cell is reported. No request, no I/O but one small file."""
+        if self._auto is None or not self.enabled:
+            return
+        recorder = self._cell_recorder()
+        if recorder is None:
+            return
+        key = self._key if self._key_checked else self.notebook(query_server=False)
+        notebook = key.key if key is not None and key.key.endswith(".ipynb") else None
+        armed.record_id = recorder.start_auto(
+            cell_number=self._cell_number(),
+            first_line=report.first_line(getattr(armed.info, "raw_cell", "") or ""),
+            notebook=notebook,
+            target=self._auto.target,
+            mention=self._auto.mention,
+            after=self._effective_after(),
+            on=self._auto.on,
+            client=api.current_client(),
+        )
+
+    def _forget_auto_record(self, armed: _Armed) -> None:
+        if armed.record_id is not None and self._recorder is not None:
+            self._recorder.finish_auto(armed.record_id)
+        armed.record_id = None
+
     def pre_run_cell(self, info: Any) -> None:
         """Event ``pre_run_cell(info)``: remember when the (outermost) cell started."""
-        self._stack.append(_Armed(info=info, started=time.perf_counter()))
+        armed = _Armed(info=info, started=time.perf_counter())
+        self._stack.append(armed)
         if len(self._stack) == 1:
             try:
                 self._attach_default_client()
             except Exception as exc:
                 self._warn_once("attach", f"mattermost_notify: hook store not used ({exc})")
+            try:
+                self._record_auto_cell(armed)
+            except Exception as exc:
+                self._warn_once("record", f"mattermost_notify: cell not recorded ({exc})")
 
     def post_run_cell(self, result: Any) -> None:
         """Event ``post_run_cell(result)``: nested run_cell and missing pre events are safe."""
@@ -607,6 +659,8 @@ class NotifyMagics(Magics):
         if index is None:
             return  # no pre event for this cell (an empty cell, or loaded mid-cell)
         armed = self._stack[index]
+        for left in self._stack[index:]:
+            self._forget_auto_record(left)
         del self._stack[index:]  # this cell and anything left over above it
         if index != 0:
             return  # a nested run_cell: only the outermost cell counts

@@ -91,7 +91,6 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
-import tqdm as _tqdm_pkg
 from tqdm.auto import tqdm as _tqdm_auto
 from tqdm.std import tqdm as _tqdm_std
 
@@ -116,8 +115,6 @@ try:  # once, at import: nothing on a bar's path makes a system call for it
     _HOST = socket.gethostname()
 except OSError:  # pragma: no cover
     _HOST = "unknown host"
-_TQDM_DIR = str(Path(_tqdm_pkg.__file__).resolve().parent)
-_THIS_FILE = str(Path(__file__).resolve())
 # Instructions at which a for loop's iterator is dropped without an exception:
 # `break`/`return` inside the loop (POP_TOP), an exhausted outer iterator (FOR_ITER,
 # END_FOR), a return.
@@ -407,10 +404,11 @@ def _where(tb: TracebackType | None) -> str | None:
 
 # --------------------------------------------------------------------------- exceptions
 def _user_frame(frame: FrameType | None) -> FrameType | None:
-    """The first frame above ``frame`` that is neither tqdm's nor ours."""
+    """The first frame above ``frame`` that is neither tqdm's nor ours (told by module
+    name: a file path may reach the same file through a symbolic link)."""
     while frame is not None:
-        name = frame.f_code.co_filename
-        if not (name.startswith(_TQDM_DIR) or name in (_THIS_FILE, __file__)):
+        module = frame.f_globals.get("__name__")
+        if not (isinstance(module, str) and (module == __name__ or module.split(".")[0] == "tqdm")):
             return frame
         frame = frame.f_back
     return None

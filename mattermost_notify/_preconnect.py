@@ -18,6 +18,8 @@ import socket
 import threading
 from urllib.parse import urlsplit
 
+from ._threads import start_thread
+
 __all__ = ["start", "take"]
 
 _lock = threading.Lock()
@@ -30,7 +32,7 @@ class _Early:
         self.sock: socket.socket | None = None
         self.thread = threading.Thread(target=self._connect, name="mattermost-notify-connect")
         self.thread.daemon = True
-        self.thread.start()
+        start_thread(self.thread)
 
     def _connect(self) -> None:
         try:

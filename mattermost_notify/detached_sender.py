@@ -22,6 +22,8 @@ import os
 import sys
 from pathlib import Path
 
+from ._threads import unblock_signals
+
 __all__ = ["MAX_LIFETIME", "main"]
 
 log = logging.getLogger("mattermost_notify.sender")
@@ -41,6 +43,7 @@ def _log_file() -> Path | None:
 
 def main() -> int:
     """The detached process: adopt, deliver, exit (at most ``MAX_LIFETIME`` seconds)."""
+    unblock_signals()  # started from a thread of ours: SIGTERM must work
     payload = json.loads(sys.stdin.buffer.read().decode("utf-8"))
     sys.stdin.close()
     path = _log_file()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import report
+from ._threads import start_thread
 from .errors import MattermostNotifyError, warn
 
 __all__ = ["Job", "mention_text", "queue_on_sender", "warn"]
@@ -111,7 +112,7 @@ class Job:
         self.timer = threading.Timer(self.after, self._post_start)
         self.timer.daemon = True
         self.timer.name = "mattermost_notify-after"
-        self.timer.start()
+        start_thread(self.timer)
 
     def _post_start(self) -> None:
         with self.lock:

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import sender as _sender  # noqa: F401 - its atexit flush must run after ours
+from ._threads import start_thread
 from .errors import ConfigurationError, MattermostNotifyError, warn
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -257,7 +258,7 @@ class MattermostHandler(logging.Handler):
         self._worker = threading.Thread(
             target=self._run, name="mattermost-notify-logging", daemon=True
         )
-        self._worker.start()
+        start_thread(self._worker)
 
     def _run(self) -> None:
         while True:

@@ -94,6 +94,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm as _tqdm_auto
 from tqdm.std import tqdm as _tqdm_std
 
+from ._threads import signals_to_main_thread
 from .errors import MessageError, warn
 from .job_records import JobRecord
 from .loop_exception import catch_later
@@ -564,6 +565,11 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         ``get_client()``, found when the bar is created).
     :param rank_zero_only: send only from rank 0 in a distributed run (default True).
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> tqdm:
+        # tqdm starts its monitor thread here: it leaves Ctrl-C to the main thread
+        with signals_to_main_thread():
+            return super().__new__(cls, *args, **kwargs)  # type: ignore[no-any-return]
 
     def __init__(
         self,

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import report
+from ._threads import start_thread
 from .jobs import Job
 
 __all__ = ["add_arguments", "run", "run_command"]
@@ -175,7 +176,7 @@ def run_command(
             for fd, (ours, _child_end) in enumerate(fds, start=1)
         ]
         for t in readers:
-            t.start()
+            start_thread(t)
         job.start()
         if proc is not None:
             forward.attach(proc)

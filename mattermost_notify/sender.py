@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._checks import check_files, check_id, check_message, check_props, check_target, clean_text
+from ._threads import start_thread
 from .errors import (
     MattermostNotifyError,
     MessageError,
@@ -777,7 +778,7 @@ class BackgroundSender:
             self._outbox_thread = threading.Thread(
                 target=self._outbox_run, name="mattermost-notify-outbox", daemon=True
             )
-            self._outbox_thread.start()
+            start_thread(self._outbox_thread)
 
     def _outbox_run(self) -> None:
         try:
@@ -861,7 +862,7 @@ class BackgroundSender:
             return
         worker = threading.Thread(target=self._run, name="mattermost-notify-sender", daemon=True)
         self._workers.add(worker)
-        worker.start()
+        start_thread(worker)
 
     def _take(self, me: threading.Thread) -> _Item | None:
         """Wait for an item free to go and mark it on the wire; None: this worker stops

@@ -55,6 +55,7 @@ from urllib3.exceptions import ConnectTimeoutError
 from urllib3.util.retry import Retry
 
 from . import _preconnect
+from ._threads import start_thread
 from ._version import __version__
 from .errors import (
     APIError,
@@ -256,9 +257,11 @@ class _Watchdog:
         with self._lock:
             if not self._started:
                 self._started = True
-                threading.Thread(
-                    target=self._run, name="mattermost-notify-deadlines", daemon=True
-                ).start()
+                start_thread(
+                    threading.Thread(
+                        target=self._run, name="mattermost-notify-deadlines", daemon=True
+                    )
+                )
             heapq.heappush(self._heap, entry)
             if self._heap[0] is entry:
                 self._cond.notify()

@@ -28,6 +28,8 @@ import sys
 import time
 from typing import Any
 
+from ._threads import unblock_signals
+
 __all__ = ["BYE", "Watcher", "main", "start_watcher"]
 
 log = logging.getLogger("mattermost_notify.watcher")
@@ -101,6 +103,7 @@ def _wait_for_end(read_fd: int) -> bytes:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m mattermost_notify.watcher READ_FD KERNEL_PID`` (settings on stdin)."""
+    unblock_signals()  # started from a thread of ours: SIGTERM must work
     args = sys.argv[1:] if argv is None else argv
     read_fd, kernel_pid = int(args[0]), int(args[1])
     payload = json.loads(sys.stdin.buffer.read().decode("utf-8"))

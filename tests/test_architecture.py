@@ -17,6 +17,7 @@ CORE = {
     "_files",
     "config",
     "_checks",
+    "_threads",
     "hooks",
     "transport",
     "client",

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import write_private
+from .._threads import start_thread
 from ..hooks import HookStore, MessageHook
 
 __all__ = ["AUTO_ID_PREFIXES", "DEFAULT_REUSE_WITHIN", "NotebookHookStore"]
@@ -161,4 +162,4 @@ def _start_heartbeat(store: NotebookHookStore, every: float) -> None:
             alive.touch()
             del alive
 
-    threading.Thread(target=beat, name="mattermost-notify-session", daemon=True).start()
+    start_thread(threading.Thread(target=beat, name="mattermost-notify-session", daemon=True))

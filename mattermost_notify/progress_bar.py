@@ -56,6 +56,10 @@ itself is not visible from there: ``sys.exc_info()`` in ``close()`` shows the
   cannot be done: a Ctrl-C is then recognised by a SIGINT handler, installed while a
   bar is open in the main thread, that notes what the previous handler raised (and
   chains to it); any other exception is reported failed and where, without its name.
+  A ``SystemExit`` leaving a loop at the top of a script reaches no hook on 3.11: it is
+  recognised when the exception that left the outermost frame vanishes unseen, its exit
+  status read from the statement that raised it. Exit status 0 reads *stopped
+  (SystemExit)*, any other *failed*, on every version.
 * A ``break`` or ``return`` reads as *stopped*.
 
 Nested bars and distributed runs
@@ -97,7 +101,7 @@ from tqdm.std import tqdm as _tqdm_std
 from ._threads import signals_to_main_thread
 from .errors import MessageError, warn
 from .job_records import JobRecord
-from .loop_exception import catch_later
+from .loop_exception import ExitStatusUnknown, catch_later
 from .process_record import ProcessRecord, this_process
 from .ranks import process_rank
 from .sender import flush_all
@@ -391,11 +395,20 @@ def _exception_text(exc: BaseException | None, where: str | None, text: str = ""
 
 
 def _where(tb: TracebackType | None) -> str | None:
-    """`file:line in func: source` of the innermost frame of a traceback."""
+    """`file:line in func: source` of the innermost frame of a traceback whose source
+    is known (``exit()`` raises in a frozen module: its caller is shown)."""
     if tb is None:
         return None
-    while tb.tb_next is not None:
+    shown = tb
+    while True:
+        if linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).strip():
+            shown = tb
+        if tb.tb_next is None:
+            break
         tb = tb.tb_next
+    if not linecache.getline(shown.tb_frame.f_code.co_filename, shown.tb_lineno).strip():
+        shown = tb  # no source anywhere: the innermost frame
+    tb = shown
     code = tb.tb_frame.f_code
     line = tb.tb_lineno
     source = linecache.getline(code.co_filename, line).strip()
@@ -838,6 +851,8 @@ class tqdm(_tqdm_auto):  # type: ignore[misc,valid-type]
         """The final state for a loop left by ``exc`` (None: an exception not known)."""
         if isinstance(exc, KeyboardInterrupt):
             return "interrupted", "KeyboardInterrupt", None
+        if isinstance(exc, ExitStatusUnknown):  # Python 3.11: a failure unless shown otherwise
+            return "failed", "", _exception_text(None, where, "SystemExit (exit status not known)")
         if isinstance(exc, SystemExit) and exc.code in (None, 0):
             return "stopped", "SystemExit", None
         if isinstance(exc, (GeneratorExit, StopIteration, StopAsyncIteration)):

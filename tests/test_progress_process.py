@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -523,3 +524,36 @@ def test_no_sigint_handler_of_ours_without_a_tracer(
     assert "KeyboardInterrupt" in err and "progress_bar.py" not in err, err
     (post,) = roots(mattermost_env)
     assert "⏹️ **job** interrupted at 3/100" in post.message, post.message
+
+
+def test_tqdm_imported_through_a_symbolic_link(mattermost_env: Sandbox, tmp_path: Path) -> None:
+    """tqdm found through a linked directory (a linked virtual environment, a dotfiles
+    manager's link): the loop's exception is still named, not read as stopped."""
+    import tqdm
+
+    linked = tmp_path / "linked-site-packages"
+    linked.symlink_to(Path(tqdm.__file__).resolve().parent.parent, target_is_directory=True)
+    script = tmp_path / "job.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import tqdm
+            assert "linked-site-packages" in tqdm.__file__, tqdm.__file__
+            from mattermost_notify import tqdm
+            for i in tqdm(range(5), desc="job", channel="alerts"):
+                if i == 3:
+                    raise RuntimeError("out of memory")
+            """
+        ),
+        encoding="utf-8",
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "PYTHONPATH": str(linked)},
+    )
+    assert proc.returncode == 1, proc.stderr
+    (post,) = roots(mattermost_env, replies=1)
+    assert "❌ **job** failed at 3/5" in post.message  # type: ignore[attr-defined]

@@ -41,6 +41,24 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         collector.remove()
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    collector = session.config.stash.get(COLLECTOR_KEY, None)
+    if workeroutput is not None and collector is not None:  # a pytest-xdist worker
+        workeroutput["openapi_checked"] = collector.checker.checked
+        workeroutput["openapi_skipped"] = collector.checker.skipped
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """Under pytest-xdist: add up what each worker's checker counted."""
+    collector = node.config.stash.get(COLLECTOR_KEY, None)
+    output = getattr(node, "workeroutput", {})
+    if collector is not None:
+        collector.checker.checked += output.get("openapi_checked", 0)
+        collector.checker.skipped += output.get("openapi_skipped", 0)
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     collector = config.stash.get(COLLECTOR_KEY, None)
     if collector is not None and collector.checker.checked:

@@ -22,8 +22,8 @@ How each kind of block runs:
 Lines are skipped only for a reason stated here: installing with pip (the
 README's install lines need the network and a fresh virtual environment:
 ``.ci/run`` runs them exactly as written) and ``python -m pytest`` (the suite
-itself, and the real-server build and suite; ``.ci/run`` runs them). A line matching
-nothing is run.
+itself, or its quick part, and the real-server build and suite; ``.ci/run`` runs them).
+A line matching nothing is run.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ SKIPPED: dict[str, str] = {
         "(which includes [jupyter]) in fresh venvs"
     ),
     r"^python -m pytest$": "the test suite itself: .ci/run runs it",
+    r'^python -m pytest -m "not slow" ': "the quick part of the test suite: .ci/run runs all",
     r"^python scripts/real_mattermost\.py build$": (
         "builds the real Mattermost server (minutes, Go module proxy): .ci/run runs it"
     ),

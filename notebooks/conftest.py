@@ -6,6 +6,9 @@ kernel in its collector's setup, which comes after this hook), and the configura
 reaches the kernel through the environment it inherits: MATTERMOST_NOTIFY_URL, _TOKEN,
 _TEAM, plus private config, data and IPython directories so nothing of the user's is
 read or written. Everything is restored when the session ends.
+
+These runs are marked ``slow``: the quick run (``-m "not slow"``) runs the same notebooks
+in real kernels through tests/test_notebooks.py, which also checks what they posted.
 """
 
 from __future__ import annotations
@@ -44,6 +47,13 @@ def _start() -> None:
         os.environ.pop(key, None)
     _state["sandbox"] = sandbox
     _state["root"] = root
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(tryfirst=True)

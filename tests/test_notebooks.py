@@ -251,6 +251,8 @@ def test_interrupting_a_plain_tqdm_loop_in_a_real_kernel(sb: Any, kernels: list[
     assert not replies(sb, root)
 
 
+# slow: two kernels at once, 15 messages each
+@pytest.mark.slow
 def test_two_kernels_write_one_store(sb: Any, kernels: list[Kernel]) -> None:
     kernels.extend([Kernel(), Kernel()])
     setup = (
@@ -273,6 +275,8 @@ def test_two_kernels_write_one_store(sb: Any, kernels: list[Kernel]) -> None:
     assert len(roots(sb)) == 30
 
 
+# slow: two kernels; test_ipython_units checks the configuration file it writes
+@pytest.mark.slow
 def test_autoload_enable_and_disable_in_real_kernels(sb: Any, kernels: list[Kernel]) -> None:
     cfg = autoload.config_file()  # under the test's IPYTHONDIR
     autoload.enable(cfg)

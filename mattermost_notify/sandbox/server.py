@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import logging
 import re
+import selectors
 import socket
 import threading
 import time
@@ -68,7 +69,38 @@ class _HTTPServer(ThreadingHTTPServer):
         self.sandbox = sandbox
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
+        # shutdown() wakes the serving loop through this pair at once (the standard loop
+        # sees a shutdown only at its next poll: every stop took a poll interval)
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._stopping = False
+        self._stopped = threading.Event()
         super().__init__(address, _Handler)
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                selector.register(self._wake_reader, selectors.EVENT_READ)
+                while not self._stopping:
+                    ready = selector.select(poll_interval)
+                    if self._stopping:
+                        break
+                    if any(key.fileobj is self for key, _ in ready):
+                        self._handle_request_noblock()
+                    self.service_actions()
+        finally:
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            self._wake_writer.send(b"\0")
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_reader.close()
+        self._wake_writer.close()
 
 
 class _Handler(BaseHTTPRequestHandler):

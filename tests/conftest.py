@@ -12,6 +12,7 @@ differences, and the run ends with a line saying how many answers were checked.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,49 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"mattermost sandbox: {checker.checked} JSON answers checked against the OpenAPI "
             f"document ({checker.skipped} of routes it does not describe)"
         )
+
+
+# What selects this library's configuration: a test that changes one of these and does
+# not put it back configures every test after it (use monkeypatch.setenv/delenv).
+_CONFIGURING = ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME")
+
+
+def _configuring_environment() -> dict[str, str]:
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name.startswith("MATTERMOST_NOTIFY_")
+        or name in _CONFIGURING
+        or name.lower().endswith("_proxy")
+    }
+
+
+_ENVIRONMENT_KEY = pytest.StashKey[dict[str, str]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_ENVIRONMENT_KEY] = _configuring_environment()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Fail a test that leaves the library's environment changed for the tests after it
+    (checked once every fixture of the test, monkeypatch included, is torn down)."""
+    result = yield
+    before = item.stash.get(_ENVIRONMENT_KEY, None)
+    after = _configuring_environment()
+    if before is not None and after != before:
+        changed = sorted(
+            name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
+        )
+        for name in changed:  # put it back, so that one leak fails one test
+            if name in before:
+                os.environ[name] = before[name]
+            else:
+                del os.environ[name]
+        pytest.fail(f"{item.nodeid} left the environment changed: {', '.join(changed)}")
+    return result
 
 
 @pytest.fixture(autouse=True)

@@ -116,9 +116,11 @@ def test_run_without_a_target_posts_to_the_webhooks_own_channel(hook_env: Sandbo
     assert "**Done**" in message and "trained" in message
 
 
-def test_wakeup_and_config_keys_select_webhook_mode(hook_env: Sandbox, tmp_path: Path) -> None:
+def test_wakeup_and_config_keys_select_webhook_mode(
+    hook_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sb = hook_env
-    os.environ.pop("MATTERMOST_NOTIFY_WEBHOOK_URL")
+    monkeypatch.delenv("MATTERMOST_NOTIFY_WEBHOOK_URL")
     client = notify.wakeup(webhook_url=sb.webhook_url, always_send_to_channel="alerts")
     notify.notify("by wakeup(webhook_url=...)")
     assert messages(sb) == ["by wakeup(webhook_url=...)"]
@@ -126,20 +128,20 @@ def test_wakeup_and_config_keys_select_webhook_mode(hook_env: Sandbox, tmp_path:
     conf = tmp_path / "hook.toml"
     conf.write_text(f'webhook_url = "{sb.webhook_url}"\ndefault_user = "bob"\n')
     conf.chmod(0o600)
-    os.environ["MATTERMOST_NOTIFY_CONFIG"] = str(conf)
+    monkeypatch.setenv("MATTERMOST_NOTIFY_CONFIG", str(conf))
     notify.wakeup()
     notify.notify("by the config file")
     assert [p.message for p in sb.view.posts(dm_with="bob")] == ["by the config file"]
 
 
 def test_a_token_and_a_webhook_url_the_higher_source_wins(
-    hook_env: Sandbox, tmp_path: Path
+    hook_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sb = hook_env
     conf = tmp_path / "bot.toml"
     conf.write_text(f'url = "{sb.url}"\ntoken = "{sb.token}"\nteam_name = "{sb.team}"\n')
     conf.chmod(0o600)
-    os.environ["MATTERMOST_NOTIFY_CONFIG"] = str(conf)
+    monkeypatch.setenv("MATTERMOST_NOTIFY_CONFIG", str(conf))
     # the environment's webhook URL ranks above the file's token
     assert load_settings().webhook_url == sb.webhook_url
     # an argument ranks above both
@@ -384,12 +386,14 @@ def test_the_logging_handler_posts_through_a_webhook(mattermost_server: Sandbox)
 # ------------------------------------------------------------------ the key is a secret
 
 
-def test_test_checks_the_webhook_without_posting(hook_env: Sandbox) -> None:
+def test_test_checks_the_webhook_without_posting(
+    hook_env: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sb = hook_env
     proc = cli("test")
     assert proc.returncode == 0, proc.stderr
     assert "webhook" in proc.stdout and "exists (checked without posting)" in proc.stdout
-    os.environ["MATTERMOST_NOTIFY_WEBHOOK_URL"] = f"{sb.url}/hooks/{'x' * 26}"
+    monkeypatch.setenv("MATTERMOST_NOTIFY_WEBHOOK_URL", f"{sb.url}/hooks/{'x' * 26}")
     proc = cli("test")
     assert proc.returncode == 1
     assert "does not know this webhook" in proc.stderr
@@ -398,9 +402,11 @@ def test_test_checks_the_webhook_without_posting(hook_env: Sandbox) -> None:
     assert "x" * 26 not in proc.stdout + proc.stderr
 
 
-def test_setup_writes_the_webhook_url_to_a_private_file(hook_env: Sandbox, tmp_path: Path) -> None:
+def test_setup_writes_the_webhook_url_to_a_private_file(
+    hook_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sb = hook_env
-    del os.environ["MATTERMOST_NOTIFY_WEBHOOK_URL"]
+    monkeypatch.delenv("MATTERMOST_NOTIFY_WEBHOOK_URL")
     proc = cli("setup", "--webhook-url", "-", stdin=sb.webhook_url + "\n")
     assert proc.returncode == 0, proc.stderr
     written = tmp_path / "config" / "config.toml"
@@ -414,12 +420,12 @@ def test_setup_writes_the_webhook_url_to_a_private_file(hook_env: Sandbox, tmp_p
 
 
 def test_setup_switching_to_a_bot_token_drops_the_webhook_url(
-    hook_env: Sandbox, tmp_path: Path
+    hook_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One setup for both modes: replacing a webhook configuration with a bot token leaves
     no webhook URL in the file, and the CLI then posts as the bot."""
     sb = hook_env
-    del os.environ["MATTERMOST_NOTIFY_WEBHOOK_URL"]
+    monkeypatch.delenv("MATTERMOST_NOTIFY_WEBHOOK_URL")
     assert cli("setup", "--webhook-url", sb.webhook_url, "--no-check").returncode == 0
     written = tmp_path / "config" / "config.toml"
     proc = cli("setup", "-u", sb.url, "-n", sb.team, "-t", "-", stdin=sb.token + "\n")
@@ -507,10 +513,10 @@ def test_notify_on_done_posts_start_and_final_state(
 
 
 def test_a_readable_file_holding_a_webhook_url_is_warned_about(
-    hook_env: Sandbox, tmp_path: Path
+    hook_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sb = hook_env
-    del os.environ["MATTERMOST_NOTIFY_WEBHOOK_URL"]
+    monkeypatch.delenv("MATTERMOST_NOTIFY_WEBHOOK_URL")
     conf = tmp_path / "shared.toml"
     conf.write_text(f'webhook_url = "{sb.webhook_url}"\n')
     conf.chmod(0o644)

@@ -4,12 +4,14 @@ refused, and the user is warned at most once per refusal."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 import time
 import warnings
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -202,8 +204,13 @@ def test_notify_on_done_running_message_past_the_limit(
 def test_cli_update_past_the_limit_continues_and_updates_the_hook_file(
     mattermost_env: Sandbox, tmp_path: Path
 ) -> None:
+    """A job's hook file from a post made 200 s ago, on a server whose edit limit is 120 s:
+    ``update`` goes on in a new post and points the hook file at it; the next ``update``
+    edits that post. No step waits for the clock: the post and its hook are made old (on
+    the server and in the file), and the new post has the whole 120 s (less the margin)
+    for the last command, however slowly a loaded machine starts it."""
     sb = mattermost_env
-    sb.post_edit_time_limit = 3  # a hook file keeps whole seconds: leave room for that
+    sb.post_edit_time_limit = 120
     hook = tmp_path / "backup.msg"
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -220,13 +227,20 @@ def test_cli_update_past_the_limit_continues_and_updates_the_hook_file(
         cli("send", "backup: running", "--channel", "alerts", "--save-hook", str(hook)).returncode
         == 0
     )
-    time.sleep(3.2)
+    saved = json.loads(hook.read_text())
+    posted = datetime.fromisoformat(saved["created_at"]) - timedelta(seconds=200)
+    saved["created_at"] = posted.strftime("%Y-%m-%dT%H:%M:%S%z")
+    hook.write_text(json.dumps(saved))
+    sb._store.posts[saved["post_id"]]["create_at"] -= 200_000  # the server's edit limit too
     done = cli("update", "backup: copying", "--hook", str(hook))
     assert done.returncode == 0, done.stderr
     assert "continued in a new post" in done.stdout and done.stderr == ""
+    assert json.loads(hook.read_text())["post_id"] != saved["post_id"]
     done = cli("update", "backup: done", "--hook", str(hook))  # edits the new post
     assert done.returncode == 0, done.stderr
+    assert "continued" not in done.stdout
     root, continued = sb.view.posts(channel="alerts")
     assert root.message == "backup: running"
     assert continued.root_id == root.id and continued.message == "backup: done"
+    assert json.loads(hook.read_text())["post_id"] == continued.id
     assert _refused_edits(sb) == 0

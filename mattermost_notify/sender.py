@@ -356,6 +356,10 @@ class BackgroundSender:
         self._workers: set[threading.Thread] = set()
         self._outbox_thread: threading.Thread | None = None
         self._spool: Spool | None = None
+        # set when close() or the exit hand-over let go of the spool: no thread opens a new
+        # one (its entries would stay locked by this live process) until the sender is used
+        # again
+        self._spool_released = False
         # with an outbox, nothing is sent before what exited processes left was adopted
         self._prepared = not self._use_spool
         self._unsaved = False
@@ -505,16 +509,21 @@ class BackgroundSender:
         """
         from .handover import ENV_DETACHED, client_settings, spawn_detached_sender
 
-        if not self.hand_over_at_exit or self._spool is None or os.getpid() != self._pid:
+        if not self.hand_over_at_exit or not self._use_spool or os.getpid() != self._pid:
             return False
         settings = client_settings(self._client)
         if settings is None or os.environ.get(ENV_DETACHED):
             return False
-        with self._lock:
-            self._closed = True
-            self._cond.notify_all()
-            left = len(self._queue)
-        self._close_spool()  # releases its lock: the entries can now be adopted
+        with self._disk:  # the outbox thread writes nothing meanwhile
+            if self._spool_now() is None:
+                return False
+            with self._lock:
+                self._closed = True
+                self._cond.notify_all()
+                left = len(self._queue)
+            # writes what the outbox thread has not (it may run late), then releases the
+            # spool's lock: the entries can now be adopted
+            self._close_spool()
         if spawn_detached_sender(settings, self._outbox_root):
             log.info("%d background message(s) handed to a detached sender", left)
         else:
@@ -643,6 +652,7 @@ class BackgroundSender:
                 return False
             late = _exiting
             self._closed = False  # reopened by use
+            self._spool_released = False
         try:
             self._queue.append(item)
             self._link(item)
@@ -800,8 +810,11 @@ class BackgroundSender:
                 self._cond.notify_all()
 
     def _spool_now(self) -> Spool | None:
-        """The spool, opened on first use (caller holds ``_disk``)."""
+        """The spool, opened on first use; None once close() or the exit hand-over let go
+        of it (caller holds ``_disk``)."""
         if self._use_spool and (self._spool is None or self._spool.closed):
+            if self._spool_released:
+                return None
             self._spool = self._open_spool()
         return self._spool
 
@@ -846,7 +859,14 @@ class BackgroundSender:
             log.warning("%s queued after close is lost: %s", item.entry.describe(), exc)
 
     def _close_spool(self) -> None:
+        """After close: write what is queued and not yet written, then let go of the spool
+        (another process may adopt it from now on); nothing is written to it afterwards."""
         with self._disk:
+            self._save()
+            with self._lock:
+                if not self._closed:
+                    return  # used again meanwhile: it keeps its spool
+                self._spool_released = True
             spool = self._spool
             if spool is not None:
                 with contextlib.suppress(Exception):

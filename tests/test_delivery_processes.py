@@ -19,6 +19,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 
 import mattermost_notify as mn
 from mattermost_notify import outbox
@@ -268,3 +269,55 @@ def test_close_while_the_outbox_thread_writes_leaves_one_file_per_message(
             assert sorted(messages) == sorted(f"{prefix}{i}" for i in range(200))
     finally:
         sb.start()
+
+
+def test_after_close_a_late_outbox_thread_opens_no_new_spool(mattermost_env: Sandbox) -> None:
+    """close() writes the queue and lets go of its outbox; an outbox thread that runs only
+    afterwards (a loaded machine) once opened a new spool there, held by this live
+    process. Everything close() left must be the next process's at once, in one file."""
+    import threading
+
+    sb = mattermost_env
+    sb.stop()  # nothing is delivered: the message stays queued
+    client = mn.Notify(sb.token, sb.url, sb.team)
+    sender = client.sender
+    sender.hand_over_at_exit = False
+    assert sender.flush(30)  # the outbox thread has opened this sender's spool
+
+    arrived, go = threading.Event(), threading.Event()
+    disk = sender._disk
+
+    class LateDisk:
+        """The outbox thread stops at the disk until ``go``; other threads pass."""
+
+        def __enter__(self) -> object:
+            if threading.current_thread().name == "mattermost-notify-outbox":
+                arrived.set()
+                go.wait(30)
+            return disk.__enter__()
+
+        def __exit__(self, *exc: object) -> None:
+            disk.__exit__(*exc)
+
+    sender._disk = LateDisk()  # type: ignore[assignment]
+    try:
+        sender.post("left at close", channel="alerts")
+        assert arrived.wait(30)  # the outbox thread has seen the message, not written it
+        [outbox_thread] = [t for t in threading.enumerate() if t.name == "mattermost-notify-outbox"]
+        client.close(timeout=0)  # the sender writes it itself and lets go of the spool
+        # (its last worker lets go of it when it stops, a moment later)
+        wait_until(
+            lambda: [e for e in outbox.list_entries() if not e.active], 30, "the spool let go"
+        )
+    finally:
+        go.set()
+    outbox_thread.join(30)
+    assert not outbox_thread.is_alive()
+    spools = [p.name for p in outbox.outbox_dir().iterdir() if p.is_dir()]
+    assert len(spools) == 1, spools  # no new (empty, locked) spool of this process
+    [entry] = outbox.list_entries()
+    assert entry.message == "left at close" and not entry.active  # adoptable now
+    sb.start()
+    with mn.Notify(sb.token, sb.url, sb.team) as next_client:
+        assert next_client.sender.deliver_outbox(30) == (1, 0)
+    assert [p.message for p in sb.view.posts(channel="alerts")] == ["left at close"]

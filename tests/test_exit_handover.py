@@ -81,3 +81,51 @@ def test_a_healthy_server_gets_everything_once(mattermost_env):
     wait_until(lambda: len(_dm(mattermost_env)) >= 3, 30, "the 3 messages")
     time.sleep(1)
     assert sorted(_dm(mattermost_env)) == ["message 0", "message 1", "message 2"]
+
+
+# The outbox thread runs late, as on a loaded machine: it writes nothing for the 2 s after
+# the message is queued (by then this process has exited). The message must still reach
+# the detached sender: the hand-over writes what is queued before it lets go of the outbox.
+LATE_OUTBOX_THREAD = """
+import threading, time
+import mattermost_notify as notify
+from mattermost_notify.sender import BackgroundSender
+
+sender = notify.wakeup().sender
+assert sender.flush(30)  # the outbox thread has opened this process's outbox
+
+save = BackgroundSender._save
+
+def late_save(self):
+    if threading.current_thread().name == "mattermost-notify-outbox":
+        time.sleep(2)
+    save(self)
+
+BackgroundSender._save = late_save
+notify.notify_user("queued at exit", "alice", block=False)
+"""
+
+
+@pytest.mark.slow
+def test_a_message_the_outbox_thread_has_not_written_goes_to_the_detached_sender(
+    mattermost_env,
+):
+    from mattermost_notify.outbox import list_entries
+
+    sb = mattermost_env
+    # the posts are refused (503: not applied) until the script has exited, so the
+    # script itself cannot deliver it: only the detached sender can
+    sb.faults.fail_next(10_000, status=503, path_prefix="/api/v4/posts")
+    proc = subprocess.run(
+        [sys.executable, "-c", LATE_OUTBOX_THREAD],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert _dm(sb) == []
+    sb.faults.clear()
+    wait_until(lambda: _dm(sb), 60, "the message queued at exit")
+    wait_until(lambda: not list_entries(), 60, "the outbox to be empty")
+    assert _dm(sb) == ["queued at exit"]

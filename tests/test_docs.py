@@ -30,6 +30,7 @@ from test_readme import (
     run_console_line,
     run_ipython_cells,
     user_env,
+    wait_delivered,
     writes,
 )
 
@@ -176,6 +177,7 @@ def test_python_blocks(user, page):
         )
         own_server = "Sandbox()" in code or "def test_" in code
         if sends and not own_server:
+            wait_delivered(env)
             assert writes(sb) > before, f"{block.where} posted nothing on the sandbox"
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -135,6 +136,16 @@ def writes(sb) -> int:
         1
         for r in sb.view.requests()
         if r.method in ("POST", "PUT") and r.path.startswith("/api/v4/posts") and r.status < 300
+    )
+
+
+def wait_delivered(env: dict[str, str], timeout: float = 120) -> None:
+    """Wait until the user's outbox is empty. A script that exits with messages still
+    queued (a slow or loaded machine) hands them to a detached sender, which delivers
+    them after the script has ended: only then can the server show them."""
+    outbox = Path(env["MATTERMOST_NOTIFY_DATA_DIR"], "outbox")
+    wait_until(
+        lambda: not any(outbox.glob("spool-*/*.json")), timeout, f"the outbox {outbox} to empty"
     )
 
 
@@ -281,6 +292,7 @@ def test_readme_code_blocks_run_against_the_sandbox(mattermost_server, tmp_path)
                     timeout=300,
                 )
                 assert proc.returncode == 0, f"{block.where}:\n{proc.stderr}"
+                wait_delivered(env)
                 assert writes(sb) > before, f"{block.where} posted nothing on the sandbox"
             ran.append(block.where)
         elif block.lang == "ipython":

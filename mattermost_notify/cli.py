@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
@@ -374,6 +375,11 @@ def resolve_target(
         ) from None
 
 
+def _print_sent(kind: str, name: str, permalink: str | None) -> None:
+    where = f"{'@' if kind == 'user' else '~'}{name.lstrip('@~#')}"
+    _out(f"Sent to {where}: {permalink}" if permalink else f"Sent to {where}.")
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     """send a message (and files) to a channel or a user
 
@@ -390,15 +396,31 @@ def cmd_send(args: argparse.Namespace) -> int:
     if args.save_hook:
         hook_path = _expand_path(args.save_hook)
         _check_hook_target(hook_path)
+    handover = None
+    if not files and msg_id is None:
+        # one request without importing requests, when the id cache knows the target
+        from ._preconnect import start
+
+        start(settings.url, settings.timeout[0])
+        from .one_shot import Posted, try_send
+
+        outcome = try_send(settings, args.user, args.channel, message)
+        if isinstance(outcome, Posted):
+            _print_sent(outcome.kind, outcome.name, outcome.permalink)
+            return EXIT_OK
+        handover = outcome
     with _client(settings) as client:
         kind, name = resolve_target(client, args.user, args.channel, "send")
-        sent = client.send(message, files=files, id=msg_id, **{kind: name})
+        pending = None
+        if handover is not None:
+            # the same message again: retries start within the window of the first attempt
+            pending = handover.pending_post_id
+            client.transport.max_retry_time = max(0.0, handover.retry_until - time.monotonic())
+        sent = client.send(message, files=files, id=msg_id, pending_post_id=pending, **{kind: name})
         if name is None:  # webhook mode: the webhook's own channel, no permalink
             _out("Sent to the webhook's channel.")
         else:
-            shown = name.lstrip("@~#")
-            where = f"{'@' if kind == 'user' else '~'}{shown}"
-            _out(f"Sent to {where}: {sent.permalink}" if sent.permalink else f"Sent to {where}.")
+            _print_sent(kind, name, sent.permalink)
         if args.save_hook:
             client.write_message_hook_to_file(msg_id, str(hook_path))
             _out(

@@ -64,7 +64,7 @@ from .errors import (
     warn,
 )
 from .hooks import HookStore, MessageHook, now_iso, read_hook, write_hook
-from .idcache import IdCache
+from .idcache import IdCache, channel_key, dm_key, stale_answer, user_key
 from .refusals import (
     EDIT_TIME_LIMIT,
     channel_not_found,
@@ -521,18 +521,18 @@ class Notify(BaseClient):
         return None
 
     def _user_id(self, user_name: str) -> str:
-        cached = self._cached_id(self._user_ids, user_name, f"user:{user_name}")
+        cached = self._cached_id(self._user_ids, user_name, user_key(user_name))
         if cached:
             return cached
         user = self._transport.get(f"/users/username/{user_name}", what=f"user {user_name!r}")
         with self._lock:
             self._user_ids[user_name] = user["id"]
-        self.id_cache.put(f"user:{user_name}", str(user["id"]))
+        self.id_cache.put(user_key(user_name), str(user["id"]))
         return str(user["id"])
 
     def _dm_channel(self, user_name: str) -> str:
         user_id = self._user_id(user_name)
-        cached = self._cached_id(self._dm_channels, user_id, f"dm:{user_id}")
+        cached = self._cached_id(self._dm_channels, user_id, dm_key(user_id))
         if cached:
             with self._lock:
                 self._channel_names.setdefault(cached, ("user", user_name))
@@ -555,7 +555,7 @@ class Notify(BaseClient):
         with self._lock:
             self._dm_channels[user_id] = channel["id"]
             self._channel_names[channel["id"]] = ("user", user_name)
-        self.id_cache.put(f"dm:{user_id}", str(channel["id"]))
+        self.id_cache.put(dm_key(user_id), str(channel["id"]))
         return str(channel["id"])
 
     def _channel_id(self, channel_name: str) -> str:
@@ -565,7 +565,7 @@ class Notify(BaseClient):
                 f"cannot find channel {channel_name!r}: no team_name is configured for {self.url}"
             )
         key = (team, channel_name)
-        cached = self._cached_id(self._channel_ids, key, f"channel:{team}/{channel_name}")
+        cached = self._cached_id(self._channel_ids, key, channel_key(team, channel_name))
         if cached:
             with self._lock:
                 self._channel_names.setdefault(cached, ("channel", channel_name))
@@ -586,7 +586,7 @@ class Notify(BaseClient):
         with self._lock:
             self._channel_ids[key] = channel["id"]
             self._channel_names[channel["id"]] = ("channel", channel_name)
-        self.id_cache.put(f"channel:{team}/{channel_name}", str(channel["id"]))
+        self.id_cache.put(channel_key(team, channel_name), str(channel["id"]))
         return str(channel["id"])
 
     def _forget_target(self, kind: str, name: str) -> None:
@@ -599,10 +599,7 @@ class Notify(BaseClient):
             else:
                 user_id = None
                 self._channel_ids.pop((self.team_name or "", name), None)
-        if kind == "user":
-            self.id_cache.drop(f"user:{name}", *([f"dm:{user_id}"] if user_id else []))
-        else:
-            self.id_cache.drop(f"channel:{self.team_name}/{name}")
+        self.id_cache.forget_target(kind, name, self.team_name, user_id)
 
     def _bot_name(self) -> str | None:
         """The bot's username, for advice in an error (looked up only then; None if unknown)."""
@@ -964,11 +961,9 @@ class Notify(BaseClient):
     def _target_known(self, kind: str, name: str) -> bool:
         """True when the target's id is known without a look-up (memory or id cache)."""
         if kind == "user":
-            return self._cached_id(self._user_ids, name, f"user:{name}") is not None
+            return self._cached_id(self._user_ids, name, user_key(name)) is not None
         team = self.team_name or ""
-        return (
-            self._cached_id(self._channel_ids, (team, name), f"channel:{team}/{name}") is not None
-        )
+        return self._cached_id(self._channel_ids, (team, name), channel_key(team, name)) is not None
 
     def _send(
         self,
@@ -1022,7 +1017,7 @@ class Notify(BaseClient):
             # a cached id the server refuses (channel archived, or deleted and re-created;
             # user gone): drop it and look the target up once more. Nothing was posted,
             # so the same pending_post_id is safe (the server forgets a failed one).
-            if made or not _stale_answer(exc):
+            if made or not stale_answer(exc.status_code, exc.error_id):
                 raise self._explain_refusal(exc, channel_id) from None
             self._forget_target(kind, name)
             fresh = self._target_channel(kind, name)
@@ -1536,16 +1531,6 @@ class Notify(BaseClient):
         except MattermostNotifyError as exc:
             return Check("default channel", False, str(exc))
         return Check("default channel", True, f"~{name}, the bot is a member")
-
-
-STALE_ERROR_IDS = frozenset({"api.post.create_post.can_not_post_to_deleted.error"})
-
-
-def _stale_answer(exc: APIError) -> bool:
-    """An answer that means "this channel id is no longer the one": 403, 404, archived."""
-    return exc.status_code in (403, 404) or (
-        exc.status_code == 400 and exc.error_id in STALE_ERROR_IDS
-    )
 
 
 class _Closing:

@@ -44,6 +44,10 @@ __all__ = [
     "NAME_MAX_AGE",
     "IdCache",
     "cache_dir",
+    "channel_key",
+    "dm_key",
+    "stale_answer",
+    "user_key",
 ]
 
 ENV_CACHE_DIR = "MATTERMOST_NOTIFY_CACHE_DIR"
@@ -56,6 +60,27 @@ _NEVER_EXPIRE = ("bot", "dm:")
 LOCK_TIMEOUT = 2.0
 
 logger = logging.getLogger("mattermost_notify")
+
+
+STALE_ERROR_IDS = frozenset({"api.post.create_post.can_not_post_to_deleted.error"})
+
+
+def stale_answer(status_code: int | None, error_id: str | None) -> bool:
+    """Whether the server's refusal of a post means "this channel id is no longer the one":
+    403, 404, or 400 for an archived channel."""
+    return status_code in (403, 404) or (status_code == 400 and error_id in STALE_ERROR_IDS)
+
+
+def user_key(name: str) -> str:
+    return f"user:{name}"
+
+
+def dm_key(user_id: str) -> str:
+    return f"dm:{user_id}"
+
+
+def channel_key(team: str | None, name: str) -> str:
+    return f"channel:{team}/{name}"
 
 
 def cache_dir() -> Path:
@@ -169,6 +194,17 @@ class IdCache:
                 del entries[k]
         if present:
             self._write({}, present)
+
+    def forget_target(
+        self, kind: str, name: str, team: str | None, user_id: str | None = None
+    ) -> None:
+        """Drop what is kept for a target the server refused: a user's id and direct
+        channel (``kind`` "user"), or a channel's id in ``team``."""
+        if kind == "user":
+            user_id = user_id or self.get(user_key(name))
+            self.drop(user_key(name), *([dm_key(user_id)] if user_id else []))
+        else:
+            self.drop(channel_key(team, name))
 
     def clear(self) -> None:
         """Delete the cache file of this (server URL, token) pair."""

@@ -30,10 +30,7 @@
 from __future__ import annotations
 
 import contextlib
-import heapq
 import http.cookiejar
-import ipaddress
-import itertools
 import logging
 import os
 import queue
@@ -55,12 +52,20 @@ from urllib3.exceptions import ConnectTimeoutError
 from urllib3.util.retry import Retry
 
 from . import _preconnect
-from ._threads import start_thread
 from ._version import __version__
+from ._wire import (
+    DEDUP_WINDOW,
+    MAX_RESPONSE_BYTES,
+    POST_READ_TIMEOUT,
+    _Deadline,
+    _require_loopback_peer,
+    check_plain_http,
+    is_loopback,
+    parse_version,
+)
 from .errors import (
     APIError,
     AuthenticationError,
-    ConfigurationError,
     ConnectTimeout,
     MattermostNotifyError,
     NetworkError,
@@ -85,14 +90,8 @@ logger = logging.getLogger("mattermost_notify")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 DEDUP_PENDING_ID = "api.post.deduplicate_create_post.pending"
-POST_READ_TIMEOUT = 10.0
-"""Upper bound of the read timeout of a post creation (see the module doc)."""
-DEDUP_WINDOW = 25.0
-"""Retries of one post creation start within this many seconds (server keeps 30 s)."""
 DEFAULT_MAX_RETRY_TIME = 60.0
 MAX_PACING_WAIT = 10.0
-MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-"""Largest answer read (after decoding gzip); Mattermost's answers are a few KiB."""
 _NO_PROXY = {"http": None, "https": None, "all": None}
 
 
@@ -114,45 +113,6 @@ def default_retry() -> Retry:
         raise_on_status=False,
         raise_on_redirect=False,
     )
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for ``localhost``, ``*.localhost``, 127.0.0.0/8 and ::1."""
-    if not host:
-        return False
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_plain_http(url: str, allow_insecure: bool, credential: str) -> bool:
-    """Whether ``url`` names a loopback host; plain http to another host raises
-    :class:`ConfigurationError` unless ``allow_insecure`` (``credential`` would travel in clear)."""
-    parts = urlsplit(url)
-    loopback = is_loopback(parts.hostname)
-    if parts.scheme == "http" and not loopback and not allow_insecure:
-        raise ConfigurationError(
-            f"refusing to send {credential} over plain http to {parts.hostname}: "
-            f"use https://{parts.netloc}{parts.path}; if the network path is trusted, "
-            "allow plain http with allow_insecure = true in the configuration file, "
-            "--allow-insecure on the command line or allow_insecure=True in Python"
-        )
-    return loopback
-
-
-def parse_version(header: str | None) -> tuple[int, int, int] | None:
-    """``X-Version-Id`` (``10.6.0.1368...``) -> ``(10, 6, 0)``."""
-    if not header:
-        return None
-    parts = header.split(".")
-    try:
-        return int(parts[0]), int(parts[1]), int(parts[2])
-    except (IndexError, ValueError):
-        return None
 
 
 def new_session(verify: bool | str) -> requests.Session:
@@ -232,69 +192,6 @@ class _RateState:
                 self.rate = 1.0 / reset
 
 
-# ---------------------------------------------------------------- total deadline of an attempt
-
-
-class _Watchdog:
-    """One daemon thread that calls callbacks when their deadline passes."""
-
-    def __init__(self) -> None:
-        self._reinit()
-
-    def _reinit(self) -> None:
-        # also after fork: the thread does not exist in the child, and its lock may be held.
-        # Taken as `with self._lock` (a C-level context manager): Ctrl-C inside the Python
-        # code of Condition.__enter__ would leave it held, and the next request would hang.
-        # Reentrant: a signal handler's request runs on the thread it interrupted.
-        self._lock = threading.RLock()
-        self._cond = threading.Condition(self._lock)
-        self._heap: list[list[Any]] = []
-        self._seq = itertools.count()
-        self._started = False
-
-    def schedule(self, delay: float, fn: Callable[[], None]) -> list[Any]:
-        entry = [time.monotonic() + delay, next(self._seq), fn]
-        with self._lock:
-            if not self._started:
-                self._started = True
-                start_thread(
-                    threading.Thread(
-                        target=self._run, name="mattermost-notify-deadlines", daemon=True
-                    )
-                )
-            heapq.heappush(self._heap, entry)
-            if self._heap[0] is entry:
-                self._cond.notify()
-        return entry
-
-    @staticmethod
-    def cancel(entry: list[Any]) -> None:
-        entry[2] = None  # dropped when its time comes
-
-    def _run(self) -> None:
-        cond, heap = self._cond, self._heap
-        while True:
-            due = []
-            with self._lock:
-                while not due:
-                    now = time.monotonic()
-                    while heap and (heap[0][2] is None or heap[0][0] <= now):
-                        entry = heapq.heappop(heap)
-                        if entry[2] is not None:
-                            due.append(entry[2])
-                    if not due:
-                        cond.wait(heap[0][0] - now if heap else None)
-            for fn in due:
-                try:
-                    fn()
-                except Exception:  # pragma: no cover - a deadline must never kill the thread
-                    logger.debug("deadline callback failed", exc_info=True)
-
-
-_watchdog = _Watchdog()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_watchdog._reinit)
-
 _current = threading.local()
 
 _transports: weakref.WeakSet[Transport] = weakref.WeakSet()
@@ -309,69 +206,10 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_transports_after_fork)
 
 
-class _Deadline:
-    """Shuts down the socket of the current attempt when the attempt's time is up."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expired = False
-        self._sock: socket.socket | None = None
-        self._lock = threading.Lock()
-        self._entry = _watchdog.schedule(seconds, self._fire)
-
-    def attach(self, sock: socket.socket | None) -> None:
-        if sock is None:
-            return
-        with self._lock:
-            self._sock = sock
-            if self.expired:
-                _shutdown(sock)
-
-    def _fire(self) -> None:
-        with self._lock:
-            self.expired = True
-            if self._sock is not None:
-                _shutdown(self._sock)
-
-    def cancel(self) -> None:
-        _watchdog.cancel(self._entry)
-        with self._lock:
-            self._sock = None
-
-
-def _shutdown(sock: socket.socket) -> None:
-    # socket.socket's own shutdown, also for an SSLSocket: wakes the reader with EOF
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
 def _watch(sock: socket.socket | None) -> None:
     deadline = getattr(_current, "deadline", None)
     if deadline is not None:
         deadline.attach(sock)
-
-
-class _NotLoopbackError(ConfigurationError):
-    """Plain http to a loopback name that connected to another address."""
-
-
-def _require_loopback_peer(conn: HTTPConnection) -> None:
-    try:
-        address = conn.sock.getpeername()[0] if conn.sock is not None else None
-    except OSError:
-        return
-    if address is None:
-        return
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    mapped = getattr(ip, "ipv4_mapped", None)
-    if ip.is_loopback or (mapped is not None and mapped.is_loopback):
-        return
-    conn.close()
-    raise _NotLoopbackError(
-        f"refusing to send the access token over plain http to {conn.host}: it resolved to "
-        f"{address}, which is not a loopback address; use https://, or pass "
-        "allow_insecure=True if the network path is trusted"
-    )
 
 
 class _ConnectionMixin:

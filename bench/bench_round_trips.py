@@ -411,6 +411,8 @@ def cli_one_shot(env: Env, pairs: int, delay_ms: float) -> list[str]:
             env.environ(True, original=True), env.original_dir),
         "python -c 'import requests' (no request: the floor of a requests-based CLI)": (
             [sys.executable, "-c", "import requests"], far, env.tmp),
+        "python -c pass (no request: the floor of any Python CLI)": (
+            [sys.executable, "-c", "pass"], far, env.tmp),
     }  # fmt: skip
     samples: dict[str, list[float]] = {name: [] for name in cases}
     cpu: dict[str, list[float]] = {name: [] for name in cases}

@@ -1,10 +1,10 @@
 """Open the TCP connection to the server while the process is still importing.
 
 A one-shot command (``mattermost-notify send``) spends most of its time importing
-requests and urllib3; opening the connection in a thread meanwhile saves the round
-trip of the TCP handshake. :func:`start` opens it; the transport's connections take it
-with :func:`take` (once, only for the same host and port); anything else connects as
-usual. Nothing is sent on the early connection before the transport takes it (TLS
+(http.client for :mod:`.one_shot`, requests and urllib3 for the full client); opening
+the connection in a thread meanwhile saves the round trip of the TCP handshake.
+:func:`start` opens it; the first connection to that host and port takes it with
+:func:`take` (once); anything else connects as usual. Nothing is sent on the early connection before the transport takes it (TLS
 happens afterwards, as for any connection), and a connection nobody takes is closed
 at exit. Nothing is started when a proxy is configured in the environment.
 """

@@ -638,14 +638,29 @@ def _add_connection_flags(parser: argparse.ArgumentParser, *, cache: bool = Fals
         )
 
 
-def _subcommand(sub: Any, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+class _NotChosen:
+    """Takes the flags of a subcommand that is not on this command line: argparse would
+    check each one (tens of milliseconds for all of them, before a one-shot ``send``)."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def add_mutually_exclusive_group(self, *args: Any, **kwargs: Any) -> _NotChosen:
+        return self
+
+
+def _subcommand(
+    sub: Any, func: Callable[[argparse.Namespace], int], chosen: str | None
+) -> argparse.ArgumentParser:
     """The parser of ``func`` (``cmd_NAME``): its docstring is the help (first line) and
-    the description (the rest)."""
+    the description (the rest). Its flags are added only when ``chosen`` (the subcommand
+    on the command line) is this one or none."""
+    name = func.__name__[4:]
     help, _, description = (func.__doc__ or "").partition("\n\n")
-    parser: argparse.ArgumentParser = sub.add_parser(
-        func.__name__[4:], help=help, description=description
-    )
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description)
     parser.set_defaults(func=func)
+    if chosen is not None and chosen != name:
+        return _NotChosen()  # type: ignore[return-value]
     return parser
 
 
@@ -668,7 +683,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     chosen = _first_positional(argv)
 
     # setup ---------------------------------------------------------------
-    p = _subcommand(sub, cmd_setup)
+    p = _subcommand(sub, cmd_setup, chosen)
     p.add_argument("-i", "--interactive", action="store_true", help="ask for the missing values")
     p.add_argument(
         "-u", "--url", help="URL of the Mattermost server, e.g. https://chat.example.org"
@@ -703,11 +718,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
 
     # test ----------------------------------------------------------------
-    p = _subcommand(sub, cmd_test)
+    p = _subcommand(sub, cmd_test, chosen)
     _add_connection_flags(p)
 
     # send ----------------------------------------------------------------
-    p = _subcommand(sub, cmd_send)
+    p = _subcommand(sub, cmd_send, chosen)
     p.add_argument("message", metavar="MESSAGE", help="the message (Markdown); '-' for stdin")
     dest = p.add_mutually_exclusive_group()
     dest.add_argument("-c", "--channel", help="name of the channel (the bot must be a member)")
@@ -723,7 +738,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     _add_connection_flags(p, cache=True)
 
     # update --------------------------------------------------------------
-    p = _subcommand(sub, cmd_update)
+    p = _subcommand(sub, cmd_update, chosen)
     p.add_argument("message", metavar="MESSAGE", help="the new message; '-' for stdin")
     p.add_argument(
         "-f", "--hook", required=True, metavar="FILE", help="hook file written by send --save-hook"
@@ -732,11 +747,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     _add_connection_flags(p, cache=True)
 
     # demo ----------------------------------------------------------------
-    p = _subcommand(sub, cmd_demo)
+    p = _subcommand(sub, cmd_demo, chosen)
     p.add_argument("--keep", action="store_true", help="keep the sandbox up until Ctrl-C")
 
     # outbox --------------------------------------------------------------
-    p = _subcommand(sub, cmd_outbox)
+    p = _subcommand(sub, cmd_outbox, chosen)
     p.add_argument("action", choices=("list", "flush", "drop"), help="what to do")
     p.add_argument("ids", nargs="*", metavar="ID", help="drop: the entries to drop")
     p.add_argument("--all", action="store_true", help="drop: every entry")

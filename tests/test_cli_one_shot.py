@@ -108,9 +108,7 @@ def test_warm_send_is_one_request_without_importing_requests(
 
 
 def test_the_default_user_of_the_configuration_is_sent_to_the_same_way(warm: Sandbox) -> None:
-    config = Path(os.environ["HOME"]) / "notify.toml"
-    config.write_text('default_user = "alice"\n')
-    config.chmod(0o600)
+    config = _configfile(Path(os.environ["HOME"]), 'default_user = "alice"\n')
     status, out, err = _cli(["send", "to the default", "--configfile", str(config)])
     assert status == {"code": 0, "heavy": []}, err
     assert out.startswith("Sent to @alice: "), out
@@ -205,11 +203,16 @@ def _warm_cache(env: dict[str, str], configfile: Path | None = None) -> None:
         os.environ.update(saved)
 
 
-def _timeouts(home: Path, connect: float, read: float) -> Path:
-    path = home / "timeouts.toml"
-    path.write_text(f"timeout = [{connect}, {read}]\n")
+def _configfile(home: Path, text: str) -> Path:
+    """A configuration file (mode 0600) holding ``text``, for ``--configfile``."""
+    path = home / "settings.toml"
+    path.write_text(text)
     path.chmod(0o600)
     return path
+
+
+def _timeouts(home: Path, connect: float, read: float) -> Path:
+    return _configfile(home, f"timeout = [{connect}, {read}]\n")
 
 
 def test_a_trickling_answer_is_cut_at_the_deadline_and_retried_with_the_same_pending_id(
@@ -321,9 +324,7 @@ def test_proxy_variables_are_honoured_as_requests_honours_them(
         if bypass:
             extra["NO_PROXY"] = address
         env = _hostile_env(url, tmp_path, **extra)
-        config = tmp_path / "insecure.toml"
-        config.write_text("allow_insecure = true\n")
-        config.chmod(0o600)
+        config = _configfile(tmp_path, "allow_insecure = true\n")
         _warm_cache(env, config)
         status, _, err = _cli(
             ["send", "m", "--channel", "alerts", "--configfile", str(config)], env
@@ -348,9 +349,7 @@ def test_without_a_proxy_variable_a_remote_server_gets_the_one_shot_request(
         pytest.skip("this machine has no non-loopback address")
     with Hostile(lambda h: mattermost_like(h), host="0.0.0.0") as server:
         env = _hostile_env(f"http://{address}:{server.port}", tmp_path)
-        config = tmp_path / "insecure.toml"
-        config.write_text("allow_insecure = true\n")
-        config.chmod(0o600)
+        config = _configfile(tmp_path, "allow_insecure = true\n")
         _warm_cache(env, config)
         status, _, err = _cli(
             ["send", "m", "--channel", "alerts", "--configfile", str(config)], env
@@ -367,6 +366,7 @@ def test_without_a_proxy_variable_a_remote_server_gets_the_one_shot_request(
 def tls_server(tmp_path: Path) -> Iterator[tuple[Hostile, Path]]:
     """A Mattermost-like https server on 127.0.0.1 with a certificate of its own CA."""
     import trustme
+
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     ca_file = tmp_path / "ca.pem"
@@ -383,9 +383,7 @@ def test_tls_is_verified_against_the_configured_ca(
 ) -> None:
     server, ca_file = tls_server
     env = _hostile_env(f"https://127.0.0.1:{server.port}", tmp_path)
-    config = tmp_path / "tls.toml"
-    config.write_text(f'verify = "{ca_file}"\n')
-    config.chmod(0o600)
+    config = _configfile(tmp_path, f'verify = "{ca_file}"\n')
     _warm_cache(env, config)
     status, _, err = _cli(["send", "m", "--channel", "alerts", "--configfile", str(config)], env)
     assert status == {"code": 0, "heavy": []}, err

@@ -4,9 +4,10 @@ A one-shot command (``mattermost-notify send``) spends most of its time importin
 (http.client for :mod:`.one_shot`, requests and urllib3 for the full client); opening
 the connection in a thread meanwhile saves the round trip of the TCP handshake.
 :func:`start` opens it; the first connection to that host and port takes it with
-:func:`take` (once); anything else connects as usual. Nothing is sent on the early connection before the transport takes it (TLS
-happens afterwards, as for any connection), and a connection nobody takes is closed
-at exit. Nothing is started when a proxy is configured in the environment.
+:func:`take` (once); anything else connects as usual. Nothing is sent on the early
+connection before it is taken (TLS happens afterwards, as for any connection), and a
+connection nobody takes is closed at exit. Nothing is started when a proxy is
+configured in the environment.
 """
 
 from __future__ import annotations

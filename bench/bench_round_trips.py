@@ -441,7 +441,54 @@ def cli_one_shot(env: Env, pairs: int, delay_ms: float) -> list[str]:
             target = f" (target <= {CLI_TARGET}: {'met' if ratio <= CLI_TARGET else 'NOT met'})"
         used = statistics.median(cpu[name]) * 1000
         out.append(f"| {name} | {med:.0f} ms | {ratio:.2f}{target} | {used:.0f} ms |")
+    out += ["", *cli_phases(far, env.tmp, pairs)]
     return out
+
+
+# the CLI's main() with two time stamps (CLOCK_MONOTONIC is one clock for all processes)
+PHASES = """
+import json, os, sys, time
+from mattermost_notify import _preconnect
+from mattermost_notify.cli import run
+marks = {}
+start, exit = _preconnect.start, os._exit
+def early(*args):
+    marks.setdefault("connect", time.monotonic())
+    start(*args)
+def done(code):
+    marks["sent"] = time.monotonic()
+    sys.stdout.write(json.dumps(marks) + "\\n")
+    sys.stdout.flush()
+    exit(code)
+_preconnect.start, os._exit = early, done
+sys.argv[0] = "mattermost-notify"
+run()
+"""
+
+
+def cli_phases(environ: dict[str, str], cwd: Path, runs: int) -> list[str]:
+    """Where the time of ``send --channel`` (warm cache) goes: when the connection is
+    opened, when the answer is read and printed (the exit begins), when the process is
+    gone; the command runs as its console script does (``cli.run``)."""
+    marks: dict[str, list[float]] = {"connect": [], "sent": [], "gone": []}
+    argv = [sys.executable, "-c", PHASES, "send", "x", "--channel", "alerts"]
+    for _ in range(runs):
+        spawned = time.monotonic()
+        done = subprocess.run(argv, env=environ, cwd=cwd, capture_output=True, text=True)
+        gone = time.monotonic()
+        if done.returncode != 0:
+            raise RuntimeError(f"phases: {done.stderr.strip()[-200:]}")
+        stamps = json.loads(done.stdout.strip().splitlines()[-1])
+        marks["connect"].append(stamps["connect"] - spawned)
+        marks["sent"].append(stamps["sent"] - spawned)
+        marks["gone"].append(gone - spawned)
+    ms = {k: statistics.median(v) * 1000 for k, v in marks.items()}
+    return [
+        f"phases of `send --channel` (warm cache, {runs} runs, medians from the start of the "
+        f"process): connection opened at {ms['connect']:.0f} ms (Python, argparse, the "
+        f"settings), answer read and printed at {ms['sent']:.0f} ms, process gone at "
+        f"{ms['gone']:.0f} ms"
+    ]
 
 
 # ------------------------------------------------------------------ 3. many targets

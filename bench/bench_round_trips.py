@@ -86,6 +86,23 @@ class Env:
             )
         return env
 
+    def setup_environ(self, far: bool) -> dict[str, str]:
+        """As after ``mattermost-notify setup``: no variable of ours, the settings in the
+        user's config.toml and the id cache in the user's cache directory (platformdirs,
+        under a HOME of its own)."""
+        home = self.tmp / "setup-home"
+        config = home / ".config" / "mattermost-notify" / "config.toml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(
+            f'url = "{self.url(far)}"\ntoken = "{self.sb.token}"\nteam_name = "{self.sb.team}"\n'
+        )
+        config.chmod(0o600)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MATTERMOST_NOTIFY_")}
+        for name in ("PYTHONDONTWRITEBYTECODE", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+            env.pop(name, None)
+        env["HOME"] = str(home)
+        return env
+
     def requests(self) -> int:
         time.sleep(0.05)  # the sandbox logs a request just after answering it
         return len(self.sb.view.requests())
@@ -398,6 +415,8 @@ def cli_one_shot(env: Env, pairs: int, delay_ms: float) -> list[str]:
             [*cli_ours(), "send", "x", "--user", "alice"], far, env.tmp),
         "mattermost-notify send --channel (warm cache)": (
             [*cli_ours(), "send", "x", "--channel", "alerts"], far, env.tmp),
+        "mattermost-notify send --channel (warm cache; settings and cache as after `setup`)": (
+            [*cli_ours(), "send", "x", "--channel", "alerts"], env.setup_environ(True), env.tmp),
         "mattermost-notify send --user --no-cache": (
             [*cli_ours(), "send", "x", "--user", "alice", "--no-cache"], far, env.tmp),
         "mattermost-notify send --channel --no-cache": (

@@ -9,7 +9,10 @@ What a user does, step by step, against the sandbox server:
    ``%%notify_on_done`` cell that sleeps, then ``kill -9`` of the kernel's process:
    the reply in the cell's thread must arrive within 10 s;
 3. the same with a progress bar stopped at 60 %;
-4. a running cell, then *Kernel > Restart Kernel...* from the menu: no "died" message.
+4. a running cell, then *Kernel > Restart Kernel...* from the menu: no "died" message;
+5. ``%autonotify -u alice``, a cell that sleeps, ``kill -9``: a new message (no thread:
+   ``%autonotify`` posts nothing while a cell runs) must arrive within 10 s, naming the
+   cell; then the same with *Restart Kernel...* from the menu: no message.
 
 Screenshots of the browser and of the sandbox's web page go to ``--out``; look at
 them. Needs ``jupyterlab`` and ``selenium`` (pip) and ``chromium`` + ``chromium-driver``
@@ -40,6 +43,8 @@ NOTEBOOK_CELLS = [
     'bar = tqdm(total=100, desc="train", user="alice", min_interval=0.05, mininterval=0)\n'
     "for _ in range(60):\n    bar.update(1)\n"
     "time.sleep(0.2)\nbar.refresh()\ntime.sleep(600)",
+    "%autonotify -u alice",
+    "import time\ntime.sleep(600)",
 ]
 JUPYTER_TOKEN = secrets.token_hex(16)
 
@@ -350,11 +355,73 @@ def main() -> int:
         assert not died, died
         assert "died" not in sb.view.post(running.id).message.lower()
 
+        # 5. %autonotify: a cell killed, then a cell restarted from the menu
+        def auto_record() -> bool:
+            return any(
+                j.get("kind") == "autonotify"
+                for f in Path(env["XDG_DATA_HOME"]).rglob("kernels/*.json")
+                for j in json.loads(f.read_text())["jobs"]
+            )
+
+        wait_idle_again()
+        run_cell(2)
+        wait_idle_again()
+        before = len(posts())
+        run_cell(3)
+        wait(auto_record, 30, "the record of the cell under %autonotify")
+        check.shot(driver, "autonotify-cell-running")
+        assert len(posts()) == before, "a post at the start of a cell under %autonotify"
+        time.sleep(3)
+        pid = kernel_pid(runtime, kernel_id)
+        os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        check.say(f"kill -9 {pid} (a cell under %autonotify)")
+        message = wait(lambda: len(posts()) > before and posts()[-1], 10, "the new message")
+        took_auto = time.monotonic() - killed
+        check.say(f"  message {took_auto:.1f} s after the kill:\n    " + indent(message.message))
+        assert not message.root_id and "The kernel died" in message.message
+        assert "check.ipynb` cell [" in message.message
+        wait(
+            lambda: driver.find_elements(By.CSS_SELECTOR, "dialog.jp-Dialog"),
+            20,
+            "JupyterLab's dialog",
+            0.2,
+        )
+        check.shot(driver, "after-kill-autonotify")
+        for button in driver.find_elements(By.CSS_SELECTOR, "dialog.jp-Dialog button"):
+            if button.text.strip() == "Ok":
+                button.click()
+        wait_idle_again()
+        run_cell(2)
+        wait_idle_again()
+        before = len(posts())
+        run_cell(3)
+        wait(auto_record, 30, "the record of the cell under %autonotify")
+        time.sleep(1)
+        driver.find_element(
+            By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel')][text()='Kernel']"
+        ).click()
+        time.sleep(0.5)
+        driver.find_element(
+            By.XPATH,
+            "//div[contains(@class,'lm-Menu-itemLabel')][starts-with(text(),'Restart Kernel')]",
+        ).click()
+        time.sleep(1)
+        driver.find_element(By.CSS_SELECTOR, "dialog.jp-Dialog button.jp-mod-accept").click()
+        time.sleep(12)
+        check.shot(driver, "after-ui-restart-autonotify")
+        new = [p.message for p in posts()[before:]]
+        check.say(f"after the UI restart under %autonotify: {len(new)} new post(s): {new}")
+        assert not new, new
+
         driver.get(f"{sb.url}/")
         time.sleep(2)
         driver.set_window_size(1400, 2400)
         check.shot(driver, "sandbox-web-page")
-        check.say(f"OK: cell reply {took_cell:.1f} s, bar reply {took_bar:.1f} s after kill -9")
+        check.say(
+            f"OK: cell reply {took_cell:.1f} s, bar reply {took_bar:.1f} s, "
+            f"%autonotify message {took_auto:.1f} s after kill -9"
+        )
         return 0
     except Exception:
         if driver is not None:

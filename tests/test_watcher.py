@@ -115,9 +115,11 @@ def test_sigkill_of_a_console_kernel_under_autonotify_is_reported(console_kernel
     assert sb.token not in json.dumps(record)
     assert sb.view.posts(channel="alerts") == []
     os.kill(record["pid"], signal.SIGKILL)
+    killed = time.monotonic()
     [message] = wait_until(
         lambda: sb.view.posts(channel="alerts"), 10, "the watcher's message in the channel"
     )
+    print(f"message {time.monotonic() - killed:.1f} s after the kill")
     assert message.message.startswith("@bob ")
     assert "The kernel died** while running cell [3] `import time`" in message.message
     assert "without a clean exit" in message.message

@@ -15,8 +15,11 @@ What it does:
   ``%%notify_on_done`` cell or a progress bar runs; see
   :mod:`mattermost_notify.job_records`) and replies in that job's thread: the kernel
   died while running cell N, started at T, running for D, killed by SIGKILL (probably
-  out of memory). What the dead kernel left in the outbox is delivered at once, marked
-  as late.
+  out of memory), with the cell's last lines of output. What the dead kernel left in
+  the outbox is delivered at once, marked as late.
+* For that last output it listens to each kernel's IOPub channel, as the server does
+  for its activity tracking, and keeps the text the running cell wrote to stdout and
+  stderr (the last 8 KiB since the cell started: ``execute_input``).
 * Renames and moves of notebooks made through Jupyter (the contents service's
   ``rename`` events) move the notebook's message hooks with it.
 
@@ -42,6 +45,8 @@ KERNEL_ACTIONS = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
 CONTENTS = "https://events.jupyter.org/jupyter_server/contents_service/v1"
 SCAN_INTERVAL_MS = 1000
 MAX_MOVED_NOTEBOOKS = 10_000
+OUTPUT_TAIL_LINES = 10  # lines of the cell's output in a death report
+OUTPUT_KEPT_CHARS = 8192  # of a kernel's running cell, in memory
 
 log = logging.getLogger("mattermost_notify.jupyter_server")
 
@@ -60,6 +65,48 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 load_jupyter_server_extension = _load_jupyter_server_extension
 
 
+class CellOutput:
+    """What a kernel's running cell wrote to stdout/stderr, from its IOPub channel.
+
+    Only the message's header is decoded for messages other than ``stream``; the text
+    is reset when a cell starts (``execute_input``) and capped at OUTPUT_KEPT_CHARS.
+    """
+
+    def __init__(self, km: Any) -> None:
+        from jupyter_client.session import Session
+
+        self.text = ""
+        self._session = Session(config=km.session.config, key=km.session.key)
+        self._stream = km.connect_iopub()
+        self._stream.on_recv(self._on_message)
+
+    def _on_message(self, msg_list: list[Any]) -> None:
+        try:
+            _idents, fed = self._session.feed_identities(msg_list)
+            msg = self._session.deserialize(fed, content=False)
+            msg_type = msg["header"]["msg_type"]
+            if msg_type == "execute_input":
+                self.text = ""
+            elif msg_type == "stream":
+                text = self._session.deserialize(fed)["content"].get("text")
+                if isinstance(text, str):
+                    self.text = (self.text + text)[-OUTPUT_KEPT_CHARS:]
+        except Exception as exc:  # a message we cannot read: keep what we have
+            log.debug("mattermost_notify: IOPub message not read: %s", exc)
+
+    def take(self) -> str | None:
+        """The last lines written since the cell started (then forgotten), or None."""
+        from .report import output_tail
+
+        text, self.text = self.text, ""
+        return output_tail(text, OUTPUT_TAIL_LINES)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if not self._stream.socket.closed:
+                self._stream.close()
+
+
 class KernelDeathWatcher:
     """Registers restart callbacks on every kernel; reports deaths from a worker thread."""
 
@@ -69,6 +116,7 @@ class KernelDeathWatcher:
         self.kernel_manager = serverapp.kernel_manager
         self.root_dir = Path(str(getattr(serverapp, "root_dir", os.getcwd()))).expanduser()
         self._watched: set[str] = set()
+        self._outputs: dict[str, CellOutput] = {}
         self._tasks: set[asyncio.Future[None]] = set()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mattermost-notify")
         self._client: Any = None
@@ -110,6 +158,16 @@ class KernelDeathWatcher:
             self.log.debug("mattermost_notify: cannot watch kernel %s: %s", kernel_id, exc)
             return
         self._watched.add(kernel_id)
+        try:
+            self._outputs[kernel_id] = CellOutput(self.kernel_manager.get_kernel(kernel_id))
+        except Exception as exc:  # the report then has no output
+            self.log.debug("mattermost_notify: no output of kernel %s: %s", kernel_id, exc)
+
+    def unwatch(self, kernel_id: str) -> None:
+        self._watched.discard(kernel_id)
+        output = self._outputs.pop(kernel_id, None)
+        if output is not None:
+            output.close()
 
     # jupyter_events calls listeners as listener(logger=..., schema_id=..., data=...), and an
     # exception in one would fail the server's own action: catch everything
@@ -120,7 +178,7 @@ class KernelDeathWatcher:
             if data.get("action") == "start" and data.get("kernel_id"):
                 self.watch(str(data["kernel_id"]))
             elif data.get("action") == "shutdown" and data.get("kernel_id"):
-                self._watched.discard(str(data["kernel_id"]))
+                self.unwatch(str(data["kernel_id"]))
         except Exception as exc:
             self.log.debug("mattermost_notify: kernel event not handled: %s", exc)
 
@@ -138,12 +196,19 @@ class KernelDeathWatcher:
                 returncode = process.poll()
         except Exception as exc:
             self.log.debug("mattermost_notify: no process facts for %s: %s", kernel_id, exc)
-        task = asyncio.ensure_future(self._report(kernel_id, died_at, returncode, pid))
+        output = self._outputs.get(kernel_id)
+        cell_output = output.take() if output is not None else None
+        task = asyncio.ensure_future(self._report(kernel_id, died_at, returncode, pid, cell_output))
         self._tasks.add(task)  # keep a reference until it is done
         task.add_done_callback(self._tasks.discard)
 
     async def _report(
-        self, kernel_id: str, died_at: float, returncode: int | None, pid: int | None
+        self,
+        kernel_id: str,
+        died_at: float,
+        returncode: int | None,
+        pid: int | None,
+        cell_output: str | None = None,
     ) -> None:
         notebook = None
         with contextlib.suppress(Exception):  # no Jupyter session: POST /api/kernels
@@ -153,7 +218,14 @@ class KernelDeathWatcher:
                 notebook = str(self.root_dir / path)
         loop = asyncio.get_running_loop()
         loop.run_in_executor(
-            self._executor, self._report_in_thread, kernel_id, died_at, returncode, pid, notebook
+            self._executor,
+            self._report_in_thread,
+            kernel_id,
+            died_at,
+            returncode,
+            pid,
+            notebook,
+            cell_output,
         )
 
     def _get_client(self) -> Any:
@@ -177,6 +249,7 @@ class KernelDeathWatcher:
         returncode: int | None,
         pid: int | None,
         notebook: str | None,
+        cell_output: str | None = None,
     ) -> None:
         from .job_records import claim
         from .kernel_death import report_kernel_death
@@ -194,7 +267,12 @@ class KernelDeathWatcher:
             if client is None:
                 return
             tickets = report_kernel_death(
-                client, record, returncode=returncode, died_at=died_at, notebook=notebook
+                client,
+                record,
+                returncode=returncode,
+                died_at=died_at,
+                notebook=notebook,
+                cell_output=cell_output,
             )
             self.reported.append(
                 {"kernel_id": kernel_id, "jobs": list(record.jobs), "tickets": tickets}
@@ -262,6 +340,8 @@ class KernelDeathWatcher:
     def stop(self) -> None:
         if self._scan is not None:
             self._scan.stop()
+        for kernel_id in list(self._outputs):
+            self.unwatch(kernel_id)
         self._executor.shutdown(wait=False)
 
 

@@ -102,7 +102,7 @@ def report_kernel_death(
     returncode: int | None,
     died_at: float | None = None,
     notebook: str | None = None,
-    stderr_tail: str | None = None,
+    cell_output: str | None = None,
     mention: str = "",
     exit_detail: str | None = None,
 ) -> list[Any]:
@@ -115,7 +115,8 @@ def report_kernel_death(
     message keeps its last meter); a job whose message was never posted gets one
     message to its target, and so does a cell under ``%autonotify`` (which posts nothing
     before its cell ends), when :func:`autonotify_reports` says so. ``exit_detail``
-    says how it ended when ``returncode`` is not known.
+    says how it ended when ``returncode`` is not known; ``cell_output``, the last lines
+    the running cell wrote (when the reporter saw them), goes into a cell's report.
     """
     died_at = time.time() if died_at is None else died_at
     sender = client.sender
@@ -141,7 +142,7 @@ def report_kernel_death(
                 elapsed=elapsed,
                 cell_number=job.cell_number,
                 exit_detail=exit_detail,
-                stderr_tail=stderr_tail,
+                cell_output=cell_output,
             )
             outcome = report.Outcome("died", elapsed, error=exit_detail or "the kernel died")
             edit = report.final_edit_message(ctx, outcome)

@@ -332,7 +332,7 @@ def kernel_died_message(
     elapsed: float,
     cell_number: int | None,
     exit_detail: str | None,
-    stderr_tail: str | None = None,
+    cell_output: str | None = None,
     late_note: str | None = None,
 ) -> str:
     """The reply (or message) when the kernel running a notified cell died."""
@@ -346,9 +346,9 @@ def kernel_died_message(
     ]
     if exit_detail:
         lines.append(f"**{exit_detail}**")
-    if stderr_tail:
-        lines.append("Last lines of the kernel's standard error:")
-        lines.append(_fence(stderr_tail))
+    if cell_output:
+        lines.append("The cell's last output:")
+        lines.append(_fence(cell_output))
     if late_note:
         lines.append(late_note)
     return "\n".join(lines)

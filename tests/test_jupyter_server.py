@@ -9,8 +9,10 @@ from the sandbox.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -275,15 +277,34 @@ def test_a_restart_from_the_api_gives_no_death_message(jupyter, mattermost_env):
 
 
 # ------------------------------------------------------------------ %autonotify
+_SLEEPING_CELL = """\
+import time
+print("an earlier line")
+for epoch in range(1, 13):
+    print(f"epoch {epoch}: loss {1 / epoch:.3f}")
+print("saving checkpoint...", flush=True)
+time.sleep(300)
+"""
+
+
 def _start_autonotify_cell(jupyter, kernel_id: str, options: str) -> dict:
-    """``%autonotify OPTIONS``, a quick cell (its record is gone when it ends), then a
-    cell that sleeps: returns its job record."""
+    """``%autonotify OPTIONS``, a quick cell with output (its record is gone when it
+    ends), then a cell that prints and sleeps: returns its job record once the cell's
+    output reached the clients (the server's extension among them)."""
     kc = jupyter.client(kernel_id)
     _execute(kc, "%load_ext mattermost_notify")
     _execute(kc, f"%autonotify {options}")
-    _execute(kc, "x = 1 + 1")
+    _execute(kc, "print('output of the cell before')")
     assert _record(kernel_id) is None, "a finished cell left its record behind"
-    kc.execute("import time\ntime.sleep(300)")
+    kc.execute(_SLEEPING_CELL)
+    seen = ""
+    deadline = time.monotonic() + 30
+    while "saving checkpoint" not in seen and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            msg = kc.get_iopub_msg(timeout=1)
+            if msg["msg_type"] == "stream":
+                seen += msg["content"]["text"]
+    assert "saving checkpoint" in seen, seen
     record = wait_until(
         lambda: (r := _record(kernel_id)) and r["jobs"] and r,
         30,
@@ -316,6 +337,11 @@ def test_sigkill_mid_cell_under_autonotify_sends_a_new_alerting_message(jupyter,
     assert "`import time`" in message.message
     assert "killed by SIGKILL: probably out of memory" in message.message
     assert "running for" in message.message
+    # the cell's last 10 lines of output, as the server saw them; not the cell before
+    assert "The cell's last output:" in message.message
+    assert "epoch 4: loss 0.250\n" in message.message
+    assert "epoch 12: loss 0.083\nsaving checkpoint..." in message.message
+    assert "epoch 3:" not in message.message and "before" not in message.message
     time.sleep(1)
     assert len(_posts(sb, "alice")) == 1  # one message, no second report
 

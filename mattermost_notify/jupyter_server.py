@@ -65,6 +65,10 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 load_jupyter_server_extension = _load_jupyter_server_extension
 
 
+def _iopub_address(km: Any) -> tuple[str, str, int]:
+    return (str(km.transport), str(km.ip), int(km.iopub_port))
+
+
 class CellOutput:
     """What a kernel's running cell wrote to stdout/stderr, from its IOPub channel.
 
@@ -76,6 +80,7 @@ class CellOutput:
         from jupyter_client.session import Session
 
         self.text = ""
+        self.address = _iopub_address(km)
         self._session = Session(config=km.session.config, key=km.session.key)
         self._stream = km.connect_iopub()
         self._stream.on_recv(self._on_message)
@@ -144,6 +149,7 @@ class KernelDeathWatcher:
         try:
             for kernel_id in list(self.kernel_manager.list_kernel_ids()):
                 self.watch(kernel_id)
+                self._listen(kernel_id)
         except Exception as exc:  # never break the server
             self.log.debug("mattermost_notify: kernel scan failed: %s", exc)
 
@@ -158,8 +164,20 @@ class KernelDeathWatcher:
             self.log.debug("mattermost_notify: cannot watch kernel %s: %s", kernel_id, exc)
             return
         self._watched.add(kernel_id)
+        self._listen(kernel_id)
+
+    def _listen(self, kernel_id: str) -> None:
+        """Listen to the kernel's IOPub; again when its address changed (a restart may
+        give a kernel new ports) or when the first try failed."""
         try:
-            self._outputs[kernel_id] = CellOutput(self.kernel_manager.get_kernel(kernel_id))
+            km = self.kernel_manager.get_kernel(kernel_id)
+            output = self._outputs.get(kernel_id)
+            address = _iopub_address(km)
+            if (output is not None and output.address == address) or not address[2]:
+                return
+            if output is not None:
+                output.close()
+            self._outputs[kernel_id] = CellOutput(km)
         except Exception as exc:  # the report then has no output
             self.log.debug("mattermost_notify: no output of kernel %s: %s", kernel_id, exc)
 

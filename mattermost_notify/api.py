@@ -243,9 +243,10 @@ def _notify_one(
     block: bool,
 ) -> SentMessage | Ticket | None:
     client = get_client()
-    target = dict([client.resolve_target(**{kind: name}, only=kind)])
-    send = client.send if block else client.sender.post
-    return send(message, files=files, id=id, **target)
+    if block:
+        send = client.send_to_user if kind == "user" else client.send_to_channel
+        return send(message, name, files, id)
+    return client.sender.post(message, files=files, id=id, only=kind, **{kind: name})
 
 
 def send_update(

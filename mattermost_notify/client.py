@@ -357,11 +357,38 @@ class BaseClient:
         ``pending_post_id`` lets a caller that retries a whole send (the background
         sender, the outbox) keep one de-duplication key per logical message.
         """
+        return self._send_to(
+            None,
+            message,
+            user=user,
+            channel=channel,
+            files=files,
+            id=id,
+            root_id=root_id,
+            props=props,
+            pending_post_id=pending_post_id,
+        )
+
+    def _send_to(
+        self,
+        only: Literal["user", "channel"] | None,
+        message: str,
+        *,
+        user: str | None = None,
+        channel: str | None = None,
+        files: Files = None,
+        id: str | None = None,
+        root_id: str | None = None,
+        props: Mapping[str, Any] | None = None,
+        pending_post_id: str | None = None,
+    ) -> SentMessage:
+        """``send`` to ``resolve_target(user, channel, only=only)``: with ``only`` the
+        default of that kind (a webhook's own channel for ``"channel"``), never the other."""
         specs = self._check_files(files)
         message = check_message(message, has_files=bool(specs))
         if id is not None:
             check_id(id)
-        kind, name = self.resolve_target(user, channel)
+        kind, name = self.resolve_target(user, channel, only=only)
         props = check_props(props)
         if root_id is not None and not isinstance(root_id, str):
             raise MessageError(f"root_id must be a post id string, got {type(root_id).__name__}")
@@ -380,8 +407,7 @@ class BaseClient:
         self, message: str, user_name: str | None = None, files: Files = None, id: str | None = None
     ) -> SentMessage:
         """Send a direct message to ``user_name`` (or the default user)."""
-        _, name = self.resolve_target(user=user_name, only="user")
-        return self.send(message, user=name, files=files, id=id)
+        return self._send_to("user", message, user=user_name, files=files, id=id)
 
     def send_to_channel(
         self,
@@ -390,9 +416,9 @@ class BaseClient:
         files: Files = None,
         id: str | None = None,
     ) -> SentMessage:
-        """Send a message to ``channel_name`` (or the default channel)."""
-        _, name = self.resolve_target(channel=channel_name, only="channel")
-        return self.send(message, channel=name, files=files, id=id)
+        """Send a message to ``channel_name`` (or the default channel; a webhook's own
+        channel when it has none, never the default user)."""
+        return self._send_to("channel", message, channel=channel_name, files=files, id=id)
 
 
 class Notify(BaseClient):

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import heapq
 import logging
 import os
@@ -69,7 +70,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._checks import check_files, check_id, check_message, check_props, check_target, clean_text
 from ._threads import start_thread
@@ -395,12 +396,13 @@ class BackgroundSender:
         reply_to: str | None = None,
         files: FileArg = None,
         props: Mapping[str, Any] | None = None,
+        only: Literal["user", "channel"] | None = None,
     ) -> Ticket:
         """Queue a new message (or, with ``reply_to``, a reply in that message's thread).
 
         Without ``user`` and ``channel`` it goes to the client's default target as
-        :meth:`Notify.resolve_target` decides it now, so a later change of the default
-        does not move it.
+        :meth:`Notify.resolve_target` decides it now (with ``only``, the default of that
+        kind), so a later change of the default does not move it.
         """
         paths = _normalize_files(files)
         message = check_message(message, has_files=bool(paths))
@@ -419,7 +421,7 @@ class BackgroundSender:
                 raise MessageError("a reply cannot carry its own id (it cannot be updated later)")
             entry = self._entry("reply", message, reply_to=reply_to, files=paths)
             return self._enqueue(entry, Ticket("reply", reply_to))
-        kind, name = self._client.resolve_target(user, channel)
+        kind, name = self._client.resolve_target(user, channel, only=only)
         entry = self._entry("post", message, id=id, files=paths, props=props, **{kind: name})
         return self._enqueue(entry, Ticket("post", id))
 
@@ -969,7 +971,12 @@ class BackgroundSender:
 
             client.add_hook(MessageHook.from_dict(entry.hook, source="outbox entry"))
         if entry.kind == "post":
-            return client.send(
+            # no name: the webhook's own channel, as resolved when it was queued
+            own = entry.user is None and entry.channel is None
+            send = client.send
+            if own and getattr(client, "has_own_channel", False):
+                send = functools.partial(client._send_to, "channel")
+            return send(
                 entry.message or "",
                 user=entry.user,
                 channel=entry.channel,

@@ -96,7 +96,9 @@ class StandIn:
     def has_message(self, id: str) -> bool:
         return id in self.known
 
-    def resolve_target(self, user: str | None, channel: str | None) -> tuple[str, str]:
+    def resolve_target(
+        self, user: str | None, channel: str | None, only: str | None = None
+    ) -> tuple[str, str]:
         if user or channel:
             return ("user", user) if user else ("channel", channel)  # type: ignore[return-value]
         if self.default_user or self.default_channel:

@@ -533,3 +533,37 @@ def test_run_reports_a_command_through_the_webhook(hook_env: Sandbox) -> None:
     [message] = messages(hook_env)
     assert "ok" in message.lower() or "done" in message.lower() or "finished" in message.lower()
     assert key_of(hook_env.webhook_url) not in proc.stdout + proc.stderr
+
+
+def test_a_channel_send_without_a_name_goes_to_the_webhooks_channel_not_the_default_user(
+    hook_env: Sandbox,
+) -> None:
+    """With only a default user set, ``send_to_channel()``/``notify_channel()`` without a
+    channel name still post to a channel: the webhook's own (they once went to the default
+    user). ``send``/``notify`` without a target follow the default user; ``send_to_user``
+    without a name and without a default user is an error naming the missing user."""
+    sb = hook_env
+    client = notify.wakeup(always_send_to_user="bob")
+    client.send_to_channel("send_to_channel()")
+    notify.notify_channel("notify_channel()")
+    notify.notify_channel("notify_channel(block=False)", block=False)
+    client.send("send()")
+    notify.notify("notify()")
+    client.send_to_user("send_to_user()")
+    assert notify.flush(30)
+    assert messages(sb, "town-square") == [
+        "send_to_channel()",
+        "notify_channel()",
+        "notify_channel(block=False)",
+    ]
+    assert [p.message for p in sb.view.posts(dm_with="bob")] == [
+        "send()",
+        "notify()",
+        "send_to_user()",
+    ]
+    channel_only = notify.wakeup(always_send_to_channel="alerts")
+    with pytest.raises(notify.MessageError, match="no user name given and no default user"):
+        channel_only.send_to_user("to nobody")
+    with pytest.raises(notify.MessageError, match="no user name given and no default user"):
+        notify.notify_user("to nobody", block=False)
+    assert hook_requests(sb) == 6

@@ -86,7 +86,7 @@ class ProcessRecord:
                 try:
                     from .watcher import start_watcher
 
-                    self.watcher = start_watcher(client, self.key) or False
+                    self.watcher = start_watcher(client, self.key, connection_file()) or False
                 except Exception as exc:
                     log.warning("cannot start the watcher process: %s", exc)
                     self.watcher = False

@@ -8,7 +8,9 @@ end however the kernel ends, so the watcher reads end-of-file at once (5 ms afte
 SIGKILL). A kernel that exits normally first writes ``bye`` (from ``atexit``); a
 kernel that was killed or crashed cannot, and then the watcher takes the kernel's job
 record and replies in the running message's thread, like the server extension does.
-It then exits: it lives as long as its kernel.
+It then exits: it lives as long as its kernel. In an ipykernel kernel it also listens
+to the kernel's IOPub channel (from the connection file), so that the reply ends with
+the running cell's last lines of output.
 
 Limits: the watcher cannot learn the exit status (only the kernel's parent can), so the
 reply says the kernel ended without a clean exit rather than naming the signal; a child
@@ -25,6 +27,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -36,6 +39,8 @@ log = logging.getLogger("mattermost_notify.watcher")
 
 BYE = b"bye"
 REPORT_TIMEOUT = 120.0
+OUTPUT_TAIL_LINES = 10  # lines of the cell's output in a death report
+OUTPUT_KEPT_CHARS = 8192
 
 
 class Watcher:
@@ -58,8 +63,10 @@ class Watcher:
         self.write_fd = -1
 
 
-def start_watcher(client: Any, key: str) -> Watcher | None:
-    """Start the watcher of this process (record ``key``); None when it cannot start."""
+def start_watcher(client: Any, key: str, connection_file: str | None = None) -> Watcher | None:
+    """Start the watcher of this process (record ``key``); None when it cannot start.
+
+    ``connection_file``: the kernel's, whose IOPub channel the watcher listens to."""
     from .handover import client_settings
 
     settings = client_settings(client)
@@ -67,7 +74,9 @@ def start_watcher(client: Any, key: str) -> Watcher | None:
         return None  # not a client the watcher can make again (webhook mode)
     try:
         read_fd, write_fd = os.pipe()  # not inherited by other children (PEP 446)
-        payload = json.dumps({"settings": settings, "key": key}).encode()
+        payload = json.dumps(
+            {"settings": settings, "key": key, "connection_file": connection_file}
+        ).encode()
         proc = subprocess.Popen(
             [sys.executable, "-m", "mattermost_notify.watcher", str(read_fd), str(os.getpid())],
             pass_fds=(read_fd,),
@@ -85,6 +94,68 @@ def start_watcher(client: Any, key: str) -> Watcher | None:
     except Exception as exc:
         log.warning("cannot start the watcher process: %s", exc)
         return None
+
+
+class CellOutput:
+    """The running cell's last output, from the kernel's IOPub channel (a thread).
+
+    An ipykernel kernel (VS Code, ``jupyter console``) publishes what its cells write
+    to stdout and stderr; the watcher subscribes as any front end does and keeps the
+    last OUTPUT_KEPT_CHARS written since the current cell started (``execute_input``).
+    Terminal IPython has no such channel: then there is no output.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.text = ""
+        self._lock = threading.Lock()
+        self._path = path
+        threading.Thread(target=self._run, name="iopub", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            import zmq
+            from jupyter_client.session import Session
+
+            with open(self._path, encoding="utf-8") as f:
+                info = json.load(f)
+            session = Session(
+                key=str(info.get("key", "")).encode(),
+                signature_scheme=info.get("signature_scheme", "hmac-sha256"),
+            )
+            socket = zmq.Context.instance().socket(zmq.SUB)
+            socket.setsockopt(zmq.SUBSCRIBE, b"")
+            socket.setsockopt(zmq.LINGER, 0)
+            host = info["ip"]
+            if info.get("transport", "tcp") == "tcp":
+                socket.connect(f"tcp://{host}:{info['iopub_port']}")
+            else:
+                socket.connect(f"ipc://{host}-{info['iopub_port']}")
+            while True:
+                self._on_message(session, socket.recv_multipart())
+        except Exception as exc:  # no output in the report
+            log.debug("no output of the kernel: %s", exc)
+
+    def _on_message(self, session: Any, frames: list[bytes]) -> None:
+        try:
+            _idents, fed = session.feed_identities(frames)
+            msg = session.deserialize(fed, content=False)
+            msg_type = msg["header"]["msg_type"]
+            if msg_type == "execute_input":
+                with self._lock:
+                    self.text = ""
+            elif msg_type == "stream":
+                text = session.deserialize(fed)["content"].get("text")
+                if isinstance(text, str):
+                    with self._lock:
+                        self.text = (self.text + text)[-OUTPUT_KEPT_CHARS:]
+        except Exception as exc:
+            log.debug("IOPub message not read: %s", exc)
+
+    def tail(self) -> str | None:
+        from .report import output_tail
+
+        with self._lock:
+            return output_tail(self.text, OUTPUT_TAIL_LINES)
 
 
 def _wait_for_end(read_fd: int) -> bytes:
@@ -108,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     read_fd, kernel_pid = int(args[0]), int(args[1])
     payload = json.loads(sys.stdin.buffer.read().decode("utf-8"))
     sys.stdin.close()
+    output = CellOutput(payload["connection_file"]) if payload.get("connection_file") else None
     said = _wait_for_end(read_fd)
     died_at = time.time()
     from .job_records import claim
@@ -132,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             died_at=died_at,
             exit_detail="it ended without a clean exit: killed (for example by the "
             "out-of-memory killer) or crashed",
+            cell_output=output.tail() if output is not None else None,
         )
         client.sender.flush(REPORT_TIMEOUT)
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -92,11 +93,33 @@ def test_a_clean_shutdown_is_not_reported(console_kernel, mattermost_env):
 
 
 # ------------------------------------------------------------------ %autonotify
+_SLEEPING_CELL = """\
+import time
+for epoch in range(1, 13):
+    print(f"epoch {epoch}")
+print("saving checkpoint...", flush=True)
+time.sleep(300)
+"""
+
+
 def _start_autonotify_cell(kc, options):
-    """``%autonotify OPTIONS`` (it starts the watcher), then a cell that sleeps."""
+    """``%autonotify OPTIONS`` (it starts the watcher), then a cell that prints and
+    sleeps; returns its record once its output reached the clients."""
     reply = kc.execute_interactive(f"%autonotify {options}", timeout=60)
     assert reply["content"]["status"] == "ok"
-    kc.execute("import time\ntime.sleep(300)")
+    # the watcher it started subscribes to the kernel's output within a second or so
+    # (its imports); what a cell prints before that is not in its report
+    time.sleep(3)
+    kc.execute(_SLEEPING_CELL)
+    seen = ""
+    deadline = time.monotonic() + 30
+    while "saving checkpoint" not in seen and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            msg = kc.get_iopub_msg(timeout=1)
+            if msg["msg_type"] == "stream":
+                seen += msg["content"]["text"]
+    assert "saving checkpoint" in seen, seen
+    time.sleep(2)  # the kernel sends to each subscriber in turn (the watcher is one)
     return wait_until(
         lambda: next((r for r in _records() if r["jobs"]), None),
         30,
@@ -123,6 +146,9 @@ def test_sigkill_of_a_console_kernel_under_autonotify_is_reported(console_kernel
     assert message.message.startswith("@bob ")
     assert "The kernel died** while running cell [3] `import time`" in message.message
     assert "without a clean exit" in message.message
+    assert "The cell's last output:" in message.message  # from the kernel's IOPub
+    assert "epoch 4\nepoch 5\n" in message.message and "epoch 3\n" not in message.message
+    assert "epoch 12\nsaving checkpoint..." in message.message
     assert _records() == []
 
 

@@ -140,3 +140,19 @@ def test_the_core_imports_nothing_around_it() -> None:
         name = f"mattermost_notify.{module}"
         outward = {m for m in graph[name] if m.split(".")[1] in AROUND}
         assert outward == set(), f"{module} imports {outward}"
+
+
+def test_the_library_s_threads_are_started_by_start_thread() -> None:
+    """Threads the library starts leave Ctrl-C to the main thread (``_threads``): a module
+    that makes a thread starts it with ``start_thread`` (aside: the sandbox, which stands
+    alone and masks its server thread itself, and the Jupyter server extension's pool)."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] == "sandbox" or path.name in ("_threads.py", "jupyter_server.py"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        makes = "threading.Thread(" in text or "threading.Timer(" in text
+        if makes and "start_thread(" not in text:
+            offenders.append(str(relative))
+    assert offenders == []

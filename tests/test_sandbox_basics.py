@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 
+import pytest
 import requests
 
 from mattermost_notify.sandbox import Sandbox
@@ -129,3 +132,25 @@ def test_request_is_in_the_log_when_its_answer_arrives(mattermost_server: Sandbo
     for n in range(50):
         requests.get(sb.url + "/api/v4/system/ping", timeout=5)
         assert len(sb.view.requests()) == n + 1
+
+
+def _blocks_sigint(thread: threading.Thread) -> bool:
+    with open(f"/proc/self/task/{thread.native_id}/status", encoding="ascii") as status:
+        mask = next(line for line in status if line.startswith("SigBlk:")).split()[1]
+    return bool(int(mask, 16) >> (signal.SIGINT - 1) & 1)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads /proc (Linux)")
+def test_the_server_s_threads_leave_ctrl_c_to_the_main_thread(mattermost_server: Sandbox) -> None:
+    """A Ctrl-C the kernel gave to a server thread would not wake the main thread
+    (``mattermost-notify demo --keep`` sleeps there): the server's thread and its request
+    threads block SIGINT."""
+    with requests.Session() as session:  # keep-alive: the request's thread stays
+        r = session.get(mattermost_server.url + "/api/v4/system/ping", timeout=5)
+        assert r.status_code == 200
+        port = f":{mattermost_server.port}"
+        serving = [t for t in threading.enumerate() if t.name.endswith(port)]
+        answering = [t for t in threading.enumerate() if "process_request" in t.name]
+        assert serving and answering, threading.enumerate()
+        assert [t.name for t in serving + answering if not _blocks_sigint(t)] == []
+    assert not _blocks_sigint(threading.main_thread())

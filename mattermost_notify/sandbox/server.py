@@ -7,6 +7,7 @@ import hashlib
 import logging
 import re
 import selectors
+import signal
 import socket
 import threading
 import time
@@ -57,6 +58,13 @@ def add_response_observer(callback: ResponseObserver) -> Callable[[], None]:
 
 
 _DROPPED = Response(0, content_type="")  # what the log says of a connection closed unanswered
+
+
+_ASYNC_SIGNALS = {
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
+    if hasattr(signal, name)
+}
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -498,7 +506,16 @@ class Sandbox:
             name=f"mattermost-sandbox:{self.port}",
             daemon=True,
         )
-        self._thread.start()
+        # The server's threads (and the request threads it starts, which inherit the
+        # mask) leave Ctrl-C and SIGTERM to the main thread: the process may pick any
+        # thread that does not block a signal, and only the main thread acts on it.
+        masked = hasattr(signal, "pthread_sigmask")
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS) if masked else None
+        try:
+            self._thread.start()
+        finally:
+            if previous is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         return self
 
     def stop(self) -> None:

@@ -98,12 +98,16 @@ class _Watchdog:
         entry = [time.monotonic() + delay, next(self._seq), fn]
         with self._lock:
             if not self._started:
-                self._started = True
-                start_thread(
-                    threading.Thread(
-                        target=self._run, name="mattermost-notify-deadlines", daemon=True
+                try:
+                    start_thread(
+                        threading.Thread(
+                            target=self._run, name="mattermost-notify-deadlines", daemon=True
+                        )
                     )
-                )
+                    self._started = True
+                except RuntimeError:  # Python 3.12 in an atexit handler: no new thread;
+                    # this attempt is bounded by its socket timeouts alone
+                    logger.debug("no deadline thread at interpreter exit")
             heapq.heappush(self._heap, entry)
             if self._heap[0] is entry:
                 self._cond.notify()

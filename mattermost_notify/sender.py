@@ -363,6 +363,7 @@ class BackgroundSender:
         self._spool_released = False
         # with an outbox, nothing is sent before what exited processes left was adopted
         self._prepared = not self._use_spool
+        self._no_threads = False  # Python refused to start one (3.12, at exit)
         self._unsaved = False
         self.delivered = 0
         self.failed = 0
@@ -458,12 +459,14 @@ class BackgroundSender:
         self._check_fork()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            if not self._cond.wait_for(lambda: self._prepared, timeout):
+            if not self._cond.wait_for(lambda: self._prepared or self._no_threads, timeout):
                 return False
             self._queue_deferred()
             target = self._seq
             if self._queue:
                 self._start_worker()
+                if self._no_threads and not any(w.is_alive() for w in self._workers):
+                    return False  # nothing can deliver it from this process
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             # (a snapshot: a signal handler that sends may append while this iterates)
             return self._cond.wait_for(
@@ -790,7 +793,8 @@ class BackgroundSender:
             self._outbox_thread = threading.Thread(
                 target=self._outbox_run, name="mattermost-notify-outbox", daemon=True
             )
-            start_thread(self._outbox_thread)
+            if not self._start(self._outbox_thread):
+                self._outbox_thread = None
 
     def _outbox_run(self) -> None:
         try:
@@ -884,7 +888,19 @@ class BackgroundSender:
             return
         worker = threading.Thread(target=self._run, name="mattermost-notify-sender", daemon=True)
         self._workers.add(worker)
-        start_thread(worker)
+        if not self._start(worker):
+            self._workers.discard(worker)
+
+    def _start(self, thread: threading.Thread) -> bool:
+        """Start a thread of the sender; False when Python refuses: Python 3.12 starts no
+        thread in an atexit handler (the exit hand-over then delivers what is left)."""
+        try:
+            start_thread(thread)
+        except RuntimeError as exc:
+            log.debug("no thread for the background sender: %s", exc)
+            self._no_threads = True
+            return False
+        return True
 
     def _take(self, me: threading.Thread) -> _Item | None:
         """Wait for an item free to go and mark it on the wire; None: this worker stops

@@ -129,3 +129,41 @@ def test_a_message_the_outbox_thread_has_not_written_goes_to_the_detached_sender
     wait_until(lambda: _dm(sb), 60, "the message queued at exit")
     wait_until(lambda: not list_entries(), 60, "the outbox to be empty")
     assert _dm(sb) == ["queued at exit"]
+
+
+NO_THREADS_AT_EXIT = """
+import atexit, threading
+import mattermost_notify as notify
+from mattermost_notify import tqdm
+
+def send_at_exit():
+    notify.notify_user("sent at exit", "alice", block=False)
+
+def refuse_threads():  # what Python 3.12 does once atexit handlers run
+    def start(self):
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+    threading.Thread.start = start
+
+atexit.register(send_at_exit)
+atexit.register(refuse_threads)  # runs first
+for _ in tqdm(range(5), desc="job", user="alice"):
+    pass
+"""
+
+
+def test_no_thread_can_start_at_exit(mattermost_env):
+    """Python 3.12 starts no thread in atexit handlers (3.11 and 3.13 do): a message sent
+    from one, and the final state of a bar that closed just before, still arrive (through
+    the detached sender when no thread of the sender is running)."""
+    sb = mattermost_env
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_THREADS_AT_EXIT],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    wait_until(lambda: "sent at exit" in _dm(sb), 60, "the message sent at exit")
+    wait_until(lambda: any("✅ **job** done: 5/5" in m for m in _dm(sb)), 60, "the bar's end")

@@ -491,7 +491,8 @@ def test_sigint_handler_is_restored_after_the_bar(mattermost_env: Sandbox, tmp_p
             print("my handler ran")
         signal.signal(signal.SIGINT, mine)
         for i in tqdm(range(3), desc="job", channel="alerts"):
-            assert signal.getsignal(signal.SIGINT) is not mine  # the bar's, chained
+            # the bar's, chained (3.11 under a tracer; from 3.12 on the bar needs none)
+            assert (signal.getsignal(signal.SIGINT) is not mine) == (sys.version_info < (3, 12))
             signal.raise_signal(signal.SIGINT)  # chained to the user's handler
         assert signal.getsignal(signal.SIGINT) is mine
         """,

@@ -343,38 +343,6 @@ def test_value_error_in_a_plain_loop_is_named(
     assert "ValueError: bad batch 4" in reply.message
 
 
-def test_tqdm_reached_through_a_symbolic_link(mattermost_env: Sandbox, tmp_path: Path) -> None:
-    """tqdm imported through a linked directory (a virtual environment behind a symbolic
-    link): its frames are still told from the user's, and the exception is named."""
-    import tqdm as tqdm_package
-
-    linked = tmp_path / "linked"
-    linked.mkdir()
-    (linked / "tqdm").symlink_to(Path(tqdm_package.__file__).parent, target_is_directory=True)
-    script = tmp_path / "job.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import sys
-            sys.path.insert(0, {str(linked)!r})
-            import tqdm
-            assert tqdm.__file__.startswith({str(linked)!r}), tqdm.__file__
-            from mattermost_notify import tqdm
-            for i in tqdm(range(9), desc="job", channel="alerts"):
-                if i == 4:
-                    raise ValueError(f"bad batch {{i}}")
-            """
-        ),
-        encoding="utf-8",
-    )
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=90)
-    assert "ValueError: bad batch 4" in proc.stderr, proc.stderr
-    (post,) = roots(mattermost_env, replies=1)
-    text = post.message  # type: ignore[attr-defined]
-    assert "❌ **job** failed at 4/9" in text, text
-    assert "ValueError: bad batch 4" in text, text
-
-
 @pytest.mark.parametrize(
     ("statement", "status", "headline", "text"),
     [

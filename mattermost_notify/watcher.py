@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Any
 
-from ._threads import unblock_signals
+from ._threads import start_thread, unblock_signals
 
 __all__ = ["BYE", "Watcher", "main", "start_watcher"]
 
@@ -109,7 +109,7 @@ class CellOutput:
         self.text = ""
         self._lock = threading.Lock()
         self._path = path
-        threading.Thread(target=self._run, name="iopub", daemon=True).start()
+        start_thread(threading.Thread(target=self._run, name="iopub", daemon=True))
 
     def _run(self) -> None:
         try:

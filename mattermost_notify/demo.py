@@ -144,9 +144,9 @@ def run_demo(keep: bool = False, out: IO[str] | None = None) -> int:
         else:
             say(f"All 4 steps done and checked on the server in {elapsed:.1f} s.")
         if keep:
-            say(f"See the messages on the sandbox's web page: {sb.url}/")
-            say("The sandbox stays up (--keep); press Ctrl-C to stop it.")
-            try:
+            try:  # a Ctrl-C right after the line that asks for it is a stop too
+                say(f"See the messages on the sandbox's web page: {sb.url}/")
+                say("The sandbox stays up (--keep); press Ctrl-C to stop it.")
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:

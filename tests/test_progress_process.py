@@ -26,6 +26,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def run(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """The script in a child process whose SIGINT acts as in a terminal (a background
+    job inherits it ignored)."""
     script = tmp_path / "job.py"
     script.write_text(textwrap.dedent(code), encoding="utf-8")
     return subprocess.run(
@@ -33,6 +35,7 @@ def run(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=90,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

@@ -236,6 +236,9 @@ def _start_cli(*args: str) -> tuple[subprocess.Popen[str], str, str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C stops it as in a terminal, also when pytest runs as a background job
+        # (which inherits SIGINT ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None
     lines = []

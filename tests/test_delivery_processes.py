@@ -286,12 +286,15 @@ def test_after_close_a_late_outbox_thread_opens_no_new_spool(mattermost_env: San
 
     arrived, go = threading.Event(), threading.Event()
     disk = sender._disk
+    stopped: list[threading.Thread] = []  # this sender's outbox thread (other tests' idle
+    # senders may have theirs in this process too)
 
     class LateDisk:
         """The outbox thread stops at the disk until ``go``; other threads pass."""
 
         def __enter__(self) -> object:
             if threading.current_thread().name == "mattermost-notify-outbox":
+                stopped.append(threading.current_thread())
                 arrived.set()
                 go.wait(30)
             return disk.__enter__()
@@ -303,7 +306,7 @@ def test_after_close_a_late_outbox_thread_opens_no_new_spool(mattermost_env: San
     try:
         sender.post("left at close", channel="alerts")
         assert arrived.wait(30)  # the outbox thread has seen the message, not written it
-        [outbox_thread] = [t for t in threading.enumerate() if t.name == "mattermost-notify-outbox"]
+        [outbox_thread] = stopped
         client.close(timeout=0)  # the sender writes it itself and lets go of the spool
         # (its last worker lets go of it when it stops, a moment later)
         wait_until(
@@ -311,6 +314,7 @@ def test_after_close_a_late_outbox_thread_opens_no_new_spool(mattermost_env: San
         )
     finally:
         go.set()
+        client.close(timeout=0)  # also when a check failed: no sender of this test lives on
     outbox_thread.join(30)
     assert not outbox_thread.is_alive()
     spools = [p.name for p in outbox.outbox_dir().iterdir() if p.is_dir()]

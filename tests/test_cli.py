@@ -917,3 +917,18 @@ def test_save_hook_hint_and_update_f_confusion(run, configfile, mattermost_serve
     assert r.code == 2
     line = _one_line_error(r)
     assert "-f means --hook" in line and "--files" in line
+
+
+def test_python_dash_m_is_the_command(mattermost_env):
+    """``python -m mattermost_notify`` works where the console script is not on PATH."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mattermost_notify", "send", "via python -m", "-u", "alice"],
+        capture_output=True,
+        text=True,
+        env=_script_env(),
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Sent to @alice" in proc.stdout
+    assert mattermost_env.token not in proc.stdout + proc.stderr
+    assert [p.message for p in mattermost_env.view.posts(dm_with="alice")] == ["via python -m"]

@@ -45,8 +45,6 @@ KERNEL_ACTIONS = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
 CONTENTS = "https://events.jupyter.org/jupyter_server/contents_service/v1"
 SCAN_INTERVAL_MS = 1000
 MAX_MOVED_NOTEBOOKS = 10_000
-OUTPUT_TAIL_LINES = 10  # lines of the cell's output in a death report
-OUTPUT_KEPT_CHARS = 8192  # of a kernel's running cell, in memory
 
 log = logging.getLogger("mattermost_notify.jupyter_server")
 
@@ -70,41 +68,23 @@ def _iopub_address(km: Any) -> tuple[str, str, int]:
 
 
 class CellOutput:
-    """What a kernel's running cell wrote to stdout/stderr, from its IOPub channel.
-
-    Only the message's header is decoded for messages other than ``stream``; the text
-    is reset when a cell starts (``execute_input``) and capped at OUTPUT_KEPT_CHARS.
-    """
+    """What a kernel's running cell wrote to stdout/stderr, from its IOPub channel (see
+    :class:`~mattermost_notify.kernel_death.CellOutputTail`)."""
 
     def __init__(self, km: Any) -> None:
         from jupyter_client.session import Session
 
-        self.text = ""
-        self.address = _iopub_address(km)
-        self._session = Session(config=km.session.config, key=km.session.key)
-        self._stream = km.connect_iopub()
-        self._stream.on_recv(self._on_message)
+        from .kernel_death import CellOutputTail
 
-    def _on_message(self, msg_list: list[Any]) -> None:
-        try:
-            _idents, fed = self._session.feed_identities(msg_list)
-            msg = self._session.deserialize(fed, content=False)
-            msg_type = msg["header"]["msg_type"]
-            if msg_type == "execute_input":
-                self.text = ""
-            elif msg_type == "stream":
-                text = self._session.deserialize(fed)["content"].get("text")
-                if isinstance(text, str):
-                    self.text = (self.text + text)[-OUTPUT_KEPT_CHARS:]
-        except Exception as exc:  # a message we cannot read: keep what we have
-            log.debug("mattermost_notify: IOPub message not read: %s", exc)
+        self.address = _iopub_address(km)
+        self.tail = CellOutputTail()
+        session = Session(config=km.session.config, key=km.session.key)
+        self._stream = km.connect_iopub()
+        self._stream.on_recv(lambda frames: self.tail.feed(session, frames))
 
     def take(self) -> str | None:
         """The last lines written since the cell started (then forgotten), or None."""
-        from .report import output_tail
-
-        text, self.text = self.text, ""
-        return output_tail(text, OUTPUT_TAIL_LINES)
+        return self.tail.take()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

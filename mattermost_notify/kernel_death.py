@@ -9,6 +9,7 @@ client's background sender.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -16,9 +17,45 @@ from typing import Any
 from . import report
 from .job_records import JobRecord, KernelRecord
 
-__all__ = ["autonotify_reports", "late_note", "report_kernel_death"]
+__all__ = ["CellOutputTail", "autonotify_reports", "late_note", "report_kernel_death"]
 
 log = logging.getLogger("mattermost_notify.kernel_death")
+
+CELL_OUTPUT_LINES = 10  # lines of the running cell's output in a death report
+CELL_OUTPUT_KEPT = 8192  # characters of it kept in memory
+
+
+class CellOutputTail:
+    """What a kernel's running cell wrote to stdout and stderr, fed its IOPub messages
+    (by the Jupyter server extension and the watcher): emptied when a cell starts
+    (``execute_input``), the last CELL_OUTPUT_KEPT characters kept. Only a ``stream``
+    message's content is decoded; the others' header only."""
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._lock = threading.Lock()
+
+    def feed(self, session: Any, frames: list[Any]) -> None:
+        """One IOPub message: its frames, read with the kernel's jupyter_client session."""
+        try:
+            _idents, fed = session.feed_identities(frames)
+            msg_type = session.deserialize(fed, content=False)["header"]["msg_type"]
+            if msg_type == "execute_input":
+                with self._lock:
+                    self._text = ""
+            elif msg_type == "stream":
+                text = session.deserialize(fed)["content"].get("text")
+                if isinstance(text, str):
+                    with self._lock:
+                        self._text = (self._text + text)[-CELL_OUTPUT_KEPT:]
+        except Exception as exc:  # a message we cannot read: keep what we have
+            log.debug("mattermost_notify: IOPub message not read: %s", exc)
+
+    def take(self) -> str | None:
+        """The last lines written since the cell started (then forgotten), or None."""
+        with self._lock:
+            text, self._text = self._text, ""
+        return report.output_tail(text, CELL_OUTPUT_LINES)
 
 
 def late_note(entry: Any) -> str | None:

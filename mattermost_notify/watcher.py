@@ -39,8 +39,6 @@ log = logging.getLogger("mattermost_notify.watcher")
 
 BYE = b"bye"
 REPORT_TIMEOUT = 120.0
-OUTPUT_TAIL_LINES = 10  # lines of the cell's output in a death report
-OUTPUT_KEPT_CHARS = 8192
 
 
 class Watcher:
@@ -100,14 +98,15 @@ class CellOutput:
     """The running cell's last output, from the kernel's IOPub channel (a thread).
 
     An ipykernel kernel (VS Code, ``jupyter console``) publishes what its cells write
-    to stdout and stderr; the watcher subscribes as any front end does and keeps the
-    last OUTPUT_KEPT_CHARS written since the current cell started (``execute_input``).
-    Terminal IPython has no such channel: then there is no output.
+    to stdout and stderr; the watcher subscribes as any front end does (see
+    :class:`~mattermost_notify.kernel_death.CellOutputTail`). Terminal IPython has no
+    such channel: then there is no output.
     """
 
     def __init__(self, path: str) -> None:
-        self.text = ""
-        self._lock = threading.Lock()
+        from .kernel_death import CellOutputTail
+
+        self.tail = CellOutputTail()
         self._path = path
         start_thread(threading.Thread(target=self._run, name="iopub", daemon=True))
 
@@ -131,31 +130,9 @@ class CellOutput:
             else:
                 socket.connect(f"ipc://{host}-{info['iopub_port']}")
             while True:
-                self._on_message(session, socket.recv_multipart())
+                self.tail.feed(session, socket.recv_multipart())
         except Exception as exc:  # no output in the report
             log.debug("no output of the kernel: %s", exc)
-
-    def _on_message(self, session: Any, frames: list[bytes]) -> None:
-        try:
-            _idents, fed = session.feed_identities(frames)
-            msg = session.deserialize(fed, content=False)
-            msg_type = msg["header"]["msg_type"]
-            if msg_type == "execute_input":
-                with self._lock:
-                    self.text = ""
-            elif msg_type == "stream":
-                text = session.deserialize(fed)["content"].get("text")
-                if isinstance(text, str):
-                    with self._lock:
-                        self.text = (self.text + text)[-OUTPUT_KEPT_CHARS:]
-        except Exception as exc:
-            log.debug("IOPub message not read: %s", exc)
-
-    def tail(self) -> str | None:
-        from .report import output_tail
-
-        with self._lock:
-            return output_tail(self.text, OUTPUT_TAIL_LINES)
 
 
 def _wait_for_end(read_fd: int) -> bytes:
@@ -204,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             died_at=died_at,
             exit_detail="it ended without a clean exit: killed (for example by the "
             "out-of-memory killer) or crashed",
-            cell_output=output.tail() if output is not None else None,
+            cell_output=output.tail.take() if output is not None else None,
         )
         client.sender.flush(REPORT_TIMEOUT)
     return 0

@@ -561,6 +561,8 @@ def _forked_workers(ctx: Ctx) -> str:
 _LEAVE_UPDATE = """
 import mattermost_notify as notify
 notify.wakeup(always_send_to_channel="alerts")
+# left for the next process (no detached sender at exit: it could deliver it meanwhile)
+notify.get_client().sender.hand_over_at_exit = False
 notify.notify("epoch 1/3", id="training")          # posted: the server is healthy
 open("posted", "w").close()
 import time

@@ -24,6 +24,17 @@ for i in range(3):
 """
 
 
+def _run_script(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``code`` in a child Python with this environment (the sandbox's settings)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def _dm(sb, user="alice"):
     try:
         return [p.message for p in sb.view.posts(dm_with=user)]
@@ -36,9 +47,7 @@ def test_exit_under_a_slow_server_hands_over_and_delivers_once(mattermost_env):
     sb = mattermost_env
     sb.faults.delay(2.0)
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=dict(os.environ), capture_output=True, text=True
-    )
+    proc = _run_script(SCRIPT)
     took = time.monotonic() - started
     at_exit = len(_dm(sb))
     assert proc.returncode == 0, proc.stderr
@@ -61,9 +70,7 @@ def test_exit_with_the_server_down_leaves_the_messages_to_the_detached_sender(ma
     sb = mattermost_env
     sb.stop()
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=dict(os.environ), capture_output=True, text=True
-    )
+    proc = _run_script(SCRIPT)
     assert proc.returncode == 0, proc.stderr
     assert time.monotonic() - started < DEFAULT_EXIT_TIMEOUT
     time.sleep(1)
@@ -74,9 +81,7 @@ def test_exit_with_the_server_down_leaves_the_messages_to_the_detached_sender(ma
 
 
 def test_a_healthy_server_gets_everything_once(mattermost_env):
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=dict(os.environ), capture_output=True, text=True
-    )
+    proc = _run_script(SCRIPT)
     assert proc.returncode == 0, proc.stderr
     wait_until(lambda: len(_dm(mattermost_env)) >= 3, 30, "the 3 messages")
     time.sleep(1)
@@ -116,13 +121,7 @@ def test_a_message_the_outbox_thread_has_not_written_goes_to_the_detached_sender
     # the posts are refused (503: not applied) until the script has exited, so the
     # script itself cannot deliver it: only the detached sender can
     sb.faults.fail_next(10_000, status=503, path_prefix="/api/v4/posts")
-    proc = subprocess.run(
-        [sys.executable, "-c", LATE_OUTBOX_THREAD],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _run_script(LATE_OUTBOX_THREAD)
     assert proc.returncode == 0, proc.stderr
     assert _dm(sb) == []
     sb.faults.clear()
@@ -156,13 +155,7 @@ def test_no_thread_can_start_at_exit(mattermost_env):
     from one, and the final state of a bar that closed just before, still arrive (through
     the detached sender when no thread of the sender is running)."""
     sb = mattermost_env
-    proc = subprocess.run(
-        [sys.executable, "-c", NO_THREADS_AT_EXIT],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    proc = _run_script(NO_THREADS_AT_EXIT, timeout=90)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     wait_until(lambda: "sent at exit" in _dm(sb), 60, "the message sent at exit")

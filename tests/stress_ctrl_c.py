@@ -19,27 +19,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 
+from test_progress_process import CTRL_C_CAUGHT_THEN_VALUE_ERROR
+
 from mattermost_notify.sandbox import Sandbox
 
-CHILD = textwrap.dedent(
-    """
-    import faulthandler, signal, time
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
-    from mattermost_notify import tqdm
-    for i in tqdm(range(100), desc="job", channel="alerts"):
-        if i == 3:
-            try:
-                print("ready", flush=True)
-                time.sleep(60)
-            except KeyboardInterrupt:
-                print("skipped", flush=True)
-        if i == 5:
-            raise ValueError("loss is nan")
-    """
+# the test's script, its threads' stacks dumped on SIGUSR1
+CHILD = (
+    "import faulthandler, signal\n"
+    "faulthandler.register(signal.SIGUSR1, all_threads=True)\n" + CTRL_C_CAUGHT_THEN_VALUE_ERROR
 )
 
 

@@ -186,6 +186,22 @@ def test_ctrl_c_in_a_plain_loop_reads_interrupted(mattermost_env: Sandbox, tmp_p
     assert not post.reply_ids  # type: ignore[attr-defined]  # no alerting reply
 
 
+# (also run side by side under load by tests/stress_ctrl_c.py)
+CTRL_C_CAUGHT_THEN_VALUE_ERROR = """
+import time
+from mattermost_notify import tqdm
+for i in tqdm(range(100), desc="job", channel="alerts"):
+    if i == 3:
+        try:
+            print("ready", flush=True)
+            time.sleep(60)
+        except KeyboardInterrupt:
+            print("skipped", flush=True)
+    if i == 5:
+        raise ValueError("loss is nan")
+"""
+
+
 def test_ctrl_c_handled_in_the_body_then_a_value_error(
     mattermost_env: Sandbox, tmp_path: Path
 ) -> None:
@@ -193,22 +209,7 @@ def test_ctrl_c_handled_in_the_body_then_a_value_error(
 
     (It once hung under load: the SIGINT went to a sender thread, so the body's
     ``time.sleep(60)`` was not interrupted; see the test below.)"""
-    proc = start(
-        """
-        import time
-        from mattermost_notify import tqdm
-        for i in tqdm(range(100), desc="job", channel="alerts"):
-            if i == 3:
-                try:
-                    print("ready", flush=True)
-                    time.sleep(60)
-                except KeyboardInterrupt:
-                    print("skipped", flush=True)
-            if i == 5:
-                raise ValueError("loss is nan")
-        """,
-        tmp_path,
-    )
+    proc = start(CTRL_C_CAUGHT_THEN_VALUE_ERROR, tmp_path)
     out, err = ctrl_c_at_ready(proc)
     assert "skipped" in out
     assert proc.returncode == 1

@@ -278,6 +278,21 @@ def main() -> int:
                     button.click()  # as the user does
             return reply, took
 
+        def restart_from_menu(shot: str | None = None) -> None:
+            """Kernel > Restart Kernel... and accept the dialog (a screenshot of it first)."""
+            driver.find_element(
+                By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel')][text()='Kernel']"
+            ).click()
+            time.sleep(0.5)
+            driver.find_element(
+                By.XPATH,
+                "//div[contains(@class,'lm-Menu-itemLabel')][starts-with(text(),'Restart Kernel')]",
+            ).click()
+            time.sleep(1)
+            if shot:
+                check.shot(driver, shot)
+            driver.find_element(By.CSS_SELECTOR, "dialog.jp-Dialog button.jp-mod-accept").click()
+
         def wait_idle_again() -> None:
             wait(
                 lambda: api("GET", f"/api/kernels/{kernel_id}")["execution_state"] == "idle",
@@ -330,17 +345,7 @@ def main() -> int:
         run_cell(0)
         running = wait(lambda: len(posts()) > before and posts()[-1], 60, "the running post")
         time.sleep(1)
-        driver.find_element(
-            By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel')][text()='Kernel']"
-        ).click()
-        time.sleep(0.5)
-        driver.find_element(
-            By.XPATH,
-            "//div[contains(@class,'lm-Menu-itemLabel')][starts-with(text(),'Restart Kernel')]",
-        ).click()
-        time.sleep(1)
-        check.shot(driver, "restart-dialog")
-        driver.find_element(By.CSS_SELECTOR, "dialog.jp-Dialog button.jp-mod-accept").click()
+        restart_from_menu("restart-dialog")
         restarted = time.monotonic()
         time.sleep(12)
         check.shot(driver, "after-ui-restart")
@@ -398,16 +403,7 @@ def main() -> int:
         run_cell(3)
         wait(auto_record, 30, "the record of the cell under %autonotify")
         time.sleep(1)
-        driver.find_element(
-            By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel')][text()='Kernel']"
-        ).click()
-        time.sleep(0.5)
-        driver.find_element(
-            By.XPATH,
-            "//div[contains(@class,'lm-Menu-itemLabel')][starts-with(text(),'Restart Kernel')]",
-        ).click()
-        time.sleep(1)
-        driver.find_element(By.CSS_SELECTOR, "dialog.jp-Dialog button.jp-mod-accept").click()
+        restart_from_menu()
         time.sleep(12)
         check.shot(driver, "after-ui-restart-autonotify")
         new = [p.message for p in posts()[before:]]
